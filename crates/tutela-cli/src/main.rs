@@ -1,0 +1,307 @@
+//! The `tutela` binary: `serve`, `token create`, `policy check`.
+//!
+//! Exit codes: 0 success, 1 a failed check or a runtime failure, 2 bad usage.
+
+mod policy_check;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tutela_core::clock::SystemClock;
+use tutela_core::{Clock, Region, Role, SubjectId, TenantId};
+use tutela_server::config::{LogFormat, Overrides};
+use tutela_server::{Application, Config};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tutela",
+    version,
+    about = "Personal-information protection engine: the privacy statement, enforced."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Work with the policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// Options every command that touches state shares with `serve`.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Configuration file (default: ./tutela.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Policy file (default: ./policy/statement.toml, else the built-in copy).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Data directory for the SQLite database and keys (default: ./tutela-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// `postgres://...` to use PostgreSQL instead of SQLite.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on (default: 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Create a demo tenant with subjects (idempotent) and print a token for each role.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenCreateArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// operator, privacy_officer, auditor, service, support, tenant_admin or end_user.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// The tenant a tenant_admin or end_user token is scoped to.
+    #[arg(long, value_parser = parse_tenant)]
+    tenant: Option<TenantId>,
+    /// The subject an end_user token acts as.
+    #[arg(long, value_parser = parse_subject)]
+    subject: Option<SubjectId>,
+    /// Where the caller is: cn or overseas (matters for support, R7).
+    #[arg(long, value_parser = parse_region, default_value = "cn")]
+    region: Region,
+    /// A note on what the token is for.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file and print a summary and the requirement ids it encodes.
+    Check {
+        /// The file to check (default: the policy `serve` would load).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
+}
+fn parse_tenant(s: &str) -> Result<TenantId, String> {
+    TenantId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_subject(s: &str) -> Result<SubjectId, String> {
+    SubjectId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_region(s: &str) -> Result<Region, String> {
+    Region::parse(s).map_err(|e| e.to_string())
+}
+
+/// An error that means the command was used wrongly (exit 2), not that it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn load_config(
+    common: &CommonArgs,
+    listen: Option<SocketAddr>,
+    log_format: Option<LogFormatArg>,
+) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        data_dir: common.data_dir.clone(),
+        database_url: common.database_url.clone(),
+        policy: common.policy.clone(),
+        listen,
+        log_format: log_format.map(|f| match f {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        }),
+    };
+    Config::load(common.config.as_deref(), &overrides).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Logs go to stderr (stdout carries command output such as a new token). `default` is
+/// the filter when `RUST_LOG` is unset.
+fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve(args) => serve(args, clock).await,
+        Command::Token(TokenCommand::Create(args)) => token_create(args, clock).await,
+        Command::Policy(PolicyCommand::Check { file, common }) => {
+            let config = load_config(&common, None, None)?;
+            policy_check::run(file.as_deref().or(config.policy.as_deref()))
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.common, args.listen, args.log_format)?;
+    init_logging(config.log_format, "info,sqlx=warn");
+    tracing::info!(config = ?config, "starting tutela");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let app = Application::build(config, clock).await?;
+    if args.demo {
+        let report = tutela_server::demo::ensure(app.state())
+            .await
+            .context("setting up the demo")?;
+        print_demo(&report, &format!("{scheme}://{}", app.local_addr()));
+    }
+    app.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo(report: &tutela_server::demo::DemoReport, base: &str) {
+    let verb = if report.created { "created" } else { "found" };
+    println!("\n== tutela demo ==");
+    println!("demo tenant {verb}: {}", report.tenant);
+    for (kind, id, minor) in &report.subjects {
+        println!(
+            "  subject {id} ({kind}{})",
+            if *minor { ", minor" } else { "" }
+        );
+    }
+    println!("\ntokens (shown once; only their hashes are stored):");
+    for (label, bearer) in &report.tokens {
+        println!("  {label:<20} {bearer}");
+    }
+    let token_for = |label: &str| {
+        report
+            .tokens
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or("TOKEN", |(_, t)| t.as_str())
+    };
+    println!("\ntry:");
+    println!("  curl -s {base}/healthz");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' {base}/v1/policy",
+        token_for("auditor")
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' {base}/v1/tenants/{}",
+        token_for("tenant_admin"),
+        report.tenant
+    );
+    println!(
+        "  curl -s -X POST -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"kind\":\"contact\"}}' {base}/v1/tenants/{}/subjects",
+        token_for("tenant_admin"),
+        report.tenant
+    );
+    println!("  curl -s {base}/openapi.json | head -c 300\n");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining requests");
+}
+
+async fn token_create(args: TokenCreateArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.common, None, None)?;
+    init_logging(LogFormat::Human, "warn");
+    let state = tutela_server::app::open_state(config, clock.clone()).await?;
+    let req = tutela_server::tokens::TokenRequest {
+        role: args.role,
+        tenant: args.tenant,
+        subject: args.subject,
+        region: args.region,
+        label: args.label,
+    };
+    let result = tutela_server::tokens::create(&state.store, clock.as_ref(), req).await;
+    state.store.close().await;
+    match result {
+        Ok((_, bearer)) => {
+            println!("{bearer}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ tutela_server::tokens::CreateTokenError::Store(_)) => Err(e.into()),
+        Err(e) => Err(UsageError(e.to_string()).into()),
+    }
+}

@@ -1,0 +1,277 @@
+//! The `tutela` binary as an operator uses it: exit codes, `policy check`, `token create`,
+//! and `serve --demo` as a real process that answers HTTP and stops on SIGTERM.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation should panic with context"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tutela");
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml");
+
+fn tutela(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TUTELA_DATABASE_URL")
+        .output()
+        .expect("tutela runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn policy_check_passes_on_the_shipped_statement() {
+    let out = tutela(&["policy", "check", POLICY]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("policy OK"));
+    assert!(stdout.contains("8 categories (5 sensitive)"));
+    for id in ["R1 ", "R5 ", "R11 ", "R12 ", "R19 ", "R28 ", "R36 "] {
+        assert!(
+            stdout.contains(&format!("  {id}")),
+            "{id} not in the table:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn policy_check_fails_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let shipped = std::fs::read_to_string(POLICY).unwrap();
+    let line = shipped
+        .lines()
+        .position(|l| l.contains("{ id = \"fraud_prevention\", clause = \"R11\" }"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        &bad,
+        shipped.replacen(
+            "{ id = \"fraud_prevention\", clause = \"R11\" }",
+            "{ id = \"fraud\", clause = \"R11\" }",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = tutela(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("bad.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("categories.payment.purposes"), "{stderr}");
+    assert!(stderr.contains("unknown purpose `fraud`"), "{stderr}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        vec!["token", "create", "--role", "superuser", "--data-dir", d],
+        vec!["token", "create", "--role", "tenant_admin", "--data-dir", d],
+        vec![
+            "token",
+            "create",
+            "--role",
+            "operator",
+            "--tenant",
+            "ten_00000000000000000000000000000000",
+            "--data-dir",
+            d,
+        ],
+        vec![
+            "token",
+            "create",
+            "--role",
+            "support",
+            "--region",
+            "mars",
+            "--data-dir",
+            d,
+        ],
+        vec![
+            "token",
+            "create",
+            "--role",
+            "tenant_admin",
+            "--tenant",
+            "ten_00000000000000000000000000000000",
+            "--data-dir",
+            d,
+        ],
+        vec!["serve", "--listen", "not-an-address"],
+        vec!["frobnicate"],
+    ] {
+        let out = tutela(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).is_empty());
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["policy", "check", "--help"],
+    ] {
+        let out = tutela(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(grep_dir(&path, needle));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn token_create_prints_once_and_stores_only_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tutela(&[
+        "token",
+        "create",
+        "--role",
+        "operator",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert!(
+        token.starts_with("tutela_") && token.len() == 7 + 32 + 1 + 64,
+        "{token}"
+    );
+    let secret = token.rsplit('_').next().unwrap();
+    assert!(
+        grep_dir(dir.path(), secret.as_bytes()).is_empty(),
+        "the secret must not be stored"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn serve_demo_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--log-format",
+            "json",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--policy",
+            POLICY,
+        ])
+        .env("TUTELA_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("TUTELA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let stderr = child.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+
+    let started = Instant::now();
+    let health = loop {
+        if let Some(r) = http_get(port, "/healthz") {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::yield_now();
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("{\"status\":\"ok\"}"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+
+    let printed = printed.join().unwrap().join("\n");
+    assert!(printed.contains("tutela demo"), "{printed}");
+    assert!(printed.contains("tenant_admin"), "{printed}");
+    assert!(
+        printed.contains(&format!("curl -s http://127.0.0.1:{port}/healthz")),
+        "{printed}"
+    );
+    let logged = logged.join().unwrap();
+    assert!(!logged.is_empty());
+    for line in &logged {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
+    assert!(logged
+        .iter()
+        .any(|l| l.contains("shutdown signal received")));
+}

@@ -1,0 +1,205 @@
+//! The HTTP API v1 (`API.md`): routes, extractors that turn rejections into the standard
+//! error shape, the middleware stack, and the generated OpenAPI document.
+
+pub mod policy;
+pub mod system;
+pub mod tenants;
+
+use crate::error::{error_response, ApiError};
+use crate::state::AppState;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::time::{Duration, Instant};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+/// A JSON body whose rejections (syntax, unknown fields, size, content type) become
+/// standard API errors.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string whose rejections become standard API errors.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A path parameter whose rejections become standard API errors.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: r.body_text(),
+        }
+    }
+}
+
+/// The generated OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tutela", description = "Personal-information protection engine: the privacy statement, enforced."),
+    paths(
+        system::healthz,
+        system::readyz,
+        system::metrics,
+        system::openapi_json,
+        policy::get_policy,
+        tenants::create_tenant,
+        tenants::get_tenant,
+        tenants::create_subject,
+        tenants::list_subjects,
+        tenants::get_subject,
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+        system::Health,
+        tenants::NewTenant,
+        tenants::TenantCreated,
+        tenants::TenantView,
+        tenants::NewSubject,
+        tenants::SubjectCreated,
+        tenants::SubjectView,
+        tenants::SubjectPage,
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "system"), (name = "policy"), (name = "tenants"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tutela token")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Builds the router with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let limits = state.config.limits.clone();
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/v1/policy", get(policy::get_policy))
+        .route("/v1/tenants", post(tenants::create_tenant))
+        .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
+        .route("/v1/tenants/{tenant}/subjects", post(tenants::create_subject).get(tenants::list_subjects))
+        .route("/v1/subjects/{subject}", get(tenants::get_subject))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(limits.request_timeout_secs)))
+        .layer(
+            // Span fields: method and path only. Query strings and bodies are never logged.
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        // Outermost, so that responses made by the layers above also get the shape.
+        .layer(middleware::from_fn(standard_error_shape))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "not_found",
+        message: "no such route".to_owned(),
+    }
+}
+
+/// Gives every error response the standard JSON shape, including those produced by the
+/// framework itself (405, 408 from the timeout, 413 from the body limit).
+async fn standard_error_shape(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept that method",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took longer than the configured limit",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the configured limit",
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("bad_request", "the request was not understood"),
+    };
+    let mut out = error_response(status, code, message, None);
+    if let Some(allow) = resp.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let labels = crate::metrics::RouteLabels {
+        method: method.clone(),
+        route: route.clone(),
+    };
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}

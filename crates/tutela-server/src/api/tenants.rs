@@ -1,0 +1,371 @@
+//! Tenants and their subjects (R2): operators create tenants; operators and a tenant's own
+//! administrators register subjects. Another tenant's resources answer 404, never 403, so
+//! their existence does not leak.
+
+use crate::api::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tutela_core::actor::ScopeAccess;
+use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
+use tutela_core::{Clause, Role, SubjectId, TenantId};
+use tutela_store::subjects::Subject;
+use tutela_store::tenants::Tenant;
+use utoipa::ToSchema;
+
+/// `POST /v1/tenants` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Display name, 1 to 200 characters.
+    pub name: String,
+    /// `enterprise` or `individual`.
+    pub kind: String,
+    /// Start as a trial (R41).
+    #[serde(default)]
+    pub trial: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantCreated {
+    pub id: String,
+    /// `trial` or `active`.
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_until: Option<String>,
+}
+
+/// `POST /v1/tenants/{tenant}/subjects` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubject {
+    /// `administrator`, `end_user` or `contact`.
+    pub kind: String,
+    /// `YYYY-MM-DD`; makes the subject a minor until 18 (R43). Only the coming-of-age
+    /// date is kept.
+    pub birth_date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectCreated {
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectView {
+    pub id: String,
+    pub tenant: String,
+    pub kind: String,
+    /// Under 18 today (R43).
+    pub minor: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectPage {
+    pub subjects: Vec<SubjectView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(raw).map_err(|e| ApiError::NotFound {
+        code: "not_found",
+        message: format!("no tenant with this id ({e})"),
+    })
+}
+
+fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
+    SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
+        code: "not_found",
+        message: format!("no subject with this id ({e})"),
+    })
+}
+
+/// Applies a scope decision: hidden resources look absent (R2).
+fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError> {
+    match access {
+        ScopeAccess::Allowed => Ok(()),
+        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(action)),
+        ScopeAccess::Hidden => Err(ApiError::not_found(what)),
+    }
+}
+
+fn tenant_view(t: Tenant) -> TenantView {
+    TenantView {
+        id: t.id.to_string(),
+        name: t.name.as_str().to_owned(),
+        kind: t.kind.to_string(),
+        state: t.state.to_string(),
+        created_at: rfc3339(t.created_at),
+        frozen_until: t.frozen_until.map(rfc3339),
+    }
+}
+
+fn subject_view(s: Subject, today: time::Date) -> SubjectView {
+    SubjectView {
+        id: s.id.to_string(),
+        tenant: s.tenant.to_string(),
+        kind: s.kind.to_string(),
+        minor: tenant::is_minor(s.adult_on, today),
+        created_at: rfc3339(s.created_at),
+    }
+}
+
+/// Creates a tenant (operator only).
+#[utoipa::path(
+    post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = NewTenant,
+    responses(
+        (status = 201, body = TenantCreated),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody),
+    )
+)]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewTenant>,
+) -> Result<(StatusCode, ApiJson<TenantCreated>), ApiError> {
+    if actor.role() != Role::Operator {
+        return Err(ApiError::forbidden_role("create tenants"));
+    }
+    let name = TenantName::parse(&body.name)
+        .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))?;
+    let kind = TenantKind::parse(&body.kind)
+        .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
+    let tenant = Tenant {
+        id: crate::ids::tenant(),
+        name,
+        kind,
+        state: if body.trial {
+            TenantState::Trial
+        } else {
+            TenantState::Active
+        },
+        created_at: state.clock.now(),
+        frozen_until: None,
+    };
+    state.store.insert_tenant(&tenant, None).await?;
+    tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(TenantCreated {
+            id: tenant.id.to_string(),
+            state: tenant.state.to_string(),
+        }),
+    ))
+}
+
+/// A tenant's profile (operator, privacy officer, that tenant's admin).
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant id")),
+    responses((status = 200, body = TenantView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<TenantView>, ApiError> {
+    let id = tenant_id(&raw)?;
+    enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
+    let tenant = state
+        .store
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok(ApiJson(tenant_view(tenant)))
+}
+
+/// Registers a subject under a tenant (operator, that tenant's admin).
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/subjects", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant id")),
+    request_body = NewSubject,
+    responses(
+        (status = 201, body = SubjectCreated),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody),
+        (status = 423, body = crate::error::ErrorBody),
+    )
+)]
+pub async fn create_subject(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(body): ApiJson<NewSubject>,
+) -> Result<(StatusCode, ApiJson<SubjectCreated>), ApiError> {
+    let tenant_id = tenant_id(&raw)?;
+    enforce(
+        actor.may_manage_subjects(&tenant_id),
+        "tenant",
+        "register subjects",
+    )?;
+    let kind = SubjectKind::parse(&body.kind)
+        .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
+    let now = state.clock.now();
+    let adult_on = body
+        .birth_date
+        .as_deref()
+        .map(|b| tenant::parse_birth_date(b, now.date()).map(tenant::adult_on))
+        .transpose()
+        .map_err(|e| ApiError::Invalid {
+            code: "invalid_birth_date",
+            message: e.to_string(),
+            clause: Some(Clause::r(43)),
+        })?;
+    let tenant = state
+        .store
+        .tenant(&tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    match tenant.state {
+        TenantState::Trial | TenantState::Active => {}
+        TenantState::Closed => {
+            return Err(ApiError::Locked {
+                code: "frozen",
+                message:
+                    "the account is closed; its data is frozen until the retention period ends"
+                        .to_owned(),
+                clause: Some(Clause::r(19)),
+            })
+        }
+        TenantState::Expired | TenantState::Erased => {
+            return Err(ApiError::Conflict {
+                code: "tenant_not_active",
+                message: format!(
+                    "the tenant is {}; no new subjects can be registered",
+                    tenant.state
+                ),
+                clause: Some(Clause::r(if tenant.state == TenantState::Expired {
+                    41
+                } else {
+                    19
+                })),
+            })
+        }
+    }
+    let subject = Subject {
+        id: crate::ids::subject(),
+        tenant: tenant_id,
+        kind,
+        adult_on,
+        created_at: now,
+    };
+    state.store.insert_subject(&subject).await?;
+    tracing::info!(tenant = %subject.tenant, subject = %subject.id, kind = %subject.kind, "subject registered");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(SubjectCreated {
+            id: subject.id.to_string(),
+        }),
+    ))
+}
+
+/// A page of a tenant's subjects (operator, privacy officer, that tenant's admin).
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/subjects", tag = "tenants", security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "tenant id"),
+        ("after" = Option<String>, Query, description = "subject id to continue after"),
+        ("limit" = Option<u32>, Query, description = "page size, 1 to 500 (default 100)"),
+    ),
+    responses((status = 200, body = SubjectPage), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn list_subjects(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<ApiJson<SubjectPage>, ApiError> {
+    let tenant_id = tenant_id(&raw)?;
+    enforce(actor.may_view_tenant(&tenant_id), "tenant", "list subjects")?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let after = q
+        .after
+        .as_deref()
+        .map(SubjectId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))?;
+    if state.store.tenant(&tenant_id).await?.is_none() {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let rows = state
+        .store
+        .subjects_of(&tenant_id, after.as_ref(), limit)
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|s| s.id.to_string()))
+        .flatten();
+    let today = state.clock.now().date();
+    Ok(ApiJson(SubjectPage {
+        subjects: rows.into_iter().map(|s| subject_view(s, today)).collect(),
+        next,
+    }))
+}
+
+/// A subject's profile (operator, privacy officer, its tenant's admin, the subject itself).
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject}", tag = "tenants", security(("bearer" = [])),
+    params(("subject" = String, Path, description = "subject id")),
+    responses((status = 200, body = SubjectView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_subject(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<SubjectView>, ApiError> {
+    let id = subject_id(&raw)?;
+    // Load first: the scope check needs the subject's tenant. A subject of another
+    // tenant answers exactly like a missing one.
+    let subject = state.store.subject(&id).await?;
+    let Some(subject) = subject else {
+        return match actor.role() {
+            Role::Auditor | Role::Service | Role::Support => {
+                Err(ApiError::forbidden_role("read subjects"))
+            }
+            _ => Err(ApiError::not_found("subject")),
+        };
+    };
+    enforce(
+        actor.may_view_subject(&subject.tenant, &subject.id),
+        "subject",
+        "read subjects",
+    )?;
+    Ok(ApiJson(subject_view(subject, state.clock.now().date())))
+}

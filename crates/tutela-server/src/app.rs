@@ -1,0 +1,178 @@
+//! [`Application`]: what `tutela serve` runs and what the integration tests start.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use anyhow::Context as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tutela_core::{Clock, Policy};
+use tutela_store::Store;
+
+/// The policy compiled into the binary, used when no policy file is configured and none
+/// is found at `policy/statement.toml`.
+pub const BUILTIN_POLICY: &str = include_str!("../../../policy/statement.toml");
+
+/// Where a policy came from, for logs and `policy check`.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    File(PathBuf),
+    Builtin,
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::File(p) => write!(f, "{}", p.display()),
+            PolicySource::Builtin => f.write_str("<built-in policy/statement.toml>"),
+        }
+    }
+}
+
+/// Loads the policy: the configured file, else `./policy/statement.toml`, else the
+/// built-in copy. A file that exists but is invalid is an error, never a fallback.
+pub fn load_policy(configured: Option<&Path>) -> anyhow::Result<(Policy, PolicySource)> {
+    let path = match configured {
+        Some(p) => Some(p.to_owned()),
+        None => Some(PathBuf::from("policy/statement.toml")).filter(|p| p.exists()),
+    };
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading policy file {}", path.display()))?;
+            let policy = tutela_core::policy::load(&path.display().to_string(), &text)?;
+            Ok((policy, PolicySource::File(path)))
+        }
+        None => Ok((
+            tutela_core::policy::load("<built-in>/policy/statement.toml", BUILTIN_POLICY)?,
+            PolicySource::Builtin,
+        )),
+    }
+}
+
+/// Creates the data directory (mode 0700 on Unix: it holds the database and keys).
+pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Loads the policy and opens (and migrates) the store named by `config`.
+pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let (policy, source) = load_policy(config.policy.as_deref())?;
+    tracing::info!(policy = %source, version = %policy.statement.version, "policy loaded");
+    if config.database_url.is_none() {
+        ensure_data_dir(&config.data_dir)?;
+    }
+    let store = Store::open(&config.effective_database_url(), clock.now())
+        .await
+        .context("opening the database")?;
+    tracing::info!(backend = store.backend().as_str(), "database ready");
+    let metrics = Metrics::new();
+    metrics
+        .policy_categories
+        .set(i64::try_from(policy.categories.len()).unwrap_or(i64::MAX));
+    Ok(AppState {
+        store,
+        policy: Arc::new(policy),
+        clock,
+        metrics: Arc::new(metrics),
+        config: Arc::new(config),
+    })
+}
+
+/// A built application: state loaded, listener bound, not yet serving.
+pub struct Application {
+    state: AppState,
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+}
+
+impl Application {
+    /// Loads the policy, opens the store and binds `config.listen` (port 0 picks a free port).
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listen = config.listen;
+        // Load the certificate first: a bad one must stop startup before anything else.
+        let tls = match &config.tls {
+            None => None,
+            Some(tls) => {
+                // One crypto provider for the process: ring, shared with tutela-crypto.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                Some(
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "loading TLS certificate {} and key {}",
+                                tls.cert.display(),
+                                tls.key.display()
+                            )
+                        })?,
+                )
+            }
+        };
+        let state = open_state(config, clock).await?;
+        let listener =
+            std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            state,
+            listener,
+            addr,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and closes the
+    /// database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = crate::api::router(self.state.clone());
+        let store = self.state.store.clone();
+        match self.tls {
+            None => {
+                let listener = tokio::net::TcpListener::from_std(self.listener)?;
+                tracing::info!(addr = %self.addr, "listening (http)");
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+            Some(rustls_config) => {
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                tracing::info!(addr = %self.addr, "listening (https)");
+                axum_server::from_tcp_rustls(self.listener, rustls_config)
+                    .handle(handle)
+                    .serve(router.into_make_service())
+                    .await?;
+            }
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

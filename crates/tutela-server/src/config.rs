@@ -1,0 +1,222 @@
+//! Configuration: built-in defaults that work on a laptop, then `tutela.toml` (or the file
+//! given with `--config`), then `TUTELA_*` environment variables, then command-line flags.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// TLS certificate and key (PEM). When set, `serve` speaks HTTPS only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes.
+    pub body_bytes: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// The whole configuration of a tutela process.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database, keys and other state live.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The policy file; unset means `policy/statement.toml`, else the built-in copy.
+    pub policy: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./tutela-data"),
+            database_url: None,
+            policy: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Human,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password: show only its scheme.
+        let db = self
+            .database_url
+            .as_deref()
+            .map(|u| u.split("://").next().unwrap_or("?").to_owned() + "://***");
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &db)
+            .field("policy", &self.policy)
+            .field("listen", &self.listen)
+            .field("log_format", &self.log_format)
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Overrides from the command line; `None` leaves the configured value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Top-level keys, as `TUTELA_<KEY>` environment variables may name them.
+const CONFIG_KEYS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "policy",
+    "listen",
+    "log_format",
+    "tls",
+    "limits",
+];
+
+impl Config {
+    /// Loads defaults, then the config file (`file`, or `./tutela.toml` when present),
+    /// then `TUTELA_*` variables (nested keys with `__`, e.g. `TUTELA_LIMITS__BODY_BYTES`),
+    /// then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None if Path::new("tutela.toml").exists() => {
+                fig = fig.merge(Toml::file_exact("tutela.toml"))
+            }
+            None => {}
+        }
+        // Only variables naming a configuration key: others (TUTELA_TEST_DB, ...) belong to
+        // other tools and must not make startup fail.
+        let env = Env::prefixed("TUTELA_")
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                CONFIG_KEYS
+                    .iter()
+                    .any(|known| k == *known || k.starts_with(&format!("{known}__")))
+            })
+            .split("__");
+        fig = fig.merge(env).merge(Serialized::defaults(overrides));
+        fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("tutela.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_database_password() {
+        let c = Config {
+            database_url: Some("postgres://u:secretpw@h/db".into()),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secretpw"), "{shown}");
+        assert!(shown.contains("postgres://***"));
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.effective_database_url(), "sqlite:./tutela-data/tutela.db");
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\n[limits]\nbody_bytes = 10\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.limits.body_bytes, 10);
+        let c = Config::load(
+            Some(&f),
+            &Overrides {
+                listen: Some("127.0.0.1:7000".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "lisen = \"127.0.0.1:9999\"\n").unwrap();
+        assert!(Config::load(Some(&f), &Overrides::default()).is_err());
+        assert!(matches!(
+            Config::load(Some(&dir.path().join("nope.toml")), &Overrides::default()),
+            Err(ConfigError::MissingFile(_))
+        ));
+    }
+}

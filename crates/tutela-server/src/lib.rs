@@ -1,0 +1,21 @@
+//! tutela-server: the HTTP face of tutela.
+//!
+//! [`Application::build`] is shared by `tutela serve` and the integration tests: it loads
+//! the policy, opens the store, binds the listener and assembles the router. Only this
+//! crate knows HTTP and JSON; request bodies are DTOs that convert into `tutela-core`
+//! types, and every failure leaves through [`error::ApiError`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod state;
+pub mod tokens;
+
+pub use app::Application;
+pub use config::Config;
+pub use state::AppState;

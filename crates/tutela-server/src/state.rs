@@ -1,0 +1,17 @@
+//! The shared state every handler sees.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use tutela_core::{Clock, Policy};
+use tutela_store::Store;
+
+/// Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+}

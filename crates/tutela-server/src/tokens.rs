@@ -1,0 +1,75 @@
+//! Minting API tokens, shared by `tutela token create` and `serve --demo`.
+
+use tutela_core::actor::ScopeError;
+use tutela_core::{Actor, Clock, Region, Role, SubjectId, TenantId, TokenId};
+use tutela_store::tokens::Token;
+use tutela_store::{Store, StoreError};
+
+/// Why a token could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTokenError {
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error("tenant {0} does not exist")]
+    UnknownTenant(TenantId),
+    #[error("subject {0} does not exist under tenant {1}")]
+    UnknownSubject(SubjectId, TenantId),
+    #[error("the random number generator failed")]
+    Random,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to scope a new token to.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub role: Role,
+    pub tenant: Option<TenantId>,
+    pub subject: Option<SubjectId>,
+    pub region: Region,
+    pub label: String,
+}
+
+/// Mints a token, stores its hash, and returns the stored row and the bearer string
+/// (to be shown once).
+pub async fn create(
+    store: &Store,
+    clock: &dyn Clock,
+    req: TokenRequest,
+) -> Result<(Token, String), CreateTokenError> {
+    let id_bytes = crate::ids::bits();
+    let id = TokenId::from_bytes(id_bytes);
+    // Validates that the scope fits the role before anything is stored.
+    Actor::new(
+        id.clone(),
+        req.role,
+        req.tenant.clone(),
+        req.subject.clone(),
+        req.region,
+    )?;
+    if let Some(t) = &req.tenant {
+        if store.tenant(t).await?.is_none() {
+            return Err(CreateTokenError::UnknownTenant(t.clone()));
+        }
+    }
+    if let (Some(s), Some(t)) = (&req.subject, &req.tenant) {
+        match store.subject(s).await? {
+            Some(sub) if &sub.tenant == t => {}
+            _ => return Err(CreateTokenError::UnknownSubject(s.clone(), t.clone())),
+        }
+    }
+    let minted = tutela_crypto::token::mint(id_bytes).map_err(|_| CreateTokenError::Random)?;
+    let row = Token {
+        id,
+        secret_hash: minted.secret_hash.to_vec(),
+        role: req.role,
+        tenant: req.tenant,
+        subject: req.subject,
+        region: req.region,
+        label: req.label,
+        created_at: clock.now(),
+        revoked_at: None,
+    };
+    store.insert_token(&row).await?;
+    Ok((row, minted.bearer))
+}

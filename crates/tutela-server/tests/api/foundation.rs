@@ -1,0 +1,299 @@
+//! Foundation: health, OpenAPI, metrics, the policy endpoint, storage, demo, shutdown.
+
+use crate::helpers::*;
+use serde_json::Value;
+use tutela_core::{Region, Role};
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+    let r = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_describes_the_routes() {
+    let app = spawn_app().await;
+    let v: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/v1/policy",
+        "/v1/tenants",
+        "/v1/tenants/{tenant}",
+        "/v1/tenants/{tenant}/subjects",
+        "/v1/subjects/{subject}",
+    ] {
+        assert!(
+            v["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(v["components"]["schemas"].get("ErrorBody").is_some());
+    assert!(v["components"]["securitySchemes"].get("bearer").is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = spawn_app().await;
+    app.client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "tutela_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("tutela_http_request_duration_seconds_bucket"));
+    assert!(text.contains("tutela_policy_categories 8"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn policy_endpoint_has_the_verifier_shape_r3() {
+    let app = spawn_app().await;
+    let r = app
+        .request(reqwest::Method::GET, "/v1/policy", None, None)
+        .await;
+    assert_error(r, 401, "unauthorized", None).await;
+
+    let token = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let v: Value = app.get("/v1/policy", &token).await.json().await.unwrap();
+    assert_eq!(v["version"], "2.0");
+    assert_eq!(v["updated"], "2020-12-01");
+    let services = v["services"].as_array().unwrap();
+    assert!(
+        services
+            .iter()
+            .any(|s| s["id"] == "azure" && s["preview"] == false),
+        "R1"
+    );
+    assert!(
+        services
+            .iter()
+            .any(|s| s["preview"] == true && s["security_note"].is_string()),
+        "R42"
+    );
+    let purposes = v["purposes"].as_array().unwrap();
+    assert!(purposes
+        .iter()
+        .all(|p| p["id"].is_string() && p["name_zh"].is_string() && p["name_en"].is_string()));
+    let cats = v["categories"].as_array().unwrap();
+    assert_eq!(cats.len(), 8);
+    let payment = cats.iter().find(|c| c["id"] == "payment").unwrap();
+    assert_eq!(payment["sensitive"], true);
+    assert_eq!(
+        payment["purposes"],
+        serde_json::json!(["transaction", "fraud_prevention"])
+    );
+    assert_eq!(payment["residency"], "cn");
+    assert_eq!(payment["retention"]["action"], "anonymize");
+    assert!(payment["retention"]["after_closure_days"].is_u64());
+    assert_eq!(payment["clause"], "R11");
+    assert!(payment["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "card_number"));
+    assert!(
+        !payment["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "security_code"),
+        "R12"
+    );
+    let customer = cats.iter().find(|c| c["id"] == "customer").unwrap();
+    assert!(
+        !customer["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "marketing"),
+        "R5"
+    );
+    assert_eq!(v["refusal_grounds"].as_array().unwrap().len(), 8);
+    assert_eq!(v["consent_exceptions"].as_array().unwrap().len(), 6);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_policy_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = tutela_server::app::BUILTIN_POLICY.replacen(
+        "{ id = \"transaction\", clause = \"R11\" }",
+        "{ id = \"transactions\", clause = \"R11\" }",
+        1,
+    );
+    std::fs::write(&bad, text).unwrap();
+    let config = tutela_server::Config {
+        data_dir: dir.path().join("data"),
+        policy: Some(bad.clone()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let err = tutela_server::Application::build(
+        config,
+        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
+    )
+    .await
+    .err()
+    .expect("a bad policy must stop startup");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("bad.toml:"), "{msg}");
+    assert!(msg.contains("categories.payment.purposes"), "{msg}");
+    assert!(msg.contains("unknown purpose `transactions`"), "{msg}");
+}
+
+#[tokio::test]
+async fn demo_is_idempotent_and_its_tokens_work() {
+    let app = spawn_app().await;
+    let first = tutela_server::demo::ensure(&app.state).await.unwrap();
+    let second = tutela_server::demo::ensure(&app.state).await.unwrap();
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(first.tenant, second.tenant);
+    assert_eq!(first.subjects, second.subjects);
+    assert!(
+        first.subjects.iter().any(|(_, _, minor)| *minor),
+        "the demo includes a minor (R43)"
+    );
+    let labels: Vec<&str> = second.tokens.iter().map(|(l, _)| l.as_str()).collect();
+    for role in [
+        "operator",
+        "privacy_officer",
+        "auditor",
+        "service",
+        "support (cn)",
+        "support (overseas)",
+        "tenant_admin",
+        "end_user",
+    ] {
+        assert!(labels.contains(&role), "{role} token missing");
+    }
+    let admin = &second
+        .tokens
+        .iter()
+        .find(|(l, _)| l == "tenant_admin")
+        .unwrap()
+        .1;
+    let r = app
+        .get(&format!("/v1/tenants/{}", second.tenant), admin)
+        .await;
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("Persisted Co").await;
+    if !backend_is_postgres() {
+        assert!(
+            app.data_dir.path().join("tutela.db").exists(),
+            "SQLite lives in the data directory"
+        );
+    }
+    // Close the running store, then open the same database again, as a restart would.
+    app.state.store.close().await;
+    let reopened = tutela_server::app::open_state((*app.state.config).clone(), app.clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .store
+            .tenant(&tenant)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_str(),
+        "Persisted Co"
+    );
+    reopened.store.close().await;
+}
+
+#[tokio::test]
+async fn both_migration_trees_produce_the_same_schema() {
+    // The SQLite tree always runs; under TUTELA_TEST_DB=postgres the PostgreSQL tree is
+    // compared with it column by column.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite =
+        tutela_store::Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()), T0)
+            .await
+            .unwrap();
+    let sqlite_cols = sqlite.schema_columns().await.unwrap();
+    for table in ["tenants", "subjects", "api_tokens", "tutela_schema"] {
+        assert!(
+            sqlite_cols.iter().any(|(t, _)| t == table),
+            "{table} missing"
+        );
+    }
+    if backend_is_postgres() {
+        let app = spawn_app().await;
+        let pg_cols = app.state.store.schema_columns().await.unwrap();
+        assert_eq!(app.state.store.backend(), tutela_store::Backend::Postgres);
+        assert_eq!(pg_cols, sqlite_cols);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn graceful_stop_finishes() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let base = app.base.clone();
+    app.stop().await;
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "the listener is closed after shutdown"
+    );
+}

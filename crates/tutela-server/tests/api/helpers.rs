@@ -1,0 +1,259 @@
+//! `spawn_app()` and friends.
+
+use reqwest::{Client, Method, Response};
+use serde_json::Value;
+use std::sync::Arc;
+use tutela_core::clock::ManualClock;
+use tutela_core::{Region, Role, SubjectId, TenantId};
+use tutela_server::config::Config;
+use tutela_server::tokens::{self, TokenRequest};
+use tutela_server::{AppState, Application};
+
+/// The start of every test's world: 2026-11-28 09:00 UTC.
+pub const T0: time::OffsetDateTime = time::macros::datetime!(2026-11-28 09:00 UTC);
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub data_dir: tempfile::TempDir,
+    pg_db: Option<PgDatabase>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A throwaway PostgreSQL database, dropped with the test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime; use a fresh one on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use sqlx::Connection as _;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn backend_is_postgres() -> bool {
+    std::env::var("TUTELA_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TUTELA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn fresh_pg_database() -> PgDatabase {
+    use sqlx::Connection as _;
+    let admin_url = pg_admin_url();
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let mut c = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("TUTELA_TEST_DB=postgres but PostgreSQL is not reachable (set TUTELA_TEST_PG_URL)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // CI asserts that the PostgreSQL run really used PostgreSQL.
+    if let Ok(marker) = std::env::var("TUTELA_TEST_PG_MARKER") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(marker)
+        {
+            let _ = writeln!(f, "{name}");
+        }
+    }
+    PgDatabase { admin_url, name }
+}
+
+impl PgDatabase {
+    fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+/// Starts the server with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server after `tweak` adjusts the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let pg_db = if backend_is_postgres() {
+        Some(fresh_pg_database().await)
+    } else {
+        None
+    };
+    let mut config = Config {
+        data_dir: data_dir.path().to_owned(),
+        database_url: pg_db.as_ref().map(PgDatabase::url),
+        policy: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../policy/statement.toml"
+        ))),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let clock = Arc::new(ManualClock::new(T0));
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("application builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: Client::new(),
+        clock,
+        state,
+        data_dir,
+        pg_db,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Mints a token directly (as `tutela token create` does).
+    pub async fn token(
+        &self,
+        role: Role,
+        tenant: Option<&TenantId>,
+        subject: Option<&SubjectId>,
+        region: Region,
+    ) -> String {
+        let req = TokenRequest {
+            role,
+            tenant: tenant.cloned(),
+            subject: subject.cloned(),
+            region,
+            label: "test".into(),
+        };
+        tokens::create(&self.state.store, self.clock.as_ref(), req)
+            .await
+            .unwrap()
+            .1
+    }
+
+    pub async fn operator(&self) -> String {
+        self.token(Role::Operator, None, None, Region::Cn).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    /// Creates a tenant through the API and returns its id.
+    pub async fn create_tenant(&self, name: &str) -> TenantId {
+        let op = self.operator().await;
+        let r = self
+            .post(
+                "/v1/tenants",
+                &op,
+                serde_json::json!({"name": name, "kind": "enterprise"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        TenantId::parse(v["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Registers a subject through the API and returns its id.
+    pub async fn create_subject(&self, tenant: &TenantId, body: Value) -> SubjectId {
+        let op = self.operator().await;
+        let r = self
+            .post(&format!("/v1/tenants/{tenant}/subjects"), &op, body)
+            .await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        SubjectId::parse(v["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+        drop(self.pg_db.take());
+    }
+}
+
+/// Asserts an error response: status, `error.code`, and (when given) `error.clause`.
+pub async fn assert_error(resp: Response, status: u16, code: &str, clause: Option<&str>) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/json"),
+        "error bodies are JSON, got {ct:?}"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    match clause {
+        Some(c) => assert_eq!(v["error"]["clause"], c, "{v}"),
+        None => assert!(v["error"].get("clause").is_none(), "{v}"),
+    }
+    v
+}

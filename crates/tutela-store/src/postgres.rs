@@ -1,0 +1,34 @@
+//! Everything PostgreSQL-specific: connection options, the migration tree, schema listing.
+
+use crate::{Result, StoreError};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Duration;
+
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation: tenants, subjects, api tokens",
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+/// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).
+pub(crate) const MIGRATION_LOCK: i64 = 0x7475_7465_6c61;
+
+pub(crate) async fn connect(url: &str) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(StoreError::Connect)
+}
+
+pub(crate) async fn schema_columns(pool: &PgPool) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema()",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}

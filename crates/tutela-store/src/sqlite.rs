@@ -1,0 +1,40 @@
+//! Everything SQLite-specific: connection options, the migration tree, schema listing.
+
+use crate::{Result, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::time::Duration;
+
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation: tenants, subjects, api tokens",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+)];
+
+pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // WAL lets readers run beside the single writer; FULL makes every commit durable
+        // (an audit entry must survive a power cut once its response is sent).
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
+        .map_err(StoreError::Connect)
+}
+
+pub(crate) async fn schema_columns(pool: &SqlitePool) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}

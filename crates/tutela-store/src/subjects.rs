@@ -1,0 +1,86 @@
+//! Subjects: the natural persons whose personal information tutela holds, each under one
+//! tenant (R2). Only non-identifying attributes live here; personal data values live in
+//! the encrypted vault.
+
+use crate::{from_micros, on_pool, parse_col, to_micros, Result, Store, StoreError};
+use time::{Date, OffsetDateTime};
+use tutela_core::tenant::SubjectKind;
+use tutela_core::{SubjectId, TenantId};
+
+/// A stored subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub id: SubjectId,
+    pub tenant: TenantId,
+    pub kind: SubjectKind,
+    /// The day the subject comes of age, when a birth date was given (R43).
+    pub adult_on: Option<Date>,
+    pub created_at: OffsetDateTime,
+}
+
+type Row = (String, String, String, Option<i64>, i64);
+const COLUMNS: &str = "id, tenant_id, kind, adult_on, created_at";
+
+fn decode((id, tenant, kind, adult_on, created_at): Row) -> Result<Subject> {
+    Ok(Subject {
+        id: parse_col("subjects.id", &id, SubjectId::parse)?,
+        tenant: parse_col("subjects.tenant_id", &tenant, TenantId::parse)?,
+        kind: parse_col("subjects.kind", &kind, SubjectKind::parse)?,
+        adult_on: adult_on
+            .map(|d| {
+                i32::try_from(d)
+                    .ok()
+                    .and_then(|d| Date::from_julian_day(d).ok())
+                    .ok_or_else(|| StoreError::Corrupt("subjects.adult_on out of range".into()))
+            })
+            .transpose()?,
+        created_at: from_micros(created_at)?,
+    })
+}
+
+impl Store {
+    pub async fn insert_subject(&self, s: &Subject) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query("INSERT INTO subjects (id, tenant_id, kind, adult_on, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(s.id.as_str())
+                .bind(s.tenant.as_str())
+                .bind(s.kind.as_str())
+                .bind(s.adult_on.map(|d| i64::from(d.to_julian_day())))
+                .bind(to_micros(s.created_at))
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub async fn subject(&self, id: &SubjectId) -> Result<Option<Subject>> {
+        let sql = format!("SELECT {COLUMNS} FROM subjects WHERE id = $1");
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .fetch_optional(p)
+            .await)?;
+        row.map(decode).transpose()
+    }
+
+    /// A page of a tenant's subjects in id order, after `after` (keyset pagination).
+    pub async fn subjects_of(
+        &self,
+        tenant: &TenantId,
+        after: Option<&SubjectId>,
+        limit: u32,
+    ) -> Result<Vec<Subject>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM subjects WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(&sql)
+                .bind(tenant.as_str())
+                .bind(after.map_or("", |a| a.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+        })?;
+        rows.into_iter().map(decode).collect()
+    }
+}

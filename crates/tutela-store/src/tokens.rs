@@ -1,0 +1,103 @@
+//! API tokens: only the hash of each token's secret is stored.
+
+use crate::{from_micros, on_pool, parse_col, to_micros, Result, Store};
+use time::OffsetDateTime;
+use tutela_core::{Region, Role, SubjectId, TenantId, TokenId};
+
+/// A stored token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: TokenId,
+    pub secret_hash: Vec<u8>,
+    pub role: Role,
+    pub tenant: Option<TenantId>,
+    pub subject: Option<SubjectId>,
+    pub region: Region,
+    pub label: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+type Row = (
+    String,
+    Vec<u8>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
+
+fn decode(
+    (id, secret_hash, role, tenant, subject, region, label, created_at, revoked_at): Row,
+) -> Result<Token> {
+    Ok(Token {
+        id: parse_col("api_tokens.id", &id, TokenId::parse)?,
+        secret_hash,
+        role: parse_col("api_tokens.role", &role, Role::parse)?,
+        tenant: tenant
+            .map(|t| parse_col("api_tokens.tenant_id", &t, TenantId::parse))
+            .transpose()?,
+        subject: subject
+            .map(|s| parse_col("api_tokens.subject_id", &s, SubjectId::parse))
+            .transpose()?,
+        region: parse_col("api_tokens.region", &region, Region::parse)?,
+        label,
+        created_at: from_micros(created_at)?,
+        revoked_at: revoked_at.map(from_micros).transpose()?,
+    })
+}
+
+impl Store {
+    pub async fn insert_token(&self, t: &Token) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, secret_hash, role, tenant_id, subject_id, region, label, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(t.id.as_str())
+            .bind(&t.secret_hash)
+            .bind(t.role.as_str())
+            .bind(t.tenant.as_ref().map(TenantId::as_str))
+            .bind(t.subject.as_ref().map(SubjectId::as_str))
+            .bind(t.region.as_str())
+            .bind(&t.label)
+            .bind(to_micros(t.created_at))
+            .bind(t.revoked_at.map(to_micros))
+            .execute(p)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub async fn token(&self, id: &TokenId) -> Result<Option<Token>> {
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, secret_hash, role, tenant_id, subject_id, region, label, created_at, revoked_at \
+                 FROM api_tokens WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(p)
+            .await
+        })?;
+        row.map(decode).transpose()
+    }
+
+    /// Revokes a token; returns whether it existed and was active.
+    pub async fn revoke_token(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool> {
+        let done = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(to_micros(at))
+            .bind(id.as_str())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done > 0)
+    }
+}
