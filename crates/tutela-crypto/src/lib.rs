@@ -1,7 +1,9 @@
-//! tutela-crypto: randomness, digests and (as the vault grows) the key hierarchy and
-//! envelope encryption. Built on `ring`, the fastest of the measured AES-GCM crates for
+//! tutela-crypto: randomness, digests, API tokens, envelope encryption (AES-256-GCM or
+//! SM4-GCM), the key hierarchy with key providers, and blind indexes. Built on `ring`, the fastest of the measured AES-GCM crates for
 //! small fields (`shared/BASELINES.md`) and cheap to build.
 
+pub mod envelope;
+pub mod keys;
 pub mod token;
 
 use ring::rand::{SecureRandom, SystemRandom};
