@@ -9,7 +9,7 @@
 //! 2. lifecycle (R19, R41): erased or expired tenants have no data; a closed tenant's
 //!    data is frozen (423) except `legal_obligation` by a privacy officer;
 //! 3. overseas support (R7, R22): only under an active grant covering the category;
-//! 4. minors (R43): nothing is stored for a minor without guardian consent;
+//! 4. deletion needs no purpose (R33); minors (R43): nothing is stored for a minor without guardian consent;
 //! 5. purpose (R4, R5, R8, R11, R13, ...): prohibited purposes are denied whatever
 //!    consent exists; declared ones are allowed (conditions passed on); undeclared ones
 //!    need a current express consent for that purpose.
@@ -179,6 +179,12 @@ pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
                 Clause::r(7),
             );
         }
+    }
+
+    // Erasure is the subject's right, not a use of the data: once the caller is in
+    // scope and the data is not frozen, no purpose is needed (R33).
+    if req.action == Action::Delete {
+        return Decision::allow("erasure", Clause::r(33), None);
     }
 
     // 4. Minors (R43).
@@ -573,6 +579,38 @@ mod tests {
             },
             Effect::Allow,
             "R11",
+        );
+    }
+
+    #[test]
+    fn deletion_needs_scope_not_purpose_r33() {
+        check(
+            Case {
+                action: Action::Delete,
+                purpose: Purpose::Research,
+                ..base()
+            },
+            Effect::Allow,
+            "R33",
+        );
+        check(
+            Case {
+                action: Action::Delete,
+                role: Role::TenantAdmin,
+                tenant: 2,
+                ..base()
+            },
+            Effect::Deny(Denial::Hidden),
+            "R2",
+        );
+        check(
+            Case {
+                action: Action::Delete,
+                state: TenantState::Closed,
+                ..base()
+            },
+            Effect::Deny(Denial::Frozen),
+            "R19",
         );
     }
 

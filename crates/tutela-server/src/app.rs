@@ -72,6 +72,14 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     if config.database_url.is_none() {
         ensure_data_dir(&config.data_dir)?;
     }
+    let cipher =
+        tutela_crypto::envelope::Cipher::parse(&config.crypto.cipher).with_context(|| {
+            format!(
+                "crypto.cipher must be `aes-256-gcm` or `sm4-gcm`, not `{}`",
+                config.crypto.cipher
+            )
+        })?;
+    let vault = crate::vault::Vault::open_local(&config.effective_key_file(), cipher)?;
     let store = Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;
@@ -86,6 +94,7 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         clock,
         metrics: Arc::new(metrics),
         config: Arc::new(config),
+        vault: Arc::new(vault),
     })
 }
 

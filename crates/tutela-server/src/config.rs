@@ -24,6 +24,26 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+/// Field encryption settings (R29).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CryptoConfig {
+    /// `aes-256-gcm` (default) or `sm4-gcm`.
+    pub cipher: String,
+    /// The local master key file; default `<data_dir>/master.key`. Keep it out of
+    /// database backups.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for CryptoConfig {
+    fn default() -> Self {
+        Self {
+            cipher: "aes-256-gcm".to_owned(),
+            key_file: None,
+        }
+    }
+}
+
 /// Request limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,6 +77,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
+    pub crypto: CryptoConfig,
 }
 
 impl Default for Config {
@@ -69,6 +90,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             tls: None,
             limits: Limits::default(),
+            crypto: CryptoConfig::default(),
         }
     }
 }
@@ -88,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("crypto", &self.crypto)
             .finish()
     }
 }
@@ -153,6 +176,14 @@ impl Config {
             .split("__");
         fig = fig.merge(env).merge(Serialized::defaults(overrides));
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The master key file in effect.
+    pub fn effective_key_file(&self) -> PathBuf {
+        self.crypto
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// The database URL in effect: the configured one, or SQLite in the data directory.

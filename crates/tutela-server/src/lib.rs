@@ -15,6 +15,7 @@ pub mod ids;
 pub mod metrics;
 pub mod state;
 pub mod tokens;
+pub mod vault;
 
 pub use app::Application;
 pub use config::Config;

@@ -14,4 +14,5 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub vault: Arc<crate::vault::Vault>,
 }

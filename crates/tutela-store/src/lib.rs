@@ -12,6 +12,7 @@ mod sqlite;
 pub mod subjects;
 pub mod tenants;
 pub mod tokens;
+pub mod vault;
 
 pub use migrate::{MigrationStatus, SCHEMA_VERSION};
 

@@ -5,11 +5,18 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::time::Duration;
 
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation: tenants, subjects, api tokens",
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation: tenants, subjects, api tokens",
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "vault: wrapped keys, encrypted records, audit entries",
+        include_str!("../migrations/postgres/0002_vault.sql"),
+    ),
+];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).
 pub(crate) const MIGRATION_LOCK: i64 = 0x7475_7465_6c61;

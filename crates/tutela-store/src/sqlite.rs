@@ -6,11 +6,18 @@ use sqlx::SqlitePool;
 use std::path::Path;
 use std::time::Duration;
 
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation: tenants, subjects, api tokens",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation: tenants, subjects, api tokens",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "vault: wrapped keys, encrypted records, audit entries",
+        include_str!("../migrations/sqlite/0002_vault.sql"),
+    ),
+];
 
 pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
     let opts = SqliteConnectOptions::new()

@@ -2,6 +2,7 @@
 //! error shape, the middleware stack, and the generated OpenAPI document.
 
 pub mod policy;
+pub mod records;
 pub mod system;
 pub mod tenants;
 
@@ -66,6 +67,9 @@ impl From<PathRejection> for ApiError {
         tenants::create_subject,
         tenants::list_subjects,
         tenants::get_subject,
+        records::put_record,
+        records::get_record,
+        records::delete_record,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -78,9 +82,12 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectCreated,
         tenants::SubjectView,
         tenants::SubjectPage,
+        records::RecordWrite,
+        records::RecordWritten,
+        records::RecordView,
     )),
     modifiers(&BearerAuth),
-    tags((name = "system"), (name = "policy"), (name = "tenants"))
+    tags((name = "system"), (name = "policy"), (name = "tenants"), (name = "records"))
 )]
 pub struct ApiDoc;
 
@@ -115,6 +122,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
         .route("/v1/tenants/{tenant}/subjects", post(tenants::create_subject).get(tenants::list_subjects))
         .route("/v1/subjects/{subject}", get(tenants::get_subject))
+        .route(
+            "/v1/subjects/{subject}/records/{category}",
+            axum::routing::put(records::put_record).get(records::get_record).delete(records::delete_record),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(limits.body_bytes))

@@ -14,5 +14,6 @@ mod helpers;
 
 mod bad_input;
 mod foundation;
+mod records;
 mod tenants;
 mod tls;

@@ -1,0 +1,480 @@
+//! `PUT/GET/DELETE /v1/subjects/{subject}/records/{category}`: the purpose-checked path
+//! of `DESIGN.md`. authenticate -> parse -> decide (pure) -> vault -> audit -> respond.
+//! Every decision, allow or deny, leaves an audit entry; a write's entry commits with
+//! the write, a read's entry is durable before the data leaves, and a failed audit write
+//! fails the access.
+
+use crate::api::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
+use tutela_core::{tenant, Actor, Category, Clause, Purpose, SubjectId};
+use tutela_store::subjects::Subject;
+use tutela_store::tenants::Tenant;
+use tutela_store::vault::{AuditEntry, SealedRecord};
+use utoipa::ToSchema;
+
+/// `PUT` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordWrite {
+    /// The purpose of collecting this data (a purpose id of the policy).
+    pub purpose: String,
+    /// The online service the data belongs to (R1).
+    pub service: String,
+    /// Field name -> value; names must be declared for the category (R3).
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordWritten {
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordView {
+    pub category: String,
+    pub service: String,
+    pub version: i64,
+    pub fields: BTreeMap<String, String>,
+    /// The clause that allowed this read.
+    pub clause: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeQuery {
+    pub purpose: Option<String>,
+}
+
+fn parse_category(raw: &str) -> Result<Category, ApiError> {
+    Category::parse(raw).map_err(|e| ApiError::Invalid {
+        code: "invalid_category",
+        message: e.to_string(),
+        clause: Some(Clause::r(3)),
+    })
+}
+
+fn parse_purpose(raw: Option<&str>) -> Result<Purpose, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::Invalid {
+        code: "purpose_required",
+        message: "declare a purpose (`?purpose=` for reads, `purpose` in the body for writes)"
+            .into(),
+        clause: Some(Clause::r(4)),
+    })?;
+    Purpose::parse(raw).map_err(|e| ApiError::Invalid {
+        code: "invalid_purpose",
+        message: e.to_string(),
+        clause: Some(Clause::r(4)),
+    })
+}
+
+/// Loads the subject and its tenant. A missing subject is 404 for everyone.
+async fn load_target(state: &AppState, raw: &str) -> Result<(Subject, Tenant), ApiError> {
+    let id = SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
+        code: "not_found",
+        message: format!("no subject with this id ({e})"),
+    })?;
+    let subject = state
+        .store
+        .subject(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    let tenant = state
+        .store
+        .tenant(&subject.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
+    Ok((subject, tenant))
+}
+
+fn audit_entry(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    category: Category,
+    purpose: Option<Purpose>,
+    action: Action,
+    d: &Decision,
+) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: state.clock.now(),
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(subject.tenant.to_string()),
+        subject: Some(subject.id.to_string()),
+        category: Some(category.to_string()),
+        purpose: purpose.map(|p| p.to_string()),
+        action: match action {
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::Delete => "delete",
+        }
+        .to_owned(),
+        decision: if d.is_allowed() { "allow" } else { "deny" }.to_owned(),
+        reason: d.reason.to_owned(),
+        clause: Some(d.clause.to_string()),
+    }
+}
+
+fn denial_error(d: &Decision) -> ApiError {
+    let message = format!("denied: {} ({})", d.reason.replace('_', " "), d.clause);
+    match d.effect {
+        Effect::Deny(Denial::Hidden) => ApiError::not_found("subject"),
+        Effect::Deny(Denial::Frozen) => ApiError::Locked {
+            code: "frozen",
+            message,
+            clause: Some(d.clause),
+        },
+        _ => ApiError::Forbidden {
+            code: d.reason,
+            message,
+            clause: Some(d.clause),
+        },
+    }
+}
+
+fn ask(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    tenant: &Tenant,
+    category: Category,
+    purpose: Purpose,
+    action: Action,
+) -> Decision {
+    let now = state.clock.now();
+    decide::decide(
+        &state.policy,
+        &decide::Request {
+            actor,
+            action,
+            target: Target {
+                tenant: &subject.tenant,
+                subject: &subject.id,
+                tenant_state: tenant.state,
+                minor: tenant::is_minor(subject.adult_on, now.date()),
+            },
+            category,
+            purpose,
+            // Consents (issue 4) and support grants (issue 5) are not stored yet: no
+            // express consents, no guardian consent, no grants.
+            consents: ConsentView::default(),
+            grants: &[],
+            now,
+        },
+    )
+}
+
+/// Luhn check for payment card numbers (R11); spaces and dashes are ignored.
+fn luhn_ok(number: &str) -> bool {
+    let digits: Vec<u32> = number
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    if !(12..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Masks a card number to its last four digits (R12).
+fn mask_card(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let last4: String = digits.iter().skip(digits.len().saturating_sub(4)).collect();
+    format!("{}{last4}", "*".repeat(digits.len().saturating_sub(4)))
+}
+
+/// Stores a record, sealed under the subject's data key.
+#[utoipa::path(
+    put, path = "/v1/subjects/{subject}/records/{category}", tag = "records", security(("bearer" = [])),
+    params(("subject" = String, Path), ("category" = String, Path)),
+    request_body = RecordWrite,
+    responses((status = 200, body = RecordWritten), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody))
+)]
+pub async fn put_record(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath((raw_subject, raw_category)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RecordWrite>,
+) -> Result<ApiJson<RecordWritten>, ApiError> {
+    let category = parse_category(&raw_category)?;
+    let purpose = parse_purpose(Some(&body.purpose))?;
+    let policy = &state.policy;
+    if policy.service(&body.service).is_none() {
+        return Err(ApiError::Invalid {
+            code: "unknown_service",
+            message: "the service is not registered in the policy".into(),
+            clause: Some(Clause::r(1)),
+        });
+    }
+    let cp = policy
+        .category(category)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("category missing from policy")))?;
+    if body.fields.is_empty() {
+        return Err(ApiError::invalid(
+            "no_fields",
+            "a record needs at least one field",
+        ));
+    }
+    for name in body.fields.keys() {
+        if cp.never_store.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(ApiError::Invalid {
+                code: "never_stored",
+                message: format!(
+                    "`{name}` is never stored (the security code of a payment instrument)"
+                ),
+                clause: cp.never_store_clause.or(Some(Clause::r(12))),
+            });
+        }
+        if !cp.fields.contains(name) {
+            return Err(ApiError::Invalid {
+                code: "undeclared_field",
+                message: format!(
+                    "field `{}` is not declared for category `{category}` (declared: {})",
+                    name.chars().take(64).collect::<String>(),
+                    cp.fields.join(", ")
+                ),
+                clause: Some(Clause::r(3)),
+            });
+        }
+    }
+    if let Some(card) = body
+        .fields
+        .get("card_number")
+        .filter(|_| category == Category::Payment)
+    {
+        if !luhn_ok(card) {
+            return Err(ApiError::Invalid {
+                code: "invalid_card_number",
+                message: "card_number fails the Luhn check".into(),
+                clause: Some(Clause::r(11)),
+            });
+        }
+    }
+    let (subject, tenant) = load_target(&state, &raw_subject).await?;
+    let d = ask(
+        &state,
+        &actor,
+        &subject,
+        &tenant,
+        category,
+        purpose,
+        Action::Write,
+    );
+    if !d.is_allowed() {
+        state
+            .store
+            .append_audit(&audit_entry(
+                &state,
+                &actor,
+                &subject,
+                category,
+                Some(purpose),
+                Action::Write,
+                &d,
+            ))
+            .await?;
+        return Err(denial_error(&d));
+    }
+    let key = state
+        .vault
+        .subject_key(&state.store, &subject.tenant, &subject.id, true)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
+    let current = state.store.record_version(&subject.id, category).await?;
+    let version = current + 1;
+    let sealed = state
+        .vault
+        .seal_fields(&key, &subject.id, category, version, &body.fields)?;
+    let record = SealedRecord {
+        subject: subject.id.clone(),
+        category,
+        version,
+        service: body.service.clone(),
+        fields: sealed,
+        updated_at: state.clock.now(),
+    };
+    let audit = audit_entry(
+        &state,
+        &actor,
+        &subject,
+        category,
+        Some(purpose),
+        Action::Write,
+        &d,
+    );
+    if !state
+        .store
+        .put_record_audited(&record, current, &audit)
+        .await?
+    {
+        return Err(ApiError::Conflict {
+            code: "concurrent_write",
+            message: "the record changed while this write was prepared; retry".into(),
+            clause: None,
+        });
+    }
+    Ok(ApiJson(RecordWritten { version }))
+}
+
+/// Reads a record for a declared purpose.
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject}/records/{category}", tag = "records", security(("bearer" = [])),
+    params(("subject" = String, Path), ("category" = String, Path), ("purpose" = String, Query)),
+    responses((status = 200, body = RecordView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody))
+)]
+pub async fn get_record(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath((raw_subject, raw_category)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PurposeQuery>,
+) -> Result<ApiJson<RecordView>, ApiError> {
+    let category = parse_category(&raw_category)?;
+    let purpose = parse_purpose(q.purpose.as_deref())?;
+    let (subject, tenant) = load_target(&state, &raw_subject).await?;
+    let d = ask(
+        &state,
+        &actor,
+        &subject,
+        &tenant,
+        category,
+        purpose,
+        Action::Read,
+    );
+    let audit = audit_entry(
+        &state,
+        &actor,
+        &subject,
+        category,
+        Some(purpose),
+        Action::Read,
+        &d,
+    );
+    if !d.is_allowed() {
+        state.store.append_audit(&audit).await?;
+        return Err(denial_error(&d));
+    }
+    let record = state.store.record(&subject.id, category).await?;
+    let key = state
+        .vault
+        .subject_key(&state.store, &subject.tenant, &subject.id, false)
+        .await?;
+    let (Some(record), Some(key)) = (record, key) else {
+        state.store.append_audit(&audit).await?;
+        return Err(ApiError::NotFound {
+            code: "not_found",
+            message: format!("no {category} record for this subject"),
+        });
+    };
+    let mut fields =
+        state
+            .vault
+            .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
+    // R12: card numbers are shown masked unless the purpose is the transaction itself.
+    if purpose != Purpose::Transaction {
+        if let Some(card) = fields.get_mut("card_number") {
+            *card = mask_card(card);
+        }
+    }
+    // The audit entry is durable before any data leaves (fail closed).
+    state.store.append_audit(&audit).await?;
+    Ok(ApiJson(RecordView {
+        category: category.to_string(),
+        service: record.service,
+        version: record.version,
+        fields,
+        clause: d.clause.to_string(),
+    }))
+}
+
+/// Deletes a record (R33: erasure needs no purpose, only scope and an unfrozen account).
+#[utoipa::path(
+    delete, path = "/v1/subjects/{subject}/records/{category}", tag = "records", security(("bearer" = [])),
+    params(("subject" = String, Path), ("category" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody))
+)]
+pub async fn delete_record(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath((raw_subject, raw_category)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let category = parse_category(&raw_category)?;
+    let (subject, tenant) = load_target(&state, &raw_subject).await?;
+    let d = ask(
+        &state,
+        &actor,
+        &subject,
+        &tenant,
+        category,
+        Purpose::AccountAdmin,
+        Action::Delete,
+    );
+    let audit = audit_entry(&state, &actor, &subject, category, None, Action::Delete, &d);
+    if !d.is_allowed() {
+        state.store.append_audit(&audit).await?;
+        return Err(denial_error(&d));
+    }
+    if state
+        .store
+        .delete_record_audited(&subject.id, category, &audit)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound {
+            code: "not_found",
+            message: format!("no {category} record for this subject"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn() {
+        for (n, ok) in [
+            ("4111111111111111", true),
+            ("4111 1111 1111 1111", true),
+            ("4111111111111112", false),
+            ("6212 2611 0000 0000 003", false),
+            ("abc", false),
+            ("4111", false),
+        ] {
+            assert_eq!(luhn_ok(n), ok, "{n}");
+        }
+    }
+
+    #[test]
+    fn masking_keeps_last_four() {
+        assert_eq!(mask_card("4111 1111 1111 1234"), "************1234");
+        assert_eq!(mask_card("12"), "12");
+    }
+}

@@ -1,0 +1,145 @@
+//! The vault: the key hierarchy (master -> tenant -> subject) applied to records. Field
+//! values are sealed one by one under the subject's data key, each bound to
+//! `subject/category/field/version`, then packed into one blob per record.
+
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use tutela_core::{Category, SubjectId, TenantId};
+use tutela_crypto::envelope::{self, Cipher, Key};
+use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
+use tutela_store::Store;
+
+/// Field-level encryption for records.
+pub struct Vault {
+    cipher: Cipher,
+    keys: Arc<dyn KeyProvider>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({})", self.cipher.as_str())
+    }
+}
+
+impl Vault {
+    /// Opens the local master-key file (creating it, 0600, with a warning, on first run).
+    pub fn open_local(key_file: &Path, cipher: Cipher) -> anyhow::Result<Self> {
+        if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::app::ensure_data_dir(dir)?;
+        }
+        let (file, created) =
+            LocalKeyFile::open_or_create(key_file).context("opening the master key file")?;
+        if created {
+            tracing::warn!(
+                path = %key_file.display(),
+                "created a new local master key; keep it apart from database backups, or configure an external KMS"
+            );
+        }
+        Ok(Self {
+            cipher,
+            keys: Arc::new(file),
+        })
+    }
+
+    async fn tenant_key(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Key> {
+        let aad = keys::tenant_key_aad(tenant.as_str());
+        let (id, wrapped) = match store.tenant_key(tenant).await? {
+            Some(row) => row,
+            None => {
+                let (master_id, master) = self.keys.master()?;
+                let (_, wrapped) = keys::new_wrapped_key(self.cipher, &master, &aad)?;
+                store
+                    .insert_tenant_key(tenant, i64::from(master_id), &wrapped)
+                    .await?
+            }
+        };
+        let master = self
+            .keys
+            .master_by_id(u32::try_from(id).context("master key id out of range")?)?;
+        Ok(envelope::unwrap_key(&master, &aad, &wrapped)?)
+    }
+
+    /// The subject's data key; created when `create` and missing. `None` when absent
+    /// (never written, or crypto-shredded).
+    pub async fn subject_key(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        create: bool,
+    ) -> anyhow::Result<Option<Key>> {
+        let aad = keys::subject_key_aad(tenant.as_str(), subject.as_str());
+        let wrapped = match store.subject_key(subject).await? {
+            Some(w) => w,
+            None if create => {
+                let tk = self.tenant_key(store, tenant).await?;
+                let (_, wrapped) = keys::new_wrapped_key(self.cipher, &tk, &aad)?;
+                store.insert_subject_key(subject, &wrapped).await?
+            }
+            None => return Ok(None),
+        };
+        let tk = self.tenant_key(store, tenant).await?;
+        Ok(Some(envelope::unwrap_key(&tk, &aad, &wrapped)?))
+    }
+
+    /// Seals each field and packs them: `u16 name len, name, u32 blob len, blob` repeated.
+    pub fn seal_fields(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        category: Category,
+        version: i64,
+        fields: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            let aad = keys::field_aad(subject.as_str(), category.as_str(), name, version);
+            let blob = envelope::seal(self.cipher, key, &aad, value.as_bytes())?;
+            out.extend_from_slice(&u16::try_from(name.len())?.to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&u32::try_from(blob.len())?.to_be_bytes());
+            out.extend_from_slice(&blob);
+        }
+        Ok(out)
+    }
+
+    /// Opens a packed record; fails if any field was moved, altered, or its key shredded.
+    pub fn open_fields(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        category: Category,
+        version: i64,
+        packed: &[u8],
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let mut rest = packed;
+        let take = |n: usize, rest: &mut &[u8]| -> anyhow::Result<Vec<u8>> {
+            let (head, tail) = rest
+                .split_at_checked(n)
+                .context("sealed record is truncated")?;
+            *rest = tail;
+            Ok(head.to_vec())
+        };
+        while !rest.is_empty() {
+            let name_len = u16::from_be_bytes(
+                take(2, &mut rest)?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("bad length"))?,
+            );
+            let name = String::from_utf8(take(usize::from(name_len), &mut rest)?)?;
+            let blob_len = u32::from_be_bytes(
+                take(4, &mut rest)?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("bad length"))?,
+            );
+            let blob = take(usize::try_from(blob_len)?, &mut rest)?;
+            let aad = keys::field_aad(subject.as_str(), category.as_str(), &name, version);
+            let plain = envelope::open(key, &aad, &blob).context("opening a sealed field")?;
+            out.insert(name, String::from_utf8(plain)?);
+        }
+        Ok(out)
+    }
+}

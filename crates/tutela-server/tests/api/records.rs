@@ -1,0 +1,440 @@
+//! The vault through HTTP: purpose-checked reads and writes, field encryption, the audit
+//! trail (R3, R4, R5, R7, R8, R11, R12, R29, R43).
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tutela_core::{Region, Role, SubjectId, TenantId};
+
+struct World {
+    app: TestApp,
+    tenant: TenantId,
+    subject: SubjectId,
+    admin: String,
+    service: String,
+}
+
+async fn world_with(app: TestApp) -> World {
+    let tenant = app.create_tenant("Vault Co").await;
+    let subject = app
+        .create_subject(&tenant, json!({"kind": "administrator"}))
+        .await;
+    let admin = app
+        .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
+        .await;
+    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    World {
+        app,
+        tenant,
+        subject,
+        admin,
+        service,
+    }
+}
+
+async fn world() -> World {
+    world_with(spawn_app().await).await
+}
+
+impl World {
+    fn path(&self, category: &str) -> String {
+        format!("/v1/subjects/{}/records/{category}", self.subject)
+    }
+
+    async fn put(&self, token: &str, category: &str, body: Value) -> reqwest::Response {
+        self.app
+            .request(Method::PUT, &self.path(category), Some(token), Some(body))
+            .await
+    }
+
+    async fn read(&self, token: &str, category: &str, purpose: &str) -> reqwest::Response {
+        self.app
+            .get(&format!("{}?purpose={purpose}", self.path(category)), token)
+            .await
+    }
+}
+
+fn admin_fields() -> Value {
+    json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "张伟", "email": "zhang.wei.planted@example.cn", "phone": "13912345678"}})
+}
+
+#[tokio::test]
+async fn write_then_read_for_a_declared_purpose_r8() {
+    let w = world().await;
+    let r = w.put(&w.admin, "administrator", admin_fields()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+    let v: Value = w
+        .read(&w.service, "administrator", "fraud_prevention")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["fields"]["email"], "zhang.wei.planted@example.cn");
+    assert_eq!(v["fields"]["name"], "张伟");
+    assert_eq!(v["clause"], "R8");
+    let r = w.put(&w.admin, "administrator", admin_fields()).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 2);
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn undeclared_and_prohibited_purposes_are_denied_with_the_clause_r4_r5_r11() {
+    let w = world().await;
+    w.put(&w.admin, "administrator", admin_fields()).await;
+    assert_error(
+        w.read(&w.service, "administrator", "research").await,
+        403,
+        "purpose_not_declared",
+        Some("R4"),
+    )
+    .await;
+    let r = w.put(&w.admin, "customer", json!({"purpose": "provide_service", "service": "azure", "fields": {"object_ref": "blob://x"}})).await;
+    assert_eq!(r.status(), 200);
+    assert_error(
+        w.read(&w.service, "customer", "marketing").await,
+        403,
+        "purpose_prohibited",
+        Some("R5"),
+    )
+    .await;
+    assert_error(
+        w.read(&w.service, "payment", "marketing").await,
+        403,
+        "purpose_prohibited",
+        Some("R11"),
+    )
+    .await;
+    assert_error(
+        w.read(&w.service, "payment", "service_improvement").await,
+        403,
+        "purpose_not_declared",
+        Some("R4"),
+    )
+    .await;
+    assert_error(
+        w.read(&w.service, "administrator", "nonsense").await,
+        422,
+        "invalid_purpose",
+        Some("R4"),
+    )
+    .await;
+    assert_error(
+        w.app.get(&w.path("administrator"), &w.service).await,
+        422,
+        "purpose_required",
+        Some("R4"),
+    )
+    .await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn security_code_is_refused_and_cards_are_masked_r11_r12() {
+    let w = world().await;
+    let cvv = "7391";
+    let r = w
+        .put(&w.service, "payment", json!({"purpose": "transaction", "service": "azure", "fields": {"card_number": "4111111111111111", "security_code": cvv}}))
+        .await;
+    assert_error(r, 422, "never_stored", Some("R12")).await;
+    let r = w.put(&w.service, "payment", json!({"purpose": "transaction", "service": "azure", "fields": {"card_number": "4111111111111112"}})).await;
+    assert_error(r, 422, "invalid_card_number", Some("R11")).await;
+    let r = w
+        .put(&w.service, "payment", json!({"purpose": "transaction", "service": "azure", "fields": {"card_number": "6011000990139424", "holder_name": "LI LEI"}}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = w
+        .read(&w.service, "payment", "fraud_prevention")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["fields"]["card_number"], "************9424");
+    let v: Value = w
+        .read(&w.service, "payment", "transaction")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["fields"]["card_number"], "6011000990139424");
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_writes_are_422_and_store_nothing_r1_r3() {
+    let w = world().await;
+    let cases = [
+        (
+            "administrator",
+            json!({"purpose": "account_admin", "service": "azure", "fields": {"shoe_size": "42"}}),
+            "undeclared_field",
+            Some("R3"),
+        ),
+        (
+            "administrator",
+            json!({"purpose": "account_admin", "service": "xbox", "fields": {"name": "x"}}),
+            "unknown_service",
+            Some("R1"),
+        ),
+        (
+            "health",
+            json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "x"}}),
+            "invalid_category",
+            Some("R3"),
+        ),
+        (
+            "administrator",
+            json!({"purpose": "account_admin", "service": "azure", "fields": {}}),
+            "no_fields",
+            None,
+        ),
+        (
+            "administrator",
+            json!({"purpose": "account_admin", "service": "azure", "fields": {"name": 5}}),
+            "invalid_body",
+            None,
+        ),
+    ];
+    for (category, body, code, clause) in cases {
+        assert_error(w.put(&w.admin, category, body).await, 422, code, clause).await;
+    }
+    assert_error(
+        w.read(&w.service, "administrator", "account_admin").await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn other_tenants_and_roles_are_kept_out_r2() {
+    let w = world().await;
+    w.put(&w.admin, "administrator", admin_fields()).await;
+    let other = w.app.create_tenant("Other Co").await;
+    let other_admin = w
+        .app
+        .token(Role::TenantAdmin, Some(&other), None, Region::Cn)
+        .await;
+    assert_error(
+        w.read(&other_admin, "administrator", "account_admin").await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    assert_error(
+        w.put(&other_admin, "administrator", admin_fields()).await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    let auditor = w.app.token(Role::Auditor, None, None, Region::Cn).await;
+    assert_error(
+        w.read(&auditor, "administrator", "account_admin").await,
+        403,
+        "role_reads_no_personal_data",
+        Some("R29"),
+    )
+    .await;
+    let me = w
+        .app
+        .token(Role::EndUser, Some(&w.tenant), Some(&w.subject), Region::Cn)
+        .await;
+    assert_eq!(
+        w.read(&me, "administrator", "account_admin").await.status(),
+        200
+    );
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn overseas_support_is_denied_without_a_grant_r7() {
+    let w = world().await;
+    w.put(&w.admin, "support", json!({"purpose": "support", "service": "azure", "fields": {"description": "VM will not boot"}})).await;
+    let overseas = w
+        .app
+        .token(Role::Support, None, None, Region::Overseas)
+        .await;
+    assert_error(
+        w.read(&overseas, "support", "support").await,
+        403,
+        "overseas_access_needs_grant",
+        Some("R7"),
+    )
+    .await;
+    let domestic = w.app.token(Role::Support, None, None, Region::Cn).await;
+    assert_eq!(w.read(&domestic, "support", "support").await.status(), 200);
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn minors_data_is_not_stored_without_guardian_consent_r43() {
+    let w = world().await;
+    let minor = w
+        .app
+        .create_subject(
+            &w.tenant,
+            json!({"kind": "end_user", "birth_date": "2012-03-04"}),
+        )
+        .await;
+    let r = w
+        .app
+        .request(
+            Method::PUT,
+            &format!("/v1/subjects/{minor}/records/registration"),
+            Some(&w.admin),
+            Some(
+                json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "小明"}}),
+            ),
+        )
+        .await;
+    assert_error(r, 403, "minor_needs_guardian_consent", Some("R43")).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn every_decision_is_audited_without_values_r29() {
+    let w = world().await;
+    w.put(&w.admin, "administrator", admin_fields()).await;
+    w.read(&w.service, "administrator", "fraud_prevention")
+        .await;
+    w.read(&w.service, "administrator", "research").await;
+    let r = w
+        .app
+        .request(
+            Method::DELETE,
+            &w.path("administrator"),
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_error(
+        w.read(&w.service, "administrator", "account_admin").await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    let entries = w
+        .app
+        .state
+        .store
+        .audit_for_subject(w.subject.as_str())
+        .await
+        .unwrap();
+    let summary: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.action.clone(),
+                e.decision.clone(),
+                e.clause.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("write".into(), "allow".into(), "R8".into()),
+            ("read".into(), "allow".into(), "R8".into()),
+            ("read".into(), "deny".into(), "R4".into()),
+            ("delete".into(), "allow".into(), "R33".into()),
+            ("read".into(), "allow".into(), "R8".into()),
+        ]
+    );
+    let dump = format!("{entries:?}");
+    for value in ["zhang.wei.planted", "13912345678", "张伟"] {
+        assert!(!dump.contains(value), "audit must not hold {value}");
+    }
+    w.app.stop().await;
+}
+
+fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(grep_dir(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn no_plaintext_reaches_the_data_directory_r12_r29() {
+    for cipher in ["aes-256-gcm", "sm4-gcm"] {
+        let w = world_with(spawn_app_with(|c| c.crypto.cipher = cipher.to_owned()).await).await;
+        w.put(&w.admin, "administrator", admin_fields()).await;
+        w.put(&w.service, "payment", json!({"purpose": "transaction", "service": "azure", "fields": {"card_number": "6011000990139424"}})).await;
+        w.put(&w.service, "payment", json!({"purpose": "transaction", "service": "azure", "fields": {"card_number": "4111111111111111", "security_code": "8642"}})).await;
+        let v: Value = w
+            .read(&w.service, "administrator", "account_admin")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["fields"]["phone"], "13912345678", "{cipher} round trip");
+        for planted in [
+            "zhang.wei.planted@example.cn",
+            "13912345678",
+            "张伟",
+            "6011000990139424",
+            "8642",
+        ] {
+            let hits = grep_dir(w.app.data_dir.path(), planted.as_bytes());
+            assert!(
+                hits.is_empty(),
+                "{cipher}: `{planted}` found in clear in {hits:?}"
+            );
+        }
+        w.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn shredding_the_data_key_makes_records_unreadable() {
+    let w = world().await;
+    w.put(&w.admin, "administrator", admin_fields()).await;
+    assert!(w
+        .app
+        .state
+        .store
+        .shred_subject_key(&w.subject)
+        .await
+        .unwrap());
+    assert_error(
+        w.read(&w.service, "administrator", "account_admin").await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_cipher_setting_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tutela_server::Config {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    config.crypto.cipher = "rot13".into();
+    let err = tutela_server::Application::build(
+        config,
+        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(format!("{err:#}").contains("crypto.cipher"), "{err:#}");
+}

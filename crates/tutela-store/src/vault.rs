@@ -1,0 +1,312 @@
+//! The vault's rows: wrapped keys, sealed records, and audit entries. Values arrive here
+//! already encrypted; this module never sees plaintext. A record write and its audit
+//! entry commit in one transaction; a read's audit entry commits before the caller
+//! returns data (fail closed).
+
+use crate::{on_pool, to_micros, Result, Store};
+use time::OffsetDateTime;
+use tutela_core::{Category, SubjectId, TenantId};
+
+/// One audit entry: who did what to whom, for which purpose, and the decision. Never a
+/// personal data value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: OffsetDateTime,
+    pub token_id: String,
+    pub role: String,
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub category: Option<String>,
+    pub purpose: Option<String>,
+    pub action: String,
+    pub decision: String,
+    pub reason: String,
+    pub clause: Option<String>,
+}
+
+/// A sealed record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    pub subject: SubjectId,
+    pub category: Category,
+    pub version: i64,
+    pub service: String,
+    pub fields: Vec<u8>,
+    pub updated_at: OffsetDateTime,
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
+    (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+macro_rules! bind_audit {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.id)
+            .bind(to_micros($e.at))
+            .bind(&$e.token_id)
+            .bind(&$e.role)
+            .bind($e.tenant.as_deref())
+            .bind($e.subject.as_deref())
+            .bind($e.category.as_deref())
+            .bind($e.purpose.as_deref())
+            .bind(&$e.action)
+            .bind(&$e.decision)
+            .bind(&$e.reason)
+            .bind($e.clause.as_deref())
+    };
+}
+
+impl Store {
+    /// Appends an audit entry on its own (reads and denials). Durable when this returns.
+    pub async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
+        on_pool!(self, |p| bind_audit!(sqlx::query(INSERT_AUDIT), e)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Audit entries about a subject, oldest first.
+    pub async fn audit_for_subject(&self, subject: &str) -> Result<Vec<AuditEntry>> {
+        type Row = (
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause \
+                 FROM audit_entries WHERE subject_id = $1 ORDER BY at, id",
+            )
+            .bind(subject)
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter()
+            .map(
+                |(
+                    id,
+                    at,
+                    token_id,
+                    role,
+                    tenant,
+                    subject,
+                    category,
+                    purpose,
+                    action,
+                    decision,
+                    reason,
+                    clause,
+                )| {
+                    Ok(AuditEntry {
+                        id,
+                        at: crate::from_micros(at)?,
+                        token_id,
+                        role,
+                        tenant,
+                        subject,
+                        category,
+                        purpose,
+                        action,
+                        decision,
+                        reason,
+                        clause,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// The wrapped key of a tenant and the id of the master key that wraps it.
+    pub async fn tenant_key(&self, tenant: &TenantId) -> Result<Option<(i64, Vec<u8>)>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as("SELECT master_key_id, wrapped FROM tenant_keys WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(p)
+                .await
+        })?)
+    }
+
+    /// Stores a tenant key unless one exists; returns the one in force (first writer wins).
+    pub async fn insert_tenant_key(
+        &self,
+        tenant: &TenantId,
+        master_key_id: i64,
+        wrapped: &[u8],
+    ) -> Result<(i64, Vec<u8>)> {
+        on_pool!(self, |p| {
+            sqlx::query("INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO NOTHING")
+                .bind(tenant.as_str())
+                .bind(master_key_id)
+                .bind(wrapped)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
+        self.tenant_key(tenant)
+            .await?
+            .ok_or_else(|| crate::StoreError::Corrupt("tenant key vanished".into()))
+    }
+
+    pub async fn subject_key(&self, subject: &SubjectId) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT wrapped FROM subject_keys WHERE subject_id = $1")
+                .bind(subject.as_str())
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Stores a subject key unless one exists; returns the one in force.
+    pub async fn insert_subject_key(&self, subject: &SubjectId, wrapped: &[u8]) -> Result<Vec<u8>> {
+        on_pool!(self, |p| {
+            sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2) ON CONFLICT (subject_id) DO NOTHING")
+                .bind(subject.as_str())
+                .bind(wrapped)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
+        self.subject_key(subject)
+            .await?
+            .ok_or_else(|| crate::StoreError::Corrupt("subject key vanished".into()))
+    }
+
+    /// The record's current version (0 when absent), to bind the next version into the AAD.
+    pub async fn record_version(&self, subject: &SubjectId, category: Category) -> Result<i64> {
+        let row: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT version FROM records WHERE subject_id = $1 AND category = $2")
+                .bind(subject.as_str())
+                .bind(category.as_str())
+                .fetch_optional(p)
+                .await
+        })?;
+        Ok(row.map_or(0, |r| r.0))
+    }
+
+    /// Writes a record and its audit entry in one transaction. The write only happens if
+    /// the stored version is still `expected_version` (else `Ok(false)`: a concurrent writer won).
+    pub async fn put_record_audited(
+        &self,
+        r: &SealedRecord,
+        expected_version: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let changed = if expected_version == 0 {
+                sqlx::query(
+                    "INSERT INTO records (subject_id, category, version, service, fields, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, category) DO NOTHING",
+                )
+                .bind(r.subject.as_str())
+                .bind(r.category.as_str())
+                .bind(r.version)
+                .bind(&r.service)
+                .bind(&r.fields)
+                .bind(to_micros(r.updated_at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                sqlx::query(
+                    "UPDATE records SET version = $1, service = $2, fields = $3, updated_at = $4 \
+                     WHERE subject_id = $5 AND category = $6 AND version = $7",
+                )
+                .bind(r.version)
+                .bind(&r.service)
+                .bind(&r.fields)
+                .bind(to_micros(r.updated_at))
+                .bind(r.subject.as_str())
+                .bind(r.category.as_str())
+                .bind(expected_version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
+            if changed == 0 {
+                tx.rollback().await?;
+                Ok(false)
+            } else {
+                bind_audit!(sqlx::query(INSERT_AUDIT), audit)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        })
+    }
+
+    pub async fn record(
+        &self,
+        subject: &SubjectId,
+        category: Category,
+    ) -> Result<Option<SealedRecord>> {
+        let row: Option<(i64, String, Vec<u8>, i64)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT version, service, fields, updated_at FROM records WHERE subject_id = $1 AND category = $2")
+                .bind(subject.as_str())
+                .bind(category.as_str())
+                .fetch_optional(p)
+                .await
+        })?;
+        row.map(|(version, service, fields, updated_at)| {
+            Ok(SealedRecord {
+                subject: subject.clone(),
+                category,
+                version,
+                service,
+                fields,
+                updated_at: crate::from_micros(updated_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes a record and appends its audit entry in one transaction; returns whether
+    /// a record existed.
+    pub async fn delete_record_audited(
+        &self,
+        subject: &SubjectId,
+        category: Category,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("DELETE FROM records WHERE subject_id = $1 AND category = $2")
+                .bind(subject.as_str())
+                .bind(category.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            bind_audit!(sqlx::query(INSERT_AUDIT), audit)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Crypto-shreds a subject: deletes its data key, so every sealed copy of its fields
+    /// (including backups) becomes unreadable. Returns whether a key existed.
+    pub async fn shred_subject_key(&self, subject: &SubjectId) -> Result<bool> {
+        let n = on_pool!(self, |p| {
+            sqlx::query("DELETE FROM subject_keys WHERE subject_id = $1")
+                .bind(subject.as_str())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n > 0)
+    }
+}
