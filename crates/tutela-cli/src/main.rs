@@ -36,6 +36,19 @@ enum Command {
     /// Work with the policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Work with the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the Merkle tree from the stored entries and check every signed head.
+    /// Exit 0 when intact, 1 naming the first bad index.
+    Verify {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 /// Options every command that touches state shares with `serve`.
@@ -198,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&common, None, None)?;
             policy_check::run(file.as_deref().or(config.policy.as_deref()))
         }
+        Command::Audit(AuditCommand::Verify { common }) => audit_verify(common, clock).await,
     }
 }
 
@@ -303,5 +317,37 @@ async fn token_create(args: TokenCreateArgs, clock: Arc<dyn Clock>) -> anyhow::R
         }
         Err(e @ tutela_server::tokens::CreateTokenError::Store(_)) => Err(e.into()),
         Err(e) => Err(UsageError(e.to_string()).into()),
+    }
+}
+
+async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let config = load_config(&common, None, None)?;
+    init_logging(LogFormat::Human, "warn");
+    let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
+        .await
+        .context("opening the database")?;
+    let key_path = config.effective_audit_key_file();
+    anyhow::ensure!(
+        key_path.exists(),
+        "no audit signing key at {}; nothing was ever sealed here",
+        key_path.display()
+    );
+    let signer = tutela_server::audit::load_signer(&key_path)?;
+    let report =
+        tutela_server::audit::verify(&store, tutela_audit::HashAlg::Sha256, signer.public_key())
+            .await?;
+    store.close().await;
+    match report.problem {
+        None => {
+            println!(
+                "audit log intact: {} entries, {} signed heads verified ({} awaiting sealing)",
+                report.entries, report.heads, report.unsealed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((index, what)) => {
+            println!("audit log TAMPERED: first bad index {index}: {what}");
+            Ok(ExitCode::from(1))
+        }
     }
 }

@@ -84,6 +84,13 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         .await
         .context("opening the database")?;
     tracing::info!(backend = store.backend().as_str(), "database ready");
+    let audit = crate::audit::AuditLog::open(
+        &store,
+        &config.effective_audit_key_file(),
+        tutela_audit::HashAlg::Sha256,
+    )
+    .await
+    .context("opening the audit log")?;
     let metrics = Metrics::new();
     metrics
         .policy_categories
@@ -95,6 +102,7 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         metrics: Arc::new(metrics),
         config: Arc::new(config),
         vault: Arc::new(vault),
+        audit: Arc::new(audit),
     })
 }
 
@@ -158,6 +166,21 @@ impl Application {
     ) -> anyhow::Result<()> {
         let router = crate::api::router(self.state.clone());
         let store = self.state.store.clone();
+        // The sealer: signs a tree head at least every second while entries arrive.
+        let sealer_state = self.state.clone();
+        let sealer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sealer_state
+                    .audit
+                    .seal_once(&sealer_state.store, sealer_state.clock.now())
+                    .await
+                {
+                    tracing::error!(error = format!("{e:#}"), "audit sealing failed; will retry");
+                }
+            }
+        });
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
@@ -179,6 +202,16 @@ impl Application {
                     .serve(router.into_make_service())
                     .await?;
             }
+        }
+        sealer.abort();
+        // Seal what the last requests wrote before the database closes.
+        if let Err(e) = self
+            .state
+            .audit
+            .seal_once(&store, self.state.clock.now())
+            .await
+        {
+            tracing::error!(error = format!("{e:#}"), "final audit sealing failed");
         }
         store.close().await;
         tracing::info!("stopped");

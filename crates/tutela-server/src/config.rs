@@ -33,6 +33,8 @@ pub struct CryptoConfig {
     /// The local master key file; default `<data_dir>/master.key`. Keep it out of
     /// database backups.
     pub key_file: Option<PathBuf>,
+    /// The Ed25519 key that signs audit tree heads; default `<data_dir>/audit-signing.key`.
+    pub audit_key_file: Option<PathBuf>,
 }
 
 impl Default for CryptoConfig {
@@ -40,6 +42,7 @@ impl Default for CryptoConfig {
         Self {
             cipher: "aes-256-gcm".to_owned(),
             key_file: None,
+            audit_key_file: None,
         }
     }
 }
@@ -184,6 +187,14 @@ impl Config {
             .key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The audit head signing key file in effect.
+    pub fn effective_audit_key_file(&self) -> PathBuf {
+        self.crypto
+            .audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-signing.key"))
     }
 
     /// The database URL in effect: the configured one, or SQLite in the data directory.

@@ -15,4 +15,5 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub vault: Arc<crate::vault::Vault>,
+    pub audit: Arc<crate::audit::AuditLog>,
 }

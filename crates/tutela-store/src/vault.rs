@@ -23,6 +23,17 @@ pub struct AuditEntry {
     pub decision: String,
     pub reason: String,
     pub clause: Option<String>,
+    /// The entry's index in the Merkle tree, once sealed.
+    pub seq: Option<i64>,
+}
+
+/// A signed tree head as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadRow {
+    pub size: i64,
+    pub root: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub signed_at: OffsetDateTime,
 }
 
 /// A sealed record as stored.
@@ -34,6 +45,63 @@ pub struct SealedRecord {
     pub service: String,
     pub fields: Vec<u8>,
     pub updated_at: OffsetDateTime,
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause, seq, leaf_hash";
+
+type AuditRow = (
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<Vec<u8>>,
+);
+
+fn decode_audit(r: AuditRow) -> Result<(AuditEntry, Option<Vec<u8>>)> {
+    let (
+        id,
+        at,
+        token_id,
+        role,
+        tenant,
+        subject,
+        category,
+        purpose,
+        action,
+        decision,
+        reason,
+        clause,
+        seq,
+        leaf,
+    ) = r;
+    Ok((
+        AuditEntry {
+            id,
+            at: crate::from_micros(at)?,
+            token_id,
+            role,
+            tenant,
+            subject,
+            category,
+            purpose,
+            action,
+            decision,
+            reason,
+            clause,
+            seq,
+        },
+        leaf,
+    ))
 }
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
@@ -69,62 +137,109 @@ impl Store {
 
     /// Audit entries about a subject, oldest first.
     pub async fn audit_for_subject(&self, subject: &str) -> Result<Vec<AuditEntry>> {
-        type Row = (
-            String,
-            i64,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE subject_id = $1 ORDER BY at, id"
         );
-        let rows: Vec<Row> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause \
-                 FROM audit_entries WHERE subject_id = $1 ORDER BY at, id",
-            )
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(subject)
             .fetch_all(p)
-            .await
-        })?;
+            .await)?;
         rows.into_iter()
-            .map(
-                |(
-                    id,
-                    at,
-                    token_id,
-                    role,
-                    tenant,
-                    subject,
-                    category,
-                    purpose,
-                    action,
-                    decision,
-                    reason,
-                    clause,
-                )| {
-                    Ok(AuditEntry {
-                        id,
-                        at: crate::from_micros(at)?,
-                        token_id,
-                        role,
-                        tenant,
-                        subject,
-                        category,
-                        purpose,
-                        action,
-                        decision,
-                        reason,
-                        clause,
-                    })
-                },
-            )
+            .map(|r| decode_audit(r).map(|(e, _)| e))
             .collect()
+    }
+
+    /// Entries not yet sealed, in the order the sealer assigns indexes: (at, id).
+    pub async fn unsealed_audit(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE seq IS NULL ORDER BY at, id LIMIT $1"
+        );
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|r| decode_audit(r).map(|(e, _)| e))
+            .collect()
+    }
+
+    /// Sealed entries with `seq >= from`, in index order, with their stored leaf hashes.
+    pub async fn sealed_audit(&self, from: i64, limit: i64) -> Result<Vec<(AuditEntry, Vec<u8>)>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2"
+        );
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(from)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|r| decode_audit(r).map(|(e, h)| (e, h.unwrap_or_default())))
+            .collect()
+    }
+
+    /// Assigns tree indexes and leaf hashes to a batch and stores the new signed head,
+    /// all in one transaction.
+    pub async fn seal_audit_batch(
+        &self,
+        batch: &[(String, i64, Vec<u8>)],
+        head: &HeadRow,
+    ) -> Result<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (id, seq, leaf) in batch {
+                sqlx::query("UPDATE audit_entries SET seq = $1, leaf_hash = $2 WHERE id = $3 AND seq IS NULL")
+                    .bind(*seq)
+                    .bind(leaf)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO audit_heads (size, root, signature, signed_at) VALUES ($1, $2, $3, $4)")
+                .bind(head.size)
+                .bind(&head.root)
+                .bind(&head.signature)
+                .bind(to_micros(head.signed_at))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Every signed head, smallest first.
+    pub async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT size, root, signature, signed_at FROM audit_heads ORDER BY size"
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(size, root, signature, signed_at)| {
+                Ok(HeadRow {
+                    size,
+                    root,
+                    signature,
+                    signed_at: crate::from_micros(signed_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest signed head.
+    pub async fn latest_audit_head(&self) -> Result<Option<HeadRow>> {
+        let row: Option<(i64, Vec<u8>, Vec<u8>, i64)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT size, root, signature, signed_at FROM audit_heads ORDER BY size DESC LIMIT 1").fetch_optional(p).await
+        })?;
+        row.map(|(size, root, signature, signed_at)| {
+            Ok(HeadRow {
+                size,
+                root,
+                signature,
+                signed_at: crate::from_micros(signed_at)?,
+            })
+        })
+        .transpose()
     }
 
     /// The wrapped key of a tenant and the id of the master key that wraps it.

@@ -1,6 +1,7 @@
 //! The HTTP API v1 (`API.md`): routes, extractors that turn rejections into the standard
 //! error shape, the middleware stack, and the generated OpenAPI document.
 
+pub mod audit;
 pub mod policy;
 pub mod records;
 pub mod system;
@@ -70,6 +71,10 @@ impl From<PathRejection> for ApiError {
         records::put_record,
         records::get_record,
         records::delete_record,
+        audit::head,
+        audit::entries,
+        audit::proof,
+        audit::consistency,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -85,9 +90,13 @@ impl From<PathRejection> for ApiError {
         records::RecordWrite,
         records::RecordWritten,
         records::RecordView,
+        audit::HeadView,
+        audit::EntryView,
+        audit::ProofView,
+        audit::ConsistencyView,
     )),
     modifiers(&BearerAuth),
-    tags((name = "system"), (name = "policy"), (name = "tenants"), (name = "records"))
+    tags((name = "system"), (name = "policy"), (name = "tenants"), (name = "records"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
@@ -126,6 +135,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/subjects/{subject}/records/{category}",
             axum::routing::put(records::put_record).get(records::get_record).delete(records::delete_record),
         )
+        .route("/v1/audit/head", get(audit::head))
+        .route("/v1/audit/entries", get(audit::entries))
+        .route("/v1/audit/proof", get(audit::proof))
+        .route("/v1/audit/consistency", get(audit::consistency))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(limits.body_bytes))

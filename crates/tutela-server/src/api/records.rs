@@ -120,6 +120,7 @@ fn audit_entry(
         decision: if d.is_allowed() { "allow" } else { "deny" }.to_owned(),
         reason: d.reason.to_owned(),
         clause: Some(d.clause.to_string()),
+        seq: None,
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod audit;
 mod bad_input;
 mod foundation;
 mod records;

@@ -37,6 +37,19 @@ CREATE TABLE audit_entries (
     action      TEXT NOT NULL,
     decision    TEXT NOT NULL,
     reason      TEXT NOT NULL,
-    clause      TEXT
+    clause      TEXT,
+    -- Assigned by the sealer, in (at, id) order: the entry's index in the Merkle tree,
+    -- and its leaf hash H(0x00 || canonical entry).
+    seq         INTEGER UNIQUE,
+    leaf_hash   BLOB
 );
 CREATE INDEX audit_entries_subject ON audit_entries(subject_id, at);
+CREATE INDEX audit_entries_unsealed ON audit_entries(at, id) WHERE seq IS NULL;
+
+-- Signed tree heads (Ed25519 over tutela_audit::TreeHead::canonical_bytes).
+CREATE TABLE audit_heads (
+    size      INTEGER PRIMARY KEY,
+    root      BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    signed_at INTEGER NOT NULL
+);

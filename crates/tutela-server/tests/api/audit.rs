@@ -1,0 +1,279 @@
+//! The tamper-evident audit log: signed heads, inclusion and consistency proofs anyone
+//! can check, and `verify` naming the first bad index after direct database edits (R29).
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tutela_audit::{verify_consistency, verify_inclusion, HashAlg, SignedTreeHead, TreeHead};
+use tutela_core::{Clock as _, Region, Role};
+
+fn h32(s: &str) -> [u8; 32] {
+    hex::decode(s).unwrap().try_into().unwrap()
+}
+
+/// Makes `n` audited accesses and seals them.
+async fn busy_app(n: usize) -> (TestApp, String) {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("Audit Co").await;
+    let subject = app
+        .create_subject(&tenant, json!({"kind": "administrator"}))
+        .await;
+    let admin = app
+        .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
+        .await;
+    let path = format!("/v1/subjects/{subject}/records/administrator");
+    let r = app.request(Method::PUT, &path, Some(&admin), Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"email": "a@example.cn"}}))).await;
+    assert_eq!(r.status(), 200);
+    for i in 1..n {
+        app.clock.advance(time::Duration::milliseconds(1));
+        let purpose = if i % 3 == 0 {
+            "research"
+        } else {
+            "account_admin"
+        };
+        app.get(&format!("{path}?purpose={purpose}"), &admin).await;
+    }
+    app.state
+        .audit
+        .seal_once(&app.state.store, app.clock.now())
+        .await
+        .unwrap();
+    (app, subject.to_string())
+}
+
+async fn exec_sql(app: &TestApp, sql: &str) {
+    use sqlx::Connection as _;
+    match &app.state.config.database_url {
+        Some(url) => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+        None => {
+            let url = format!("sqlite:{}", app.data_dir.path().join("tutela.db").display());
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn verify(app: &TestApp) -> Option<(u64, String)> {
+    tutela_server::audit::verify(
+        &app.state.store,
+        HashAlg::Sha256,
+        app.state.audit.public_key(),
+    )
+    .await
+    .unwrap()
+    .problem
+}
+
+#[tokio::test]
+async fn head_is_signed_and_proofs_verify_with_a_few_lines_of_code() {
+    let (app, subject) = busy_app(9).await;
+    let auditor = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let head: Value = app
+        .get("/v1/audit/head", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(head["size"], 9);
+    let signed_at = time::OffsetDateTime::parse(
+        head["signed_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let sth = SignedTreeHead {
+        head: TreeHead {
+            alg: HashAlg::Sha256,
+            size: 9,
+            root: h32(head["root_hash"].as_str().unwrap()),
+            signed_at_micros: (signed_at.unix_timestamp_nanos() / 1000) as i64,
+        },
+        signature: hex::decode(head["signature"].as_str().unwrap()).unwrap(),
+    };
+    assert!(sth.verify(&hex::decode(head["public_key"].as_str().unwrap()).unwrap()));
+
+    let entries: Vec<Value> = app
+        .get(&format!("/v1/audit/entries?subject={subject}"), &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 9);
+    assert_eq!(entries[3]["decision"], "deny");
+    assert_eq!(entries[3]["clause"], "R4");
+    for i in 0..9u64 {
+        let p: Value = app
+            .get(&format!("/v1/audit/proof?index={i}"), &auditor)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let path: Vec<[u8; 32]> = p["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| h32(x.as_str().unwrap()))
+            .collect();
+        assert_eq!(p["root_hash"], head["root_hash"]);
+        verify_inclusion(
+            HashAlg::Sha256,
+            i,
+            9,
+            &h32(p["leaf_hash"].as_str().unwrap()),
+            &path,
+            &h32(p["root_hash"].as_str().unwrap()),
+        )
+        .unwrap();
+    }
+    // The leaf is H(0x00 || canonical entry) of the entry at that index.
+    let stored = app.state.store.audit_for_subject(&subject).await.unwrap();
+    let p: Value = app
+        .get("/v1/audit/proof?index=2", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        p["leaf_hash"],
+        hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&stored[2])))
+    );
+    assert_error(
+        app.get("/v1/audit/proof?index=9", &auditor).await,
+        422,
+        "invalid_proof_request",
+        None,
+    )
+    .await;
+    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    assert_error(
+        app.get("/v1/audit/head", &service).await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn consistency_between_two_heads_verifies() {
+    let (app, _) = busy_app(5).await;
+    let auditor = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let first: Value = app
+        .get("/v1/audit/head", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // More traffic (the auditor's reads are not personal-data accesses; make some).
+    let t = app.create_tenant("More").await;
+    let s = app.create_subject(&t, json!({"kind": "contact"})).await;
+    let svc = app.token(Role::Service, None, None, Region::Cn).await;
+    for _ in 0..4 {
+        app.get(
+            &format!("/v1/subjects/{s}/records/registration?purpose=account_admin"),
+            &svc,
+        )
+        .await;
+    }
+    app.state
+        .audit
+        .seal_once(&app.state.store, app.clock.now())
+        .await
+        .unwrap();
+    let second: Value = app
+        .get("/v1/audit/head", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["size"], 9);
+    let c: Value = app
+        .get("/v1/audit/consistency?first=5&second=9", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path: Vec<[u8; 32]> = c["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| h32(x.as_str().unwrap()))
+        .collect();
+    verify_consistency(
+        HashAlg::Sha256,
+        5,
+        9,
+        &h32(first["root_hash"].as_str().unwrap()),
+        &h32(second["root_hash"].as_str().unwrap()),
+        &path,
+    )
+    .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_passes_on_an_intact_log() {
+    let (app, _) = busy_app(6).await;
+    assert_eq!(verify(&app).await, None);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_names_a_changed_entry() {
+    let (app, _) = busy_app(6).await;
+    exec_sql(
+        &app,
+        "UPDATE audit_entries SET decision = 'allow', clause = 'R8' WHERE seq = 3",
+    )
+    .await;
+    let (index, what) = verify(&app).await.expect("tampering must be found");
+    assert_eq!(index, 3, "{what}");
+    assert!(what.contains("changed"), "{what}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_names_a_removed_entry() {
+    let (app, _) = busy_app(6).await;
+    exec_sql(&app, "DELETE FROM audit_entries WHERE seq = 2").await;
+    let (index, what) = verify(&app).await.expect("removal must be found");
+    assert_eq!(index, 2, "{what}");
+    assert!(what.contains("missing"), "{what}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_names_reordered_entries() {
+    let (app, _) = busy_app(6).await;
+    exec_sql(&app, "UPDATE audit_entries SET seq = 100 WHERE seq = 1; UPDATE audit_entries SET seq = 1 WHERE seq = 4; UPDATE audit_entries SET seq = 4 WHERE seq = 100;").await;
+    let (index, what) = verify(&app).await.expect("reordering must be found");
+    assert!(index <= 2, "{index}: {what}");
+    assert!(what.contains("reordered"), "{what}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rewritten_entry_with_a_matching_leaf_hash_is_caught_by_the_signed_head() {
+    let (app, _) = busy_app(6).await;
+    let mut entries = app.state.store.sealed_audit(0, 100).await.unwrap();
+    let (mut e, _) = entries.remove(3);
+    e.decision = "allow".into();
+    let leaf = hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&e)));
+    let blob = if backend_is_postgres() {
+        format!("'\\x{leaf}'::bytea")
+    } else {
+        format!("X'{leaf}'")
+    };
+    exec_sql(
+        &app,
+        &format!("UPDATE audit_entries SET decision = 'allow', leaf_hash = {blob} WHERE seq = 3"),
+    )
+    .await;
+    let (index, what) = verify(&app).await.expect("the head no longer matches");
+    assert_eq!(index, 0, "{what}");
+    assert!(what.contains("do not match the signed head"), "{what}");
+    app.stop().await;
+}
