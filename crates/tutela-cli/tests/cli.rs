@@ -130,6 +130,7 @@ fn every_command_has_help() {
         vec!["serve", "--help"],
         vec!["token", "create", "--help"],
         vec!["policy", "check", "--help"],
+        vec!["audit", "verify", "--help"],
     ] {
         let out = tutela(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
@@ -274,4 +275,39 @@ fn serve_demo_answers_and_stops_on_sigterm() {
     assert!(logged
         .iter()
         .any(|l| l.contains("shutdown signal received")));
+
+    // The same data directory verifies as an intact audit log.
+    let out = tutela(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--policy",
+        POLICY,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("audit log intact"));
+}
+
+#[test]
+fn audit_verify_without_a_signing_key_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tutela(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no audit signing key"),
+        "{}",
+        text(&out.stderr)
+    );
 }
