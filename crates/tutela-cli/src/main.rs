@@ -36,9 +36,22 @@ enum Command {
     /// Work with the policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Manage encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new master key and re-wrap every tenant key under it; data is not
+    /// re-encrypted and stays readable. Restart running servers afterwards.
+    Rotate {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy_check::run(file.as_deref().or(config.policy.as_deref()))
         }
         Command::Audit(AuditCommand::Verify { common }) => audit_verify(common, clock).await,
+        Command::Keys(KeysCommand::Rotate { common }) => keys_rotate(common, clock).await,
     }
 }
 
@@ -350,4 +364,33 @@ async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resu
             Ok(ExitCode::from(1))
         }
     }
+}
+
+async fn keys_rotate(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let config = load_config(&common, None, None)?;
+    init_logging(LogFormat::Human, "warn");
+    let cipher =
+        tutela_crypto::envelope::Cipher::parse(&config.crypto.cipher).ok_or_else(|| {
+            UsageError(format!(
+                "crypto.cipher must be `aes-256-gcm` or `sm4-gcm`, not `{}`",
+                config.crypto.cipher
+            ))
+        })?;
+    let key_file = config.effective_key_file();
+    anyhow::ensure!(
+        key_file.exists(),
+        "no master key file at {}; nothing to rotate",
+        key_file.display()
+    );
+    let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
+        .await
+        .context("opening the database")?;
+    let report = tutela_server::vault::rotate_master(&store, &key_file, cipher).await;
+    store.close().await;
+    let report = report?;
+    println!(
+        "master key {} is now current; {} tenant keys re-wrapped (no data re-encrypted)",
+        report.new_master_key_id, report.rewrapped
+    );
+    Ok(ExitCode::SUCCESS)
 }

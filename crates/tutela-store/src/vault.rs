@@ -273,6 +273,46 @@ impl Store {
             .ok_or_else(|| crate::StoreError::Corrupt("tenant key vanished".into()))
     }
 
+    /// Every tenant key with the id of the master key wrapping it.
+    pub async fn all_tenant_keys(&self) -> Result<Vec<(TenantId, i64, Vec<u8>)>> {
+        let rows: Vec<(String, i64, Vec<u8>)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT tenant_id, master_key_id, wrapped FROM tenant_keys ORDER BY tenant_id"
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(t, id, w)| {
+                Ok((
+                    crate::parse_col("tenant_keys.tenant_id", &t, TenantId::parse)?,
+                    id,
+                    w,
+                ))
+            })
+            .collect()
+    }
+
+    /// Replaces a tenant key's wrapping if it is still wrapped by `old_master` (safe to
+    /// run twice, or beside another rotation).
+    pub async fn rewrap_tenant_key(
+        &self,
+        tenant: &TenantId,
+        old_master: i64,
+        new_master: i64,
+        wrapped: &[u8],
+    ) -> Result<bool> {
+        let n = on_pool!(self, |p| {
+            sqlx::query("UPDATE tenant_keys SET master_key_id = $1, wrapped = $2 WHERE tenant_id = $3 AND master_key_id = $4")
+                .bind(new_master)
+                .bind(wrapped)
+                .bind(tenant.as_str())
+                .bind(old_master)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n > 0)
+    }
+
     pub async fn subject_key(&self, subject: &SubjectId) -> Result<Option<Vec<u8>>> {
         let row: Option<(Vec<u8>,)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT wrapped FROM subject_keys WHERE subject_id = $1")

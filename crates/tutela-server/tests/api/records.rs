@@ -438,3 +438,63 @@ async fn a_bad_cipher_setting_stops_startup() {
     .unwrap();
     assert!(format!("{err:#}").contains("crypto.cipher"), "{err:#}");
 }
+
+#[tokio::test]
+async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
+    let w = world().await;
+    w.put(&w.admin, "administrator", admin_fields()).await;
+    let key_file = w.app.state.config.effective_key_file();
+    let report = tutela_server::vault::rotate_master(
+        &w.app.state.store,
+        &key_file,
+        tutela_crypto::envelope::Cipher::Aes256Gcm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.new_master_key_id, 2);
+    assert_eq!(report.rewrapped, 1);
+    let keys = w.app.state.store.all_tenant_keys().await.unwrap();
+    assert!(
+        keys.iter().all(|(_, id, _)| *id == 2),
+        "every tenant key is on the new master key"
+    );
+    // A restarted process (new key file contents) still reads the old record.
+    let restarted =
+        tutela_server::app::open_state((*w.app.state.config).clone(), w.app.clock.clone())
+            .await
+            .unwrap();
+    let subject = restarted.store.subject(&w.subject).await.unwrap().unwrap();
+    let key = restarted
+        .vault
+        .subject_key(&restarted.store, &subject.tenant, &subject.id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let rec = restarted
+        .store
+        .record(&w.subject, tutela_core::Category::Administrator)
+        .await
+        .unwrap()
+        .unwrap();
+    let fields = restarted
+        .vault
+        .open_fields(
+            &key,
+            &w.subject,
+            tutela_core::Category::Administrator,
+            rec.version,
+            &rec.fields,
+        )
+        .unwrap();
+    assert_eq!(fields["phone"], "13912345678");
+    // Running it again rotates again and has nothing old left to re-wrap but the one key.
+    let again = tutela_server::vault::rotate_master(
+        &w.app.state.store,
+        &key_file,
+        tutela_crypto::envelope::Cipher::Aes256Gcm,
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.new_master_key_id, again.rewrapped), (3, 1));
+    w.app.stop().await;
+}
