@@ -173,6 +173,28 @@ fn ask(
     )
 }
 
+/// The shared front of every record route: load the subject, decide, and on a deny
+/// write the audit entry and answer with the clause. On allow, returns the subject, the
+/// decision and the (not yet written) audit entry for the caller to commit.
+async fn authorize(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    category: Category,
+    purpose: Purpose,
+    action: Action,
+) -> Result<(Subject, Decision, AuditEntry), ApiError> {
+    let (subject, tenant) = load_target(state, raw_subject).await?;
+    let d = ask(state, actor, &subject, &tenant, category, purpose, action);
+    let logged_purpose = (action != Action::Delete).then_some(purpose);
+    let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
+    if !d.is_allowed() {
+        state.store.append_audit(&audit).await?;
+        return Err(denial_error(&d));
+    }
+    Ok((subject, d, audit))
+}
+
 /// Luhn check for payment card numbers (R11); spaces and dashes are ignored.
 fn luhn_ok(number: &str) -> bool {
     let digits: Vec<u32> = number
@@ -278,31 +300,15 @@ pub async fn put_record(
             });
         }
     }
-    let (subject, tenant) = load_target(&state, &raw_subject).await?;
-    let d = ask(
+    let (subject, _, audit) = authorize(
         &state,
         &actor,
-        &subject,
-        &tenant,
+        &raw_subject,
         category,
         purpose,
         Action::Write,
-    );
-    if !d.is_allowed() {
-        state
-            .store
-            .append_audit(&audit_entry(
-                &state,
-                &actor,
-                &subject,
-                category,
-                Some(purpose),
-                Action::Write,
-                &d,
-            ))
-            .await?;
-        return Err(denial_error(&d));
-    }
+    )
+    .await?;
     let key = state
         .vault
         .subject_key(&state.store, &subject.tenant, &subject.id, true)
@@ -321,15 +327,6 @@ pub async fn put_record(
         fields: sealed,
         updated_at: state.clock.now(),
     };
-    let audit = audit_entry(
-        &state,
-        &actor,
-        &subject,
-        category,
-        Some(purpose),
-        Action::Write,
-        &d,
-    );
     if !state
         .store
         .put_record_audited(&record, current, &audit)
@@ -358,29 +355,15 @@ pub async fn get_record(
 ) -> Result<ApiJson<RecordView>, ApiError> {
     let category = parse_category(&raw_category)?;
     let purpose = parse_purpose(q.purpose.as_deref())?;
-    let (subject, tenant) = load_target(&state, &raw_subject).await?;
-    let d = ask(
+    let (subject, d, audit) = authorize(
         &state,
         &actor,
-        &subject,
-        &tenant,
+        &raw_subject,
         category,
         purpose,
         Action::Read,
-    );
-    let audit = audit_entry(
-        &state,
-        &actor,
-        &subject,
-        category,
-        Some(purpose),
-        Action::Read,
-        &d,
-    );
-    if !d.is_allowed() {
-        state.store.append_audit(&audit).await?;
-        return Err(denial_error(&d));
-    }
+    )
+    .await?;
     let record = state.store.record(&subject.id, category).await?;
     let key = state
         .vault
@@ -426,21 +409,16 @@ pub async fn delete_record(
     ApiPath((raw_subject, raw_category)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let category = parse_category(&raw_category)?;
-    let (subject, tenant) = load_target(&state, &raw_subject).await?;
-    let d = ask(
+    // Deletion declares no purpose (R33); the decision ignores it for `Action::Delete`.
+    let (subject, _, audit) = authorize(
         &state,
         &actor,
-        &subject,
-        &tenant,
+        &raw_subject,
         category,
         Purpose::AccountAdmin,
         Action::Delete,
-    );
-    let audit = audit_entry(&state, &actor, &subject, category, None, Action::Delete, &d);
-    if !d.is_allowed() {
-        state.store.append_audit(&audit).await?;
-        return Err(denial_error(&d));
-    }
+    )
+    .await?;
     if state
         .store
         .delete_record_audited(&subject.id, category, &audit)
