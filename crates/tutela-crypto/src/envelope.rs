@@ -58,8 +58,24 @@ impl Cipher {
 }
 
 /// A 256-bit symmetric key. SM4 uses its first 128 bits. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; 32]);
+///
+/// The expanded AES key schedule is built once, on first use, and kept: rebuilding it
+/// per field cost more than the encryption itself (see BENCHMARKS.md).
+pub struct Key([u8; 32], std::sync::OnceLock<ring::aead::LessSafeKey>);
+
+impl Clone for Key {
+    fn clone(&self) -> Self {
+        Self(self.0, std::sync::OnceLock::new())
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        crate::constant_time_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Key {}
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,7 +85,8 @@ impl std::fmt::Debug for Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
-        // Best effort: overwrite the key material before the memory is reused.
+        // Best effort: overwrite the raw key material before the memory is reused.
+        // (ring keeps its own expanded schedule inside the cached key.)
         for b in &mut self.0 {
             *b = 0;
         }
@@ -78,11 +95,23 @@ impl Drop for Key {
 
 impl Key {
     pub fn generate() -> Result<Self, RandomError> {
-        Ok(Self(crate::random_bytes::<32>()?))
+        Ok(Self::from_bytes(crate::random_bytes::<32>()?))
     }
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self(bytes, std::sync::OnceLock::new())
+    }
+
+    /// The prepared AES-256-GCM key.
+    fn aes(&self) -> Result<&ring::aead::LessSafeKey, ring::error::Unspecified> {
+        if let Some(k) = self.1.get() {
+            return Ok(k);
+        }
+        let k = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(
+            &ring::aead::AES_256_GCM,
+            &self.0,
+        )?);
+        Ok(self.1.get_or_init(|| k))
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -137,18 +166,18 @@ pub fn seal(
     out.extend_from_slice(&nonce);
     match cipher {
         Cipher::Aes256Gcm => {
-            use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-            let k = LessSafeKey::new(
-                UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| RandomError)?,
-            );
-            let mut body = plaintext.to_vec();
-            k.seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
-            .map_err(|_| RandomError)?;
-            out.extend_from_slice(&body);
+            use ring::aead::{Aad, Nonce};
+            let k = key.aes().map_err(|_| RandomError)?;
+            // Encrypt in place in the output buffer, after the header.
+            out.extend_from_slice(plaintext);
+            let tag = k
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    out.get_mut(HEADER_LEN..).ok_or(RandomError)?,
+                )
+                .map_err(|_| RandomError)?;
+            out.extend_from_slice(tag.as_ref());
         }
         Cipher::Sm4Gcm => {
             use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -192,10 +221,8 @@ pub fn open(key: &Key, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, OpenError> {
     let body = blob.get(HEADER_LEN..).ok_or(OpenError::Format)?;
     match cipher {
         Cipher::Aes256Gcm => {
-            use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-            let k = LessSafeKey::new(
-                UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| OpenError::Format)?,
-            );
+            use ring::aead::{Aad, Nonce};
+            let k = key.aes().map_err(|_| OpenError::Format)?;
             let mut buf = body.to_vec();
             let plain = k
                 .open_in_place(
@@ -228,7 +255,7 @@ pub fn wrap(cipher: Cipher, parent: &Key, aad: &[u8], child: &Key) -> Result<Vec
 pub fn unwrap_key(parent: &Key, aad: &[u8], wrapped: &[u8]) -> Result<Key, OpenError> {
     let bytes = open(parent, aad, wrapped)?;
     let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| OpenError::Format)?;
-    Ok(Key(arr))
+    Ok(Key::from_bytes(arr))
 }
 
 #[cfg(test)]
