@@ -104,6 +104,17 @@ fn decode_audit(r: AuditRow) -> Result<(AuditEntry, Option<Vec<u8>>)> {
     ))
 }
 
+fn decode_head(
+    (size, root, signature, signed_at): (i64, Vec<u8>, Vec<u8>, i64),
+) -> Result<HeadRow> {
+    Ok(HeadRow {
+        size,
+        root,
+        signature,
+        signed_at: crate::from_micros(signed_at)?,
+    })
+}
+
 const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -214,16 +225,7 @@ impl Store {
         )
         .fetch_all(p)
         .await)?;
-        rows.into_iter()
-            .map(|(size, root, signature, signed_at)| {
-                Ok(HeadRow {
-                    size,
-                    root,
-                    signature,
-                    signed_at: crate::from_micros(signed_at)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(decode_head).collect()
     }
 
     /// The latest signed head.
@@ -231,15 +233,7 @@ impl Store {
         let row: Option<(i64, Vec<u8>, Vec<u8>, i64)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT size, root, signature, signed_at FROM audit_heads ORDER BY size DESC LIMIT 1").fetch_optional(p).await
         })?;
-        row.map(|(size, root, signature, signed_at)| {
-            Ok(HeadRow {
-                size,
-                root,
-                signature,
-                signed_at: crate::from_micros(signed_at)?,
-            })
-        })
-        .transpose()
+        row.map(decode_head).transpose()
     }
 
     /// The wrapped key of a tenant and the id of the master key that wraps it.
