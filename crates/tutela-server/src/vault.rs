@@ -71,16 +71,20 @@ impl Vault {
         create: bool,
     ) -> anyhow::Result<Option<Key>> {
         let aad = keys::subject_key_aad(tenant.as_str(), subject.as_str());
-        let wrapped = match store.subject_key(subject).await? {
+        let existing = store.subject_key(subject).await?;
+        if existing.is_none() && !create {
+            return Ok(None);
+        }
+        // One tenant-key load serves both creating and unwrapping.
+        let tk = self.tenant_key(store, tenant).await?;
+        let wrapped = match existing {
             Some(w) => w,
-            None if create => {
-                let tk = self.tenant_key(store, tenant).await?;
+            None => {
                 let (_, wrapped) = keys::new_wrapped_key(self.cipher, &tk, &aad)?;
+                // First writer wins: a concurrent insert's key is the one returned.
                 store.insert_subject_key(subject, &wrapped).await?
             }
-            None => return Ok(None),
         };
-        let tk = self.tenant_key(store, tenant).await?;
         Ok(Some(envelope::unwrap_key(&tk, &aad, &wrapped)?))
     }
 

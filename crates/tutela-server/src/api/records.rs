@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
-use tutela_core::{tenant, Actor, Category, Clause, Purpose, SubjectId};
+use tutela_core::{tenant, Actor, Category, Clause, Purpose};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
 use tutela_store::vault::{AuditEntry, SealedRecord};
@@ -76,10 +76,7 @@ fn parse_purpose(raw: Option<&str>) -> Result<Purpose, ApiError> {
 
 /// Loads the subject and its tenant. A missing subject is 404 for everyone.
 async fn load_target(state: &AppState, raw: &str) -> Result<(Subject, Tenant), ApiError> {
-    let id = SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
-        code: "not_found",
-        message: format!("no subject with this id ({e})"),
-    })?;
+    let id = super::tenants::subject_id(raw)?;
     let subject = state
         .store
         .subject(&id)

@@ -101,7 +101,8 @@ fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
     })
 }
 
-fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
+/// Parses a subject id from a path; a malformed one answers like an unknown one (404).
+pub(crate) fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
     SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
         code: "not_found",
         message: format!("no subject with this id ({e})"),

@@ -14,13 +14,7 @@ fn h32(s: &str) -> [u8; 32] {
 /// Makes `n` audited accesses and seals them.
 async fn busy_app(n: usize) -> (TestApp, String) {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("Audit Co").await;
-    let subject = app
-        .create_subject(&tenant, json!({"kind": "administrator"}))
-        .await;
-    let admin = app
-        .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
-        .await;
+    let (_, subject, admin) = app.tenant_with_admin("Audit Co").await;
     let path = format!("/v1/subjects/{subject}/records/administrator");
     let r = app.request(Method::PUT, &path, Some(&admin), Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"email": "a@example.cn"}}))).await;
     assert_eq!(r.status(), 200);

@@ -158,28 +158,17 @@ async fn policy_endpoint_has_the_verifier_shape_r3() {
 
 #[tokio::test]
 async fn invalid_policy_file_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    let text = tutela_server::app::BUILTIN_POLICY.replacen(
-        "{ id = \"transaction\", clause = \"R11\" }",
-        "{ id = \"transactions\", clause = \"R11\" }",
-        1,
-    );
-    std::fs::write(&bad, text).unwrap();
-    let config = tutela_server::Config {
-        data_dir: dir.path().join("data"),
-        policy: Some(bad.clone()),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
-    let err = tutela_server::Application::build(
-        config,
-        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
-    )
-    .await
-    .err()
-    .expect("a bad policy must stop startup");
-    let msg = format!("{err:#}");
+    let msg = startup_error(|c, dir| {
+        let bad = dir.join("bad.toml");
+        let text = tutela_server::app::BUILTIN_POLICY.replacen(
+            "{ id = \"transaction\", clause = \"R11\" }",
+            "{ id = \"transactions\", clause = \"R11\" }",
+            1,
+        );
+        std::fs::write(&bad, text).unwrap();
+        c.policy = Some(bad);
+    })
+    .await;
     assert!(msg.contains("bad.toml:"), "{msg}");
     assert!(msg.contains("categories.payment.purposes"), "{msg}");
     assert!(msg.contains("unknown purpose `transactions`"), "{msg}");

@@ -219,6 +219,18 @@ impl TestApp {
         SubjectId::parse(v["id"].as_str().unwrap()).unwrap()
     }
 
+    /// A tenant with one administrator subject and a token for the tenant's admin.
+    pub async fn tenant_with_admin(&self, name: &str) -> (TenantId, SubjectId, String) {
+        let tenant = self.create_tenant(name).await;
+        let subject = self
+            .create_subject(&tenant, serde_json::json!({"kind": "administrator"}))
+            .await;
+        let admin = self
+            .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
+            .await;
+        (tenant, subject, admin)
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -228,6 +240,23 @@ impl TestApp {
             h.await.unwrap().unwrap();
         }
         drop(self.pg_db.take());
+    }
+}
+
+/// Builds the application from a fresh configuration adjusted by `tweak` (which also
+/// gets a scratch directory for files it needs) and returns the startup error with its
+/// cause chain. Panics if startup succeeds.
+pub async fn startup_error(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    tweak(&mut config, dir.path());
+    match Application::build(config, Arc::new(ManualClock::new(T0))).await {
+        Ok(_) => panic!("startup was expected to fail"),
+        Err(e) => format!("{e:#}"),
     }
 }
 

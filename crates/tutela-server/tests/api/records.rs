@@ -15,13 +15,7 @@ struct World {
 }
 
 async fn world_with(app: TestApp) -> World {
-    let tenant = app.create_tenant("Vault Co").await;
-    let subject = app
-        .create_subject(&tenant, json!({"kind": "administrator"}))
-        .await;
-    let admin = app
-        .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
-        .await;
+    let (tenant, subject, admin) = app.tenant_with_admin("Vault Co").await;
     let service = app.token(Role::Service, None, None, Region::Cn).await;
     World {
         app,
@@ -422,21 +416,8 @@ async fn shredding_the_data_key_makes_records_unreadable() {
 
 #[tokio::test]
 async fn a_bad_cipher_setting_stops_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = tutela_server::Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
-    config.crypto.cipher = "rot13".into();
-    let err = tutela_server::Application::build(
-        config,
-        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
-    )
-    .await
-    .err()
-    .unwrap();
-    assert!(format!("{err:#}").contains("crypto.cipher"), "{err:#}");
+    let msg = startup_error(|c, _| c.crypto.cipher = "rot13".into()).await;
+    assert!(msg.contains("crypto.cipher"), "{msg}");
 }
 
 #[tokio::test]

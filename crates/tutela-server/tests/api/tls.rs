@@ -49,25 +49,15 @@ async fn serves_https_when_a_certificate_is_configured() {
 
 #[tokio::test]
 async fn a_missing_certificate_stops_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = tutela_server::Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(tutela_server::config::TlsConfig {
+    let msg = startup_error(|c, _| {
+        c.tls = Some(tutela_server::config::TlsConfig {
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
-        }),
-        ..Default::default()
-    };
-    let err = tutela_server::Application::build(
-        config,
-        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
-    )
-    .await
-    .err()
-    .expect("a missing certificate must stop startup");
+        })
+    })
+    .await;
     assert!(
-        format!("{err:#}").contains("loading TLS certificate /nonexistent/cert.pem"),
-        "{err:#}"
+        msg.contains("loading TLS certificate /nonexistent/cert.pem"),
+        "{msg}"
     );
 }
