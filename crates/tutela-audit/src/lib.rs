@@ -29,6 +29,15 @@ pub enum HashAlg {
 }
 
 impl HashAlg {
+    /// `sha256` or `sm3`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(HashAlg::Sha256),
+            "sm3" => Some(HashAlg::Sm3),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             HashAlg::Sha256 => "sha256",

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tutela_core::clock::SystemClock;
-use tutela_core::{Clock, Region, Role, SubjectId, TenantId};
+use tutela_core::{Clock, Region, Role, SubjectId, TenantId, TokenId};
 use tutela_server::config::{LogFormat, Overrides};
 use tutela_server::{Application, Config};
 
@@ -106,6 +106,13 @@ struct ServeArgs {
 enum TokenCommand {
     /// Create a token; it is printed once and only its hash is stored.
     Create(TokenCreateArgs),
+    /// Revoke a token by its id (`tok_...`) or the whole bearer string. Running servers
+    /// stop accepting it within `cache.ttl_ms` (default 1 s).
+    Revoke {
+        #[command(flatten)]
+        common: CommonArgs,
+        token: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +227,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args, clock).await,
         Command::Token(TokenCommand::Create(args)) => token_create(args, clock).await,
+        Command::Token(TokenCommand::Revoke { common, token }) => {
+            token_revoke(common, &token, clock).await
+        }
         Command::Policy(PolicyCommand::Check { file, common }) => {
             let config = load_config(&common, None, None)?;
             policy_check::run(file.as_deref().or(config.policy.as_deref()))
@@ -334,6 +344,29 @@ async fn token_create(args: TokenCreateArgs, clock: Arc<dyn Clock>) -> anyhow::R
     }
 }
 
+async fn token_revoke(
+    common: CommonArgs,
+    token: &str,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    let id = match tutela_crypto::token::parse(token) {
+        Some(presented) => TokenId::parse(&format!("{}_{}", TokenId::PREFIX, presented.id_hex)),
+        None => TokenId::parse(token),
+    }
+    .map_err(|_| UsageError("expected a token id (tok_...) or a bearer token".into()))?;
+    let config = load_config(&common, None, None)?;
+    init_logging(LogFormat::Human, "warn");
+    let state = tutela_server::app::open_state(config, clock).await?;
+    let revoked = tutela_server::tokens::revoke(&state, &id).await;
+    state.store.close().await;
+    if revoked? {
+        println!("revoked {id}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(UsageError(format!("{id} does not exist or is already revoked")).into())
+    }
+}
+
 async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "warn");
@@ -347,9 +380,13 @@ async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resu
         key_path.display()
     );
     let signer = tutela_server::audit::load_signer(&key_path)?;
-    let report =
-        tutela_server::audit::verify(&store, tutela_audit::HashAlg::Sha256, signer.public_key())
-            .await?;
+    let alg = tutela_audit::HashAlg::parse(&config.audit.hash).with_context(|| {
+        format!(
+            "audit.hash must be `sha256` or `sm3`, not `{}`",
+            config.audit.hash
+        )
+    })?;
+    let report = tutela_server::audit::verify(&store, alg, signer.public_key()).await?;
     store.close().await;
     match report.problem {
         None => {

@@ -311,3 +311,176 @@ fn audit_verify_without_a_signing_key_fails() {
         text(&out.stderr)
     );
 }
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, body).
+fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+/// R29 and the brief: personal data values never reach the disk or the logs in clear.
+/// Plants distinctive values through the API of a real server logging at debug level,
+/// then greps the whole data directory (database, WAL, keys) and every log line.
+#[test]
+fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
+    const NAME: &str = "Zhugeplanted Kongming";
+    const EMAIL: &str = "planted.kongming7731@example.cn";
+    const PHONE: &str = "13912347731";
+    const ADDRESS: &str = "Wolonggang Plantedroad 77";
+    const CARD: &str = "6222020200112233446"; // Luhn-valid 19-digit UnionPay-style number
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--log-format",
+            "json",
+            "--policy",
+            POLICY,
+        ])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .env("TUTELA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        .env_remove("TUTELA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    // The demo banner names the tenant admin's token and the administrator subject.
+    let mut banner = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "demo banner ended early"
+        );
+        let done = line.starts_with("try:");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed =
+        std::thread::spawn(move || stdout.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let field = |label: &str, col: usize| {
+        banner
+            .iter()
+            .find(|l| l.contains(label))
+            .and_then(|l| l.split_whitespace().nth(col).map(str::to_owned))
+            .unwrap()
+    };
+    let admin = field("tenant_admin", 1);
+    let subject = field("(administrator)", 1);
+    let tenant = field("demo tenant", 3);
+    let started = Instant::now();
+    while http_get(port, "/healthz").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no server");
+        std::thread::yield_now();
+    }
+
+    let record = format!(
+        r#"{{"purpose":"account_admin","service":"azure","fields":{{"name":"{NAME}","email":"{EMAIL}","phone":"{PHONE}","address":"{ADDRESS}"}}}}"#
+    );
+    let path = format!("/v1/subjects/{subject}/records/administrator");
+    let (status, body) = http(port, "PUT", &path, &admin, Some(&record));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        port,
+        "PUT",
+        &format!("/v1/subjects/{subject}/records/payment"),
+        &admin,
+        Some(&format!(
+            r#"{{"purpose":"transaction","service":"azure","fields":{{"card_number":"{CARD}","holder_name":"{NAME}"}}}}"#
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    // Values come back to an allowed read, so they really were stored (encrypted).
+    let (status, body) = http(
+        port,
+        "GET",
+        &format!("{path}?purpose=account_admin"),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(EMAIL) && body.contains(NAME), "{body}");
+    // The blind index finds the subject by a differently written e-mail address.
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/tenants/{tenant}/subjects/lookup"),
+        &admin,
+        Some(&format!(r#"{{"email":"  {}  "}}"#, EMAIL.to_uppercase())),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&subject), "{body}");
+    // Refused input carrying a value: the value is not echoed into logs either.
+    let (status, _) = http(
+        port,
+        "PUT",
+        &path,
+        &admin,
+        Some(&format!(
+            r#"{{"purpose":"account_admin","service":"azure","fields":{{"nickname":"{NAME}"}}}}"#
+        )),
+    );
+    assert_eq!(status, 422);
+
+    let planted = [NAME, EMAIL, PHONE, ADDRESS, CARD];
+    let check_dir = |when: &str| {
+        for value in planted {
+            for needle in [value.to_owned(), value.to_lowercase()] {
+                let hits = grep_dir(dir.path(), needle.as_bytes());
+                assert!(
+                    hits.is_empty(),
+                    "{when}: `{needle}` found in clear in {hits:?}"
+                );
+            }
+        }
+    };
+    check_dir("while serving (WAL present)");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    check_dir("after shutdown");
+    let logged = logged.join().unwrap();
+    let printed = printed.join().unwrap();
+    assert!(
+        logged.iter().any(|l| l.contains("DEBUG")),
+        "debug logging was on"
+    );
+    for line in logged.iter().chain(printed.iter()) {
+        for value in planted {
+            assert!(
+                !line.to_lowercase().contains(&value.to_lowercase()),
+                "log line carries a planted value: {line}"
+            );
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod clause;
 pub mod clock;
 pub mod decide;
 pub mod ids;
+pub mod lookup;
 pub mod policy;
 pub mod tenant;
 pub mod vocab;

@@ -184,6 +184,16 @@ pub enum RewrapError {
     Random(#[from] RandomError),
 }
 
+/// The blind-index key of a tenant, derived from its tenant key (HMAC-SHA256 with a
+/// fixed label), so look-ups die with the tenant key and need no key of their own.
+pub fn index_key_of(tenant_key: &Key) -> Key {
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, tenant_key.as_bytes());
+    let tag = ring::hmac::sign(&k, b"tutela-blind-index-key-v1");
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    Key::from_bytes(out)
+}
+
 /// A keyed look-up token for a value (HMAC-SHA256 under a dedicated index key), so a
 /// subject can be found by e-mail or phone without storing either in clear. Values are
 /// normalised (trimmed, lower-cased) so equal addresses match.

@@ -87,7 +87,12 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let audit = crate::audit::AuditLog::open(
         &store,
         &config.effective_audit_key_file(),
-        tutela_audit::HashAlg::Sha256,
+        tutela_audit::HashAlg::parse(&config.audit.hash).with_context(|| {
+            format!(
+                "audit.hash must be `sha256` or `sm3`, not `{}`",
+                config.audit.hash
+            )
+        })?,
     )
     .await
     .context("opening the audit log")?;
@@ -95,11 +100,16 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     metrics
         .policy_categories
         .set(i64::try_from(policy.categories.len()).unwrap_or(i64::MAX));
+    let metrics = Arc::new(metrics);
+    let audit_writer = crate::audit_writer::AuditWriter::spawn(store.clone(), metrics.clone());
+    let cache = Arc::new(crate::cache::ReadCache::new(&config.cache));
     Ok(AppState {
+        cache,
         store,
         policy: Arc::new(policy),
         clock,
-        metrics: Arc::new(metrics),
+        metrics,
+        audit_writer,
         config: Arc::new(config),
         vault: Arc::new(vault),
         audit: Arc::new(audit),
@@ -166,21 +176,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let router = crate::api::router(self.state.clone());
         let store = self.state.store.clone();
-        // The sealer: signs a tree head at least every second while entries arrive.
-        let sealer_state = self.state.clone();
-        let sealer = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Err(e) = sealer_state
-                    .audit
-                    .seal_once(&sealer_state.store, sealer_state.clock.now())
-                    .await
-                {
-                    tracing::error!(error = format!("{e:#}"), "audit sealing failed; will retry");
-                }
-            }
-        });
+        // The sealer: signs a tree head at least every second while entries arrive, on
+        // the one replica holding the sealer lease. Told to stop, it seals what the last
+        // requests wrote and ends (before the database closes).
+        let (stop_sealer, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sealer = tokio::spawn(run_sealer(self.state.clone(), stopped));
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
@@ -203,18 +203,61 @@ impl Application {
                     .await?;
             }
         }
-        sealer.abort();
-        // Seal what the last requests wrote before the database closes.
-        if let Err(e) = self
-            .state
-            .audit
-            .seal_once(&store, self.state.clock.now())
-            .await
-        {
-            tracing::error!(error = format!("{e:#}"), "final audit sealing failed");
+        let _ = stop_sealer.send(());
+        if let Err(e) = sealer.await {
+            tracing::error!(error = %e, "the audit sealer task failed");
         }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The sealer loop: takes the lease when free, seals every second while holding it, and
+/// on `stop` seals once more and returns.
+async fn run_sealer(state: AppState, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut lease: Option<tutela_store::SealerLease> = None;
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stop => true,
+        };
+        if let Some(held) = &mut lease {
+            if !held.is_held().await {
+                tracing::warn!("lost the audit sealer lease; another replica may seal now");
+                lease = None;
+            }
+        }
+        if lease.is_none() {
+            match state.store.try_sealer_lease().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this replica seals the audit log");
+                    lease = Some(l);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot ask for the audit sealer lease"),
+            }
+        }
+        if lease.is_some() {
+            let started = std::time::Instant::now();
+            match state.audit.seal_once(&state.store, state.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    entries = n,
+                    millis = started.elapsed().as_millis(),
+                    "audit entries sealed"
+                ),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "audit sealing failed; will retry")
+                }
+            }
+        }
+        if stopping {
+            if let Some(l) = lease {
+                l.release().await;
+            }
+            return;
+        }
     }
 }

@@ -13,15 +13,18 @@ use tutela_store::vault::{AuditEntry, HeadRow};
 use tutela_store::Store;
 
 /// Most entries sealed in one transaction.
-const SEAL_BATCH: i64 = 20_000;
+const SEAL_BATCH: i64 = 2_000;
 
 /// The canonical bytes of an entry, the input of its leaf hash. Fields are ids and
 /// vocabulary (never containing a newline), one per line after a version tag.
-pub fn entry_bytes(e: &AuditEntry) -> Vec<u8> {
+pub fn entry_bytes(e: &AuditEntry, index: u64) -> Vec<u8> {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     let micros = e.at.unix_timestamp_nanos() / 1_000;
     [
-        "tutela-audit-entry-v1".to_owned(),
+        // v2 binds the tree index into the leaf: an entry moved to another index (two
+        // rows' indexes swapped in the database) no longer matches its leaf hash.
+        "tutela-audit-entry-v2".to_owned(),
+        index.to_string(),
         e.id.clone(),
         micros.to_string(),
         e.token_id.clone(),
@@ -77,31 +80,50 @@ pub fn load_signer(path: &Path) -> anyhow::Result<HeadSigner> {
     Ok(signer)
 }
 
+/// Extends `tree` with the leaves sealed in the database beyond its size.
+async fn catch_up(store: &Store, tree: &mut MerkleTree) -> anyhow::Result<()> {
+    loop {
+        let batch = store
+            .sealed_audit(i64::try_from(tree.size())?, 50_000)
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (e, leaf) in batch {
+            let leaf: [u8; 32] = leaf
+                .as_slice()
+                .try_into()
+                .context("stored leaf hash has the wrong length")?;
+            anyhow::ensure!(
+                e.seq == Some(i64::try_from(tree.size())?),
+                "audit entries are not contiguous at index {}",
+                tree.size()
+            );
+            tree.append_leaf_hash(leaf);
+        }
+    }
+}
+
 impl AuditLog {
     /// Opens the log: loads the signing key and rebuilds the tree from the stored leaf
     /// hashes (interior nodes are recomputed in memory; O(n) at start).
     pub async fn open(store: &Store, key_path: &Path, alg: HashAlg) -> anyhow::Result<Self> {
         let signer = load_signer(key_path)?;
         let mut tree = MerkleTree::new(alg);
-        loop {
-            let batch = store
-                .sealed_audit(i64::try_from(tree.size())?, 50_000)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            for (e, leaf) in batch {
-                let leaf: [u8; 32] = leaf
-                    .as_slice()
-                    .try_into()
-                    .context("stored leaf hash has the wrong length")?;
-                anyhow::ensure!(
-                    e.seq == Some(i64::try_from(tree.size())?),
-                    "audit entries are not contiguous at index {}",
-                    tree.size()
-                );
-                tree.append_leaf_hash(leaf);
-            }
+        catch_up(store, &mut tree).await?;
+        // A log keeps the hash it was started with: continuing a SHA-256 log with SM3 (or
+        // the reverse) would leave heads no verifier could check.
+        if let Some(head) = store.latest_audit_head().await? {
+            let root = tree
+                .root_at(u64::try_from(head.size)?)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+                .context("the latest signed head is larger than the stored tree")?;
+            anyhow::ensure!(
+                root.as_slice() == head.root.as_slice(),
+                "the stored audit tree does not match its latest signed head under audit.hash = `{}`: \
+                 the log was started with the other hash, or it was altered (run `tutela audit verify`)",
+                alg.as_str()
+            );
         }
         Ok(Self {
             alg,
@@ -126,6 +148,8 @@ impl AuditLog {
         now: time::OffsetDateTime,
     ) -> anyhow::Result<usize> {
         let mut tree = self.tree.lock().await;
+        // Another replica may have sealed while this one did not hold the lease.
+        catch_up(store, &mut tree).await?;
         let mut sealed = 0;
         loop {
             let pending = store.unsealed_audit(SEAL_BATCH).await?;
@@ -135,7 +159,7 @@ impl AuditLog {
             let mut next = tree.clone();
             let mut batch = Vec::with_capacity(pending.len());
             for e in &pending {
-                let leaf = self.alg.leaf(&entry_bytes(e));
+                let leaf = self.alg.leaf(&entry_bytes(e, next.size()));
                 let seq = next.append_leaf_hash(leaf);
                 batch.push((e.id.clone(), i64::try_from(seq)?, leaf.to_vec()));
             }
@@ -207,7 +231,6 @@ pub async fn verify(
 ) -> anyhow::Result<VerifyReport> {
     let mut tree = MerkleTree::new(alg);
     let mut problem: Option<(u64, String)> = None;
-    let mut last_order: Option<(time::OffsetDateTime, String)> = None;
     'pages: loop {
         let batch = store
             .sealed_audit(i64::try_from(tree.size())?, 50_000)
@@ -221,17 +244,12 @@ pub async fn verify(
                 problem = Some((index, "entry missing (the sequence has a gap)".to_owned()));
                 break 'pages;
             }
-            let order = (e.at, e.id.clone());
-            if last_order.as_ref().is_some_and(|prev| *prev > order) {
-                problem = Some((index, "entries reordered (out of sealing order)".to_owned()));
-                break 'pages;
-            }
-            last_order = Some(order);
-            let leaf = alg.leaf(&entry_bytes(&e));
+            let leaf = alg.leaf(&entry_bytes(&e, index));
             if leaf.as_slice() != stored_leaf.as_slice() {
                 problem = Some((
                     index,
-                    "entry changed after sealing (leaf hash mismatch)".to_owned(),
+                    "entry changed, moved or reordered after sealing (leaf hash mismatch)"
+                        .to_owned(),
                 ));
                 break 'pages;
             }

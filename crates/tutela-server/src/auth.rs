@@ -29,8 +29,8 @@ impl FromRequestParts<AppState> for Authenticated {
         let id = TokenId::parse(&format!("{}_{}", TokenId::PREFIX, presented.id_hex))
             .map_err(|_| ApiError::Unauthorized)?;
         let token = state
-            .store
-            .token(&id)
+            .cache
+            .token(&state.store, &id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         if token.revoked_at.is_some() || !presented.matches(&token.secret_hash) {

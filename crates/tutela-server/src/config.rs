@@ -47,6 +47,45 @@ impl Default for CryptoConfig {
     }
 }
 
+/// Read-path caches of authentication and subject metadata (never of personal data).
+///
+/// Changes made through this process (a token revoked, a tenant frozen) take effect at
+/// once; changes made by another process (a second replica, the CLI) take effect within
+/// `ttl_ms`. `ttl_ms = 0` turns the caches off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub ttl_ms: u64,
+    /// Entries per cache (tokens, subjects, tenants).
+    pub capacity: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 1000,
+            capacity: 100_000,
+        }
+    }
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The Merkle tree hash: `sha256` (default) or `sm3` (GB/T 32905). Fixed for the
+    /// life of a log: a log started with one cannot be continued with the other.
+    pub hash: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            hash: "sha256".to_owned(),
+        }
+    }
+}
+
 /// Request limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,6 +120,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub crypto: CryptoConfig,
+    pub cache: CacheConfig,
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -94,6 +135,8 @@ impl Default for Config {
             tls: None,
             limits: Limits::default(),
             crypto: CryptoConfig::default(),
+            cache: CacheConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -114,6 +157,8 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("crypto", &self.crypto)
+            .field("cache", &self.cache)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -151,6 +196,9 @@ const CONFIG_KEYS: &[&str] = &[
     "log_format",
     "tls",
     "limits",
+    "crypto",
+    "cache",
+    "audit",
 ];
 
 impl Config {

@@ -176,6 +176,12 @@ impl From<tutela_store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::audit_writer::AuditWriteFailed> for ApiError {
+    fn from(e: crate::audit_writer::AuditWriteFailed) -> Self {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {

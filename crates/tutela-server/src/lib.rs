@@ -8,7 +8,9 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod audit_writer;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_duration: HistogramFamily,
     pub policy_categories: Gauge,
+    /// Audit group commits and the entries they carried (issue 3).
+    audit_commits: Counter,
+    audit_batch_size: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -41,6 +44,18 @@ impl Metrics {
         let http_requests = Family::<RequestLabels, Counter>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let policy_categories = Gauge::default();
+        let audit_commits = Counter::default();
+        let audit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "audit_group_commits",
+            "Transactions the audit writer committed",
+            audit_commits.clone(),
+        );
+        registry.register(
+            "audit_group_commit_entries",
+            "Audit entries per group commit",
+            audit_batch_size.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -61,7 +76,21 @@ impl Metrics {
             http_requests,
             http_duration,
             policy_categories,
+            audit_commits,
+            audit_batch_size,
         }
+    }
+
+    /// Records one audit group commit of `entries` entries.
+    pub fn observe_audit_batch(&self, entries: usize) {
+        self.audit_commits.inc();
+        #[expect(clippy::cast_precision_loss, reason = "batch sizes are far below 2^52")]
+        self.audit_batch_size.observe(entries as f64);
+    }
+
+    /// Audit group commits so far.
+    pub fn audit_batches(&self) -> u64 {
+        self.audit_commits.get()
     }
 
     /// The registry in Prometheus text exposition format.

@@ -16,4 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub vault: Arc<crate::vault::Vault>,
     pub audit: Arc<crate::audit::AuditLog>,
+    /// Tokens, subjects and tenants for the read path (never personal data values).
+    pub cache: Arc<crate::cache::ReadCache>,
+    /// Group commit for the audit entries of reads and denials.
+    pub audit_writer: crate::audit_writer::AuditWriter,
 }

@@ -73,3 +73,11 @@ pub async fn create(
     store.insert_token(&row).await?;
     Ok((row, minted.bearer))
 }
+
+/// Revokes a token. This process stops accepting it at once; other processes (replicas)
+/// within `cache.ttl_ms`. Returns whether a live token was revoked.
+pub async fn revoke(state: &crate::state::AppState, id: &TokenId) -> Result<bool, StoreError> {
+    let revoked = state.store.revoke_token(id, state.clock.now()).await?;
+    state.cache.forget_token(id);
+    Ok(revoked)
+}

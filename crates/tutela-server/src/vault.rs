@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use tutela_core::lookup::{self, LookupKind};
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_crypto::envelope::{self, Cipher, Key};
 use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
@@ -86,6 +87,68 @@ impl Vault {
             }
         };
         Ok(Some(envelope::unwrap_key(&tk, &aad, &wrapped)?))
+    }
+
+    /// Blind-index keys for the look-up fields of a record (e-mail, phone), under the
+    /// tenant's index key. Values that cannot be normalised get no key.
+    pub async fn lookup_keys(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        fields: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<(LookupKind, [u8; 32])>> {
+        let wanted: Vec<(LookupKind, String)> = fields
+            .iter()
+            .filter_map(|(name, value)| {
+                let kind = LookupKind::of_field(name)?;
+                Some((kind, lookup::normalize(kind, value)?))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index_key = keys::index_key_of(&self.tenant_key(store, tenant).await?);
+        Ok(wanted
+            .into_iter()
+            .map(|(kind, v)| (kind, keys::blind_index(&index_key, kind.as_str(), &v)))
+            .collect())
+    }
+
+    /// The blind-index key to search for `value`, or `None` if it is not a valid value.
+    pub async fn lookup_key(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        kind: LookupKind,
+        value: &str,
+    ) -> anyhow::Result<Option<[u8; 32]>> {
+        let Some(v) = lookup::normalize(kind, value) else {
+            return Ok(None);
+        };
+        let index_key = keys::index_key_of(&self.tenant_key(store, tenant).await?);
+        Ok(Some(keys::blind_index(&index_key, kind.as_str(), &v)))
+    }
+
+    /// Unwraps a subject's data key from the chain loaded with its record.
+    pub fn open_key_chain(
+        &self,
+        tenant: &TenantId,
+        subject: &SubjectId,
+        chain: &tutela_store::vault::WrappedKeys,
+    ) -> anyhow::Result<Key> {
+        let master = self.keys.master_by_id(
+            u32::try_from(chain.master_key_id).context("master key id out of range")?,
+        )?;
+        let tk = envelope::unwrap_key(
+            &master,
+            &keys::tenant_key_aad(tenant.as_str()),
+            &chain.tenant_key,
+        )?;
+        Ok(envelope::unwrap_key(
+            &tk,
+            &keys::subject_key_aad(tenant.as_str(), subject.as_str()),
+            &chain.subject_key,
+        )?)
     }
 
     /// Seals each field and packs them: `u16 name len, name, u32 blob len, blob` repeated.

@@ -6,6 +6,7 @@
 //! types with no runtime `Any` layer. Everything that differs between the engines
 //! (connection options, DDL, locking) lives in `sqlite.rs` and `postgres.rs`.
 
+mod lease;
 mod migrate;
 mod postgres;
 mod sqlite;
@@ -14,6 +15,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod vault;
 
+pub use lease::SealerLease;
 pub use migrate::{MigrationStatus, SCHEMA_VERSION};
 
 use std::path::Path;
@@ -28,6 +30,20 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Like [`on_pool!`], for statements that write. SQLite allows one writer at a time and
+/// makes a second one wait in a busy handler that sleeps in millisecond steps; routing
+/// every write through one dedicated connection turns that into a fair async queue.
+/// PostgreSQL writes share the main pool.
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.writer {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_writer;
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +90,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a row with this key already exists")]
     Conflict,
+    /// Two sealers assigned tree indexes at once; the loser's batch was rolled back.
+    #[error("audit entries were sealed concurrently by another sealer")]
+    ConcurrentSeal,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
 }
@@ -92,26 +111,37 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The repository. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads (SQLite: several connections; WAL lets them run beside the writer).
     pub(crate) pool: Pool,
+    /// Writes (SQLite: one connection; PostgreSQL: the same pool as reads).
+    pub(crate) writer: Pool,
 }
 
 impl Store {
     /// Opens a store. `url` is `postgres://...`, `postgresql://...`, or `sqlite:PATH`
     /// (a plain path is taken as SQLite). The SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(postgres::connect(url).await?)
+        let path = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = Pool::Postgres(postgres::connect(url).await?);
+            return Ok(Self {
+                writer: pool.clone(),
+                pool,
+            });
         } else if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            Pool::Sqlite(sqlite::connect(Path::new(path)).await?)
+            path
         } else if url.contains("://") {
             return Err(StoreError::UnsupportedUrl);
         } else {
-            Pool::Sqlite(sqlite::connect(Path::new(url)).await?)
+            url
         };
-        Ok(Self { pool })
+        let (readers, writer) = sqlite::connect(Path::new(path)).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(readers),
+            writer: Pool::Sqlite(writer),
+        })
     }
 
     /// Opens the store and brings its schema to this binary's version (refusing a newer one).
@@ -140,6 +170,7 @@ impl Store {
     /// Closes every connection (on shutdown; flushes the SQLite WAL).
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await);
+        on_writer!(self, |p| p.close().await);
     }
 
     /// Lists `(table, column)` pairs of tutela's own tables, sorted: lets a test check

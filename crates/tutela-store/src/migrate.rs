@@ -3,10 +3,10 @@
 //! test compares the schemas they produce. A database whose schema is newer than this
 //! binary knows is refused rather than touched.
 
-use crate::{on_pool, postgres, sqlite, Result, Store, StoreError};
+use crate::{on_writer, postgres, sqlite, Result, Store, StoreError};
 
 /// The schema version this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS tutela_schema (\
      version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";
@@ -26,7 +26,7 @@ impl Store {
             crate::Backend::Postgres => postgres::MIGRATIONS,
         };
         debug_assert_eq!(migrations.last().map(|m| m.0), Some(SCHEMA_VERSION));
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let mut conn = pool.acquire().await?;
             sqlx::raw_sql(CREATE_VERSION_TABLE)
                 .execute(&mut *conn)

@@ -16,6 +16,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "vault: wrapped keys, encrypted records, audit entries",
         include_str!("../migrations/postgres/0002_vault.sql"),
     ),
+    (
+        3,
+        "lookup: blind indexes of e-mail addresses and phone numbers",
+        include_str!("../migrations/postgres/0003_lookup.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -17,9 +17,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "vault: wrapped keys, encrypted records, audit entries",
         include_str!("../migrations/sqlite/0002_vault.sql"),
     ),
+    (
+        3,
+        "lookup: blind indexes of e-mail addresses and phone numbers",
+        include_str!("../migrations/sqlite/0003_lookup.sql"),
+    ),
 ];
 
-pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
+/// Opens the database as a pool of readers and a pool of exactly one writer (see
+/// `on_writer!`). The writer connects first so that it creates the file.
+pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool)> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -28,12 +35,21 @@ pub(crate) async fn connect(path: &Path) -> Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Only another process (the CLI beside a running server) can still hold the
+        // write lock: wait for it rather than fail.
         .busy_timeout(Duration::from_secs(10));
-    SqlitePoolOptions::new()
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(opts.clone())
+        .await
+        .map_err(StoreError::Connect)?;
+    let readers = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(opts)
         .await
-        .map_err(StoreError::Connect)
+        .map_err(StoreError::Connect)?;
+    Ok((readers, writer))
 }
 
 pub(crate) async fn schema_columns(pool: &SqlitePool) -> Result<Vec<(String, String)>> {

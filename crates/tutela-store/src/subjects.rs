@@ -2,7 +2,7 @@
 //! tenant (R2). Only non-identifying attributes live here; personal data values live in
 //! the encrypted vault.
 
-use crate::{from_micros, on_pool, parse_col, to_micros, Result, Store, StoreError};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
 use time::{Date, OffsetDateTime};
 use tutela_core::tenant::SubjectKind;
 use tutela_core::{SubjectId, TenantId};
@@ -40,7 +40,7 @@ fn decode((id, tenant, kind, adult_on, created_at): Row) -> Result<Subject> {
 
 impl Store {
     pub async fn insert_subject(&self, s: &Subject) -> Result<()> {
-        on_pool!(self, |p| {
+        on_writer!(self, |p| {
             sqlx::query("INSERT INTO subjects (id, tenant_id, kind, adult_on, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(s.id.as_str())
                 .bind(s.tenant.as_str())

@@ -1,6 +1,6 @@
 //! Tenants: the operator's customers (R2).
 
-use crate::{from_micros, on_pool, parse_col, to_micros, Result, Store};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::tenant::{TenantKind, TenantName, TenantState};
 use tutela_core::TenantId;
@@ -33,7 +33,7 @@ fn decode((id, name, kind, state, created_at, frozen_until): Row) -> Result<Tena
 impl Store {
     /// Inserts a tenant. `demo_key` marks the idempotent demo tenant.
     pub async fn insert_tenant(&self, t: &Tenant, demo_key: Option<&str>) -> Result<()> {
-        on_pool!(self, |p| {
+        on_writer!(self, |p| {
             sqlx::query(
                 "INSERT INTO tenants (id, name, kind, state, created_at, frozen_until, demo_key) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -1,6 +1,6 @@
 //! API tokens: only the hash of each token's secret is stored.
 
-use crate::{from_micros, on_pool, parse_col, to_micros, Result, Store};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::{Region, Role, SubjectId, TenantId, TokenId};
 
@@ -52,7 +52,7 @@ fn decode(
 
 impl Store {
     pub async fn insert_token(&self, t: &Token) -> Result<()> {
-        on_pool!(self, |p| {
+        on_writer!(self, |p| {
             sqlx::query(
                 "INSERT INTO api_tokens (id, secret_hash, role, tenant_id, subject_id, region, label, created_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -88,7 +88,7 @@ impl Store {
 
     /// Revokes a token; returns whether it existed and was active.
     pub async fn revoke_token(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool> {
-        let done = on_pool!(self, |p| {
+        let done = on_writer!(self, |p| {
             sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
             )

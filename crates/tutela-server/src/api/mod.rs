@@ -68,6 +68,7 @@ impl From<PathRejection> for ApiError {
         tenants::create_subject,
         tenants::list_subjects,
         tenants::get_subject,
+        tenants::lookup_subjects,
         records::put_record,
         records::get_record,
         records::delete_record,
@@ -87,6 +88,8 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectCreated,
         tenants::SubjectView,
         tenants::SubjectPage,
+        tenants::LookupRequest,
+        tenants::LookupResult,
         records::RecordWrite,
         records::RecordWritten,
         records::RecordView,
@@ -130,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants", post(tenants::create_tenant))
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
         .route("/v1/tenants/{tenant}/subjects", post(tenants::create_subject).get(tenants::list_subjects))
+        .route("/v1/tenants/{tenant}/subjects/lookup", post(tenants::lookup_subjects))
         .route("/v1/subjects/{subject}", get(tenants::get_subject))
         .route(
             "/v1/subjects/{subject}/records/{category}",

@@ -16,7 +16,7 @@ use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, T
 use tutela_core::{tenant, Actor, Category, Clause, Purpose};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::{AuditEntry, SealedRecord};
+use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord};
 use utoipa::ToSchema;
 
 /// `PUT` body.
@@ -78,13 +78,13 @@ fn parse_purpose(raw: Option<&str>) -> Result<Purpose, ApiError> {
 async fn load_target(state: &AppState, raw: &str) -> Result<(Subject, Tenant), ApiError> {
     let id = super::tenants::subject_id(raw)?;
     let subject = state
-        .store
-        .subject(&id)
+        .cache
+        .subject(&state.store, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subject"))?;
     let tenant = state
-        .store
-        .tenant(&subject.tenant)
+        .cache
+        .tenant(&state.store, &subject.tenant)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
     Ok((subject, tenant))
@@ -186,7 +186,7 @@ async fn authorize(
     let logged_purpose = (action != Action::Delete).then_some(purpose);
     let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
     if !d.is_allowed() {
-        state.store.append_audit(&audit).await?;
+        state.audit_writer.append(audit).await?;
         return Err(denial_error(&d));
     }
     Ok((subject, d, audit))
@@ -324,9 +324,17 @@ pub async fn put_record(
         fields: sealed,
         updated_at: state.clock.now(),
     };
+    let lookup_keys = state
+        .vault
+        .lookup_keys(&state.store, &subject.tenant, &body.fields)
+        .await?;
+    let lookups = RecordLookups {
+        tenant: &subject.tenant,
+        keys: &lookup_keys,
+    };
     if !state
         .store
-        .put_record_audited(&record, current, &audit)
+        .put_record_audited(&record, current, &audit, &lookups)
         .await?
     {
         return Err(ApiError::Conflict {
@@ -361,18 +369,16 @@ pub async fn get_record(
         Action::Read,
     )
     .await?;
-    let record = state.store.record(&subject.id, category).await?;
-    let key = state
-        .vault
-        .subject_key(&state.store, &subject.tenant, &subject.id, false)
-        .await?;
-    let (Some(record), Some(key)) = (record, key) else {
-        state.store.append_audit(&audit).await?;
+    let Some((record, chain)) = state.store.record_with_keys(&subject.id, category).await? else {
+        state.audit_writer.append(audit).await?;
         return Err(ApiError::NotFound {
             code: "not_found",
             message: format!("no {category} record for this subject"),
         });
     };
+    let key = state
+        .vault
+        .open_key_chain(&subject.tenant, &subject.id, &chain)?;
     let mut fields =
         state
             .vault
@@ -384,7 +390,7 @@ pub async fn get_record(
         }
     }
     // The audit entry is durable before any data leaves (fail closed).
-    state.store.append_audit(&audit).await?;
+    state.audit_writer.append(audit).await?;
     Ok(ApiJson(RecordView {
         category: category.to_string(),
         service: record.service,

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
+use tutela_core::lookup::LookupKind;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Clause, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
+use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 /// `POST /v1/tenants` body.
@@ -369,4 +371,97 @@ pub async fn get_subject(
         "read subjects",
     )?;
     Ok(ApiJson(subject_view(subject, state.clock.now().date())))
+}
+
+/// `POST /v1/tenants/{tenant}/subjects/lookup` body: exactly one of `email` or `phone`.
+/// A POST, not a query string, so the value never lands in access logs or proxies.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResult {
+    /// Ids of the tenant's subjects with a record carrying this value.
+    pub subjects: Vec<String>,
+}
+
+/// Finds a tenant's subjects by e-mail address or phone number through the blind index:
+/// the value is normalised, keyed with the tenant's index key and matched; it is never
+/// stored or logged in clear. Audited without the value.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/subjects/lookup", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "tenant id")),
+    request_body = LookupRequest,
+    responses((status = 200, body = LookupResult), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn lookup_subjects(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(body): ApiJson<LookupRequest>,
+) -> Result<ApiJson<LookupResult>, ApiError> {
+    let tenant_id = tenant_id(&raw)?;
+    let (kind, value) = match (&body.email, &body.phone) {
+        (Some(e), None) => (LookupKind::Email, e),
+        (None, Some(p)) => (LookupKind::Phone, p),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_lookup",
+                "give exactly one of `email` or `phone`",
+            ))
+        }
+    };
+    let access = actor.may_view_tenant(&tenant_id);
+    if access == ScopeAccess::Hidden
+        || state
+            .cache
+            .tenant(&state.store, &tenant_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let allowed = access == ScopeAccess::Allowed;
+    let entry = AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: state.clock.now(),
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(tenant_id.to_string()),
+        subject: None,
+        category: None,
+        purpose: None,
+        action: format!("lookup_{}", kind.as_str()),
+        decision: if allowed { "allow" } else { "deny" }.to_owned(),
+        reason: if allowed {
+            "blind_index_lookup"
+        } else {
+            "role_denied"
+        }
+        .to_owned(),
+        clause: Some(Clause::r(29).to_string()),
+        seq: None,
+    };
+    state.audit_writer.append(entry).await?;
+    enforce(access, "tenant", "look up subjects")?;
+    let Some(digest) = state
+        .vault
+        .lookup_key(&state.store, &tenant_id, kind, value)
+        .await?
+    else {
+        return Err(ApiError::invalid(
+            "invalid_lookup",
+            format!("not a valid {}", kind.as_str()),
+        ));
+    };
+    let found = state
+        .store
+        .find_by_lookup(&tenant_id, kind, &digest)
+        .await?;
+    Ok(ApiJson(LookupResult {
+        subjects: found.into_iter().map(|s| s.to_string()).collect(),
+    }))
 }

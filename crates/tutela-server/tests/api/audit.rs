@@ -13,7 +13,10 @@ fn h32(s: &str) -> [u8; 32] {
 
 /// Makes `n` audited accesses and seals them.
 async fn busy_app(n: usize) -> (TestApp, String) {
-    let app = spawn_app().await;
+    busy_app_on(spawn_app().await, n).await
+}
+
+async fn busy_app_on(app: TestApp, n: usize) -> (TestApp, String) {
     let (_, subject, admin) = app.tenant_with_admin("Audit Co").await;
     let path = format!("/v1/subjects/{subject}/records/administrator");
     let r = app.request(Method::PUT, &path, Some(&admin), Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"email": "a@example.cn"}}))).await;
@@ -131,7 +134,7 @@ async fn head_is_signed_and_proofs_verify_with_a_few_lines_of_code() {
         .unwrap();
     assert_eq!(
         p["leaf_hash"],
-        hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&stored[2])))
+        hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&stored[2], 2)))
     );
     assert_error(
         app.get("/v1/audit/proof?index=9", &auditor).await,
@@ -255,7 +258,7 @@ async fn a_rewritten_entry_with_a_matching_leaf_hash_is_caught_by_the_signed_hea
     let mut entries = app.state.store.sealed_audit(0, 100).await.unwrap();
     let (mut e, _) = entries.remove(3);
     e.decision = "allow".into();
-    let leaf = hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&e)));
+    let leaf = hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&e, 3)));
     let blob = if backend_is_postgres() {
         format!("'\\x{leaf}'::bytea")
     } else {
@@ -270,4 +273,130 @@ async fn a_rewritten_entry_with_a_matching_leaf_hash_is_caught_by_the_signed_hea
     assert_eq!(index, 0, "{what}");
     assert!(what.contains("do not match the signed head"), "{what}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn an_sm3_log_seals_verifies_and_cannot_be_continued_with_sha256() {
+    let app = spawn_app_with(|c| c.audit.hash = "sm3".into()).await;
+    let (app, _) = busy_app_on(app, 5).await;
+    let auditor = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let head: Value = app
+        .get("/v1/audit/head", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(head["hash"], "sm3");
+    assert_eq!(head["size"], 5);
+    let report =
+        tutela_server::audit::verify(&app.state.store, HashAlg::Sm3, app.state.audit.public_key())
+            .await
+            .unwrap();
+    assert_eq!(report.problem, None);
+    // The same entries checked as SHA-256 do not match: the hash really is SM3.
+    assert!(verify(&app).await.is_some());
+    let key = app.state.config.effective_audit_key_file();
+    let err = tutela_server::audit::AuditLog::open(&app.state.store, &key, HashAlg::Sha256)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("started with the other hash"),
+        "{err:#}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_audit_hash_is_a_startup_error() {
+    let err = startup_error(|c, _| c.audit.hash = "md5".into()).await;
+    assert!(
+        err.contains("audit.hash must be `sha256` or `sm3`"),
+        "{err}"
+    );
+}
+
+fn test_entry(n: u32) -> tutela_store::vault::AuditEntry {
+    tutela_store::vault::AuditEntry {
+        id: format!("aud_replica_{n:04}"),
+        at: T0,
+        token_id: "tok_test".into(),
+        role: "operator".into(),
+        tenant: None,
+        subject: None,
+        category: None,
+        purpose: None,
+        action: "read".into(),
+        decision: "allow".into(),
+        reason: "test".into(),
+        clause: Some("R29".into()),
+        seq: None,
+    }
+}
+
+/// DESIGN.md: one sealer per deployment, elected by a database lock; a replica that takes
+/// over continues the same tree.
+#[tokio::test]
+async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree() {
+    use tutela_server::audit::AuditLog;
+    use tutela_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = if backend_is_postgres() {
+        Some(fresh_pg_database().await)
+    } else {
+        None
+    };
+    let url = pg.as_ref().map_or_else(
+        || format!("sqlite:{}", dir.path().join("tutela.db").display()),
+        |db| db.url(),
+    );
+    let first = Store::open(&url, T0).await.unwrap();
+    let second = Store::open(&url, T0).await.unwrap();
+
+    let lease = first
+        .try_sealer_lease()
+        .await
+        .unwrap()
+        .expect("the first replica seals");
+    if backend_is_postgres() {
+        assert!(
+            second.try_sealer_lease().await.unwrap().is_none(),
+            "a second replica must not seal while the first holds the lease"
+        );
+        lease.release().await;
+        assert!(second.try_sealer_lease().await.unwrap().is_some());
+    } else {
+        // SQLite has one writing process, which is always the sealer.
+        assert!(second.try_sealer_lease().await.unwrap().is_some());
+    }
+
+    let key = dir.path().join("audit-signing.key");
+    let log_a = AuditLog::open(&first, &key, HashAlg::Sha256).await.unwrap();
+    first
+        .append_audit_batch(&(0..3).map(test_entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(log_a.seal_once(&first, T0).await.unwrap(), 3);
+    // The successor opens after three were sealed and seals the next two.
+    second
+        .append_audit_batch(&(3..5).map(test_entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let log_b = AuditLog::open(&second, &key, HashAlg::Sha256)
+        .await
+        .unwrap();
+    assert_eq!(log_b.seal_once(&second, T0).await.unwrap(), 2);
+    // The first, holding the lease again, catches up before extending the tree.
+    first
+        .append_audit_batch(&(5..7).map(test_entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(log_a.seal_once(&first, T0).await.unwrap(), 2);
+    let report = tutela_server::audit::verify(&first, HashAlg::Sha256, log_a.public_key())
+        .await
+        .unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(report.entries, 7);
+    first.close().await;
+    second.close().await;
+    drop(pg);
 }

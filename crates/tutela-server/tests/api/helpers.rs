@@ -24,7 +24,7 @@ pub struct TestApp {
 }
 
 /// A throwaway PostgreSQL database, dropped with the test.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
@@ -60,7 +60,7 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-async fn fresh_pg_database() -> PgDatabase {
+pub async fn fresh_pg_database() -> PgDatabase {
     use sqlx::Connection as _;
     let admin_url = pg_admin_url();
     let name = format!("t_{}", uuid::Uuid::now_v7().simple());
@@ -86,7 +86,7 @@ async fn fresh_pg_database() -> PgDatabase {
 }
 
 impl PgDatabase {
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let base = self
             .admin_url
             .rsplit_once('/')

@@ -479,3 +479,136 @@ async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
     assert_eq!((again.new_master_key_id, again.rewrapped), (3, 1));
     w.app.stop().await;
 }
+
+async fn lookup(w: &World, token: &str, tenant: &TenantId, body: Value) -> reqwest::Response {
+    w.app
+        .post(
+            &format!("/v1/tenants/{tenant}/subjects/lookup"),
+            token,
+            body,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn subjects_are_found_by_email_or_phone_through_the_blind_index_r29() {
+    let w = world().await;
+    assert_eq!(
+        w.put(&w.admin, "administrator", admin_fields())
+            .await
+            .status(),
+        200
+    );
+    let found = |r: Value| -> Vec<String> {
+        r["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Written differently from the stored value: normalised before keying.
+    for body in [
+        json!({"email": " Zhang.Wei.Planted@EXAMPLE.cn"}),
+        json!({"phone": "+86 139-1234-5678"}),
+    ] {
+        let r = lookup(&w, &w.admin, &w.tenant, body).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(found(r.json().await.unwrap()), vec![w.subject.to_string()]);
+    }
+    let r = lookup(
+        &w,
+        &w.admin,
+        &w.tenant,
+        json!({"email": "someone.else@example.cn"}),
+    )
+    .await;
+    assert!(found(r.json().await.unwrap()).is_empty());
+
+    // Another tenant's admin cannot probe this tenant (404, not an empty answer).
+    let (_, _, other_admin) = w.app.tenant_with_admin("Other Co").await;
+    let r = lookup(
+        &w,
+        &other_admin,
+        &w.tenant,
+        json!({"email": "zhang.wei.planted@example.cn"}),
+    )
+    .await;
+    assert_error(r, 404, "not_found", None).await;
+    // Bad input: neither, both, or an invalid value.
+    for body in [
+        json!({}),
+        json!({"email": "a@b.cn", "phone": "13912345678"}),
+        json!({"email": "not-an-address"}),
+    ] {
+        let r = lookup(&w, &w.admin, &w.tenant, body).await;
+        assert_error(r, 422, "invalid_lookup", None).await;
+    }
+
+    // A changed address replaces the old key; a deleted record takes its keys along.
+    let mut changed = admin_fields();
+    changed["fields"]["email"] = json!("new.address@example.cn");
+    assert_eq!(
+        w.put(&w.admin, "administrator", changed).await.status(),
+        200
+    );
+    let r = lookup(
+        &w,
+        &w.admin,
+        &w.tenant,
+        json!({"email": "zhang.wei.planted@example.cn"}),
+    )
+    .await;
+    assert!(found(r.json().await.unwrap()).is_empty());
+    let r = lookup(
+        &w,
+        &w.admin,
+        &w.tenant,
+        json!({"email": "new.address@example.cn"}),
+    )
+    .await;
+    assert_eq!(found(r.json().await.unwrap()).len(), 1);
+    let r = w
+        .app
+        .request(
+            Method::DELETE,
+            &w.path("administrator"),
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = lookup(
+        &w,
+        &w.admin,
+        &w.tenant,
+        json!({"email": "new.address@example.cn"}),
+    )
+    .await;
+    assert!(found(r.json().await.unwrap()).is_empty());
+
+    // Every look-up is audited, without the value.
+    let entries = w.app.state.store.unsealed_audit(1000).await.unwrap();
+    let mut sealed: Vec<_> = w
+        .app
+        .state
+        .store
+        .sealed_audit(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    sealed.extend(entries);
+    let lookups: Vec<_> = sealed
+        .iter()
+        .filter(|e| e.action.starts_with("lookup_"))
+        .collect();
+    assert!(lookups.len() >= 6, "{lookups:?}");
+    assert!(lookups
+        .iter()
+        .any(|e| e.decision == "allow" && e.clause.as_deref() == Some("R29")));
+    let dump = format!("{sealed:?}").to_lowercase();
+    assert!(!dump.contains("zhang.wei.planted") && !dump.contains("13912345678"));
+    w.app.stop().await;
+}
