@@ -161,6 +161,31 @@ impl Actor {
         }
     }
 
+    /// May this actor record a consent or withdrawal for a subject (issue 4)? The
+    /// subject itself, its tenant's admin (e.g. entering a paper form), and integrated
+    /// systems (`service`), per API.md.
+    pub fn may_record_consent(&self, tenant: &TenantId, subject: &SubjectId) -> ScopeAccess {
+        match self.role {
+            Role::Service => ScopeAccess::Allowed,
+            Role::TenantAdmin | Role::EndUser => self.may_view_subject(tenant, subject),
+            Role::Operator | Role::PrivacyOfficer | Role::Auditor | Role::Support => {
+                ScopeAccess::RoleDenied
+            }
+        }
+    }
+
+    /// May this actor read a subject's consent history? The subject, its tenant's admin
+    /// and the privacy officer.
+    pub fn may_view_consents(&self, tenant: &TenantId, subject: &SubjectId) -> ScopeAccess {
+        match self.role {
+            Role::PrivacyOfficer => ScopeAccess::Allowed,
+            Role::TenantAdmin | Role::EndUser => self.may_view_subject(tenant, subject),
+            Role::Operator | Role::Auditor | Role::Service | Role::Support => {
+                ScopeAccess::RoleDenied
+            }
+        }
+    }
+
     fn own_tenant(&self, tenant: &TenantId) -> ScopeAccess {
         if self.tenant.as_ref() == Some(tenant) {
             ScopeAccess::Allowed

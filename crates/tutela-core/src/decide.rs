@@ -41,6 +41,19 @@ pub enum Denial {
     Frozen,
 }
 
+impl Decision {
+    /// Whether a consent could turn this denial into an allow: an undeclared purpose
+    /// (R4) or a minor's data without guardian consent (R43). Consents never turn an
+    /// allow into a deny, so the edges may decide without consents first and consult the
+    /// ledger only when this is true, keeping it off the common read path.
+    pub fn depends_on_consent(&self) -> bool {
+        matches!(
+            self.reason,
+            "purpose_not_declared" | "minor_needs_guardian_consent"
+        )
+    }
+}
+
 /// Allow, or deny and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -637,6 +650,42 @@ mod tests {
                         ..base()
                     });
                     assert_eq!(d.is_allowed(), naive, "{c}/{purpose} consented={consented}");
+                }
+            }
+        }
+    }
+
+    /// Consents only ever turn a denial into an allow, and only the denials that say so:
+    /// the edges rely on this to consult the ledger lazily.
+    #[test]
+    fn consents_only_lift_denials_that_depend_on_them() {
+        for c in Category::ALL {
+            for purpose in Purpose::ALL {
+                for action in [Action::Read, Action::Write] {
+                    for minor in [false, true] {
+                        let without = run(&Case {
+                            category: *c,
+                            purpose: *purpose,
+                            action,
+                            minor,
+                            ..base()
+                        });
+                        let with = run(&Case {
+                            category: *c,
+                            purpose: *purpose,
+                            action,
+                            minor,
+                            express: Purpose::ALL.to_vec(),
+                            guardian: true,
+                            ..base()
+                        });
+                        if without.is_allowed() {
+                            assert!(with.is_allowed(), "{c}/{purpose}");
+                        }
+                        if with != without {
+                            assert!(without.depends_on_consent(), "{c}/{purpose}: {without:?}");
+                        }
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@ mod macros;
 pub mod actor;
 pub mod clause;
 pub mod clock;
+pub mod consent;
 pub mod decide;
 pub mod ids;
 pub mod lookup;

@@ -6,6 +6,7 @@
 //! types with no runtime `Any` layer. Everything that differs between the engines
 //! (connection options, DDL, locking) lives in `sqlite.rs` and `postgres.rs`.
 
+pub mod consents;
 mod lease;
 mod migrate;
 mod postgres;

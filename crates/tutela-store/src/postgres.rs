@@ -21,6 +21,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lookup: blind indexes of e-mail addresses and phone numbers",
         include_str!("../migrations/postgres/0003_lookup.sql"),
     ),
+    (
+        4,
+        "consent: the append-only consent ledger",
+        include_str!("../migrations/postgres/0004_consent.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -22,6 +22,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lookup: blind indexes of e-mail addresses and phone numbers",
         include_str!("../migrations/sqlite/0003_lookup.sql"),
     ),
+    (
+        4,
+        "consent: the append-only consent ledger",
+        include_str!("../migrations/sqlite/0004_consent.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

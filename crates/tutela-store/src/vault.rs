@@ -118,7 +118,7 @@ fn decode_head(
 
 const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) ";
-const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 /// The blind-index keys written with a record (see `tutela_core::lookup`).
@@ -159,6 +159,7 @@ macro_rules! bind_audit {
             .bind($e.clause.as_deref())
     };
 }
+pub(crate) use bind_audit;
 
 impl Store {
     /// Appends an audit entry on its own (reads and denials). Durable when this returns.

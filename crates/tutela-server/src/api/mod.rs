@@ -2,6 +2,7 @@
 //! error shape, the middleware stack, and the generated OpenAPI document.
 
 pub mod audit;
+pub mod consents;
 pub mod policy;
 pub mod records;
 pub mod system;
@@ -69,6 +70,8 @@ impl From<PathRejection> for ApiError {
         tenants::list_subjects,
         tenants::get_subject,
         tenants::lookup_subjects,
+        consents::record_consent,
+        consents::list_consents,
         records::put_record,
         records::get_record,
         records::delete_record,
@@ -90,6 +93,10 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
+        consents::NewConsent,
+        consents::ConsentCreated,
+        consents::ConsentView,
+        consents::ConsentLedger,
         records::RecordWrite,
         records::RecordWritten,
         records::RecordView,
@@ -135,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}/subjects", post(tenants::create_subject).get(tenants::list_subjects))
         .route("/v1/tenants/{tenant}/subjects/lookup", post(tenants::lookup_subjects))
         .route("/v1/subjects/{subject}", get(tenants::get_subject))
+        .route(
+            "/v1/subjects/{subject}/consents",
+            post(consents::record_consent).get(consents::list_consents),
+        )
         .route(
             "/v1/subjects/{subject}/records/{category}",
             axum::routing::put(records::put_record).get(records::get_record).delete(records::delete_record),

@@ -138,38 +138,6 @@ fn denial_error(d: &Decision) -> ApiError {
     }
 }
 
-fn ask(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    tenant: &Tenant,
-    category: Category,
-    purpose: Purpose,
-    action: Action,
-) -> Decision {
-    let now = state.clock.now();
-    decide::decide(
-        &state.policy,
-        &decide::Request {
-            actor,
-            action,
-            target: Target {
-                tenant: &subject.tenant,
-                subject: &subject.id,
-                tenant_state: tenant.state,
-                minor: tenant::is_minor(subject.adult_on, now.date()),
-            },
-            category,
-            purpose,
-            // Consents (issue 4) and support grants (issue 5) are not stored yet: no
-            // express consents, no guardian consent, no grants.
-            consents: ConsentView::default(),
-            grants: &[],
-            now,
-        },
-    )
-}
-
 /// The shared front of every record route: load the subject, decide, and on a deny
 /// write the audit entry and answer with the clause. On allow, returns the subject, the
 /// decision and the (not yet written) audit entry for the caller to commit.
@@ -182,7 +150,39 @@ async fn authorize(
     action: Action,
 ) -> Result<(Subject, Decision, AuditEntry), ApiError> {
     let (subject, tenant) = load_target(state, raw_subject).await?;
-    let d = ask(state, actor, &subject, &tenant, category, purpose, action);
+    let now = state.clock.now();
+    let target = Target {
+        tenant: &subject.tenant,
+        subject: &subject.id,
+        tenant_state: tenant.state,
+        minor: tenant::is_minor(subject.adult_on, now.date()),
+    };
+    let decide_with = |consents: ConsentView<'_>| {
+        decide::decide(
+            &state.policy,
+            &decide::Request {
+                actor,
+                action,
+                target,
+                category,
+                purpose,
+                consents,
+                // Support grants are stored by the sharing issue (5); none yet.
+                grants: &[],
+                now,
+            },
+        )
+    };
+    let mut d = decide_with(ConsentView::default());
+    // The ledger is consulted only when a consent could change the answer (R4, R43):
+    // declared purposes, the common case, cost no extra query.
+    if d.depends_on_consent() {
+        let (express, guardian) = super::consents::consent_state(state, &subject).await?;
+        d = decide_with(ConsentView {
+            express: &express,
+            guardian,
+        });
+    }
     let logged_purpose = (action != Action::Delete).then_some(purpose);
     let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
     if !d.is_allowed() {

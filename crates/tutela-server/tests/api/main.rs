@@ -14,6 +14,7 @@ mod helpers;
 
 mod audit;
 mod bad_input;
+mod consents;
 mod foundation;
 mod records;
 mod tenants;

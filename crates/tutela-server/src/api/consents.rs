@@ -1,0 +1,294 @@
+//! `POST/GET /v1/subjects/{subject}/consents`: the consent ledger (issue 4; R4, R18,
+//! R22, R25, R43). Entries are appended, never changed; the current state per scope is
+//! derived from the history. Every entry commits with its audit entry.
+
+use crate::api::{ApiJson, ApiPath};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use tutela_core::actor::ScopeAccess;
+use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
+use tutela_core::{tenant, Actor, Clause};
+use tutela_store::consents::ConsentEntry;
+use tutela_store::subjects::Subject;
+use tutela_store::vault::AuditEntry;
+use utoipa::ToSchema;
+
+/// `POST` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConsent {
+    /// A purpose id, `cross_border`, `guardian` or `third_party_offering:<recipient>`.
+    pub purpose: String,
+    /// `true` to grant, `false` to withdraw.
+    pub granted: bool,
+    /// The statement version the subject was shown; must be the one in force.
+    pub statement_version: String,
+    /// `portal`, `api`, `email_link` or `paper`.
+    pub channel: String,
+    /// Given by the guardian of a minor (R43); needs `guardian_ref`.
+    #[serde(default)]
+    pub guardian: bool,
+    /// Reference to the guardian's verified identity (never the identity itself).
+    pub guardian_ref: Option<String>,
+    /// Reference to the evidence: form scan id, e-mail message id.
+    pub evidence_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentCreated {
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub id: String,
+    pub purpose: String,
+    pub granted: bool,
+    pub statement_version: String,
+    pub channel: String,
+    /// Role of who recorded it.
+    pub recorded_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardian_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_ref: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentLedger {
+    pub subject: String,
+    /// The latest entry per purpose or scope.
+    pub current: Vec<ConsentView>,
+    /// Every entry, oldest first.
+    pub history: Vec<ConsentView>,
+}
+
+fn view(c: &ConsentEntry) -> ConsentView {
+    ConsentView {
+        id: c.id.clone(),
+        purpose: c.scope.to_string(),
+        granted: c.granted,
+        statement_version: c.statement_version.clone(),
+        channel: c.channel.to_string(),
+        recorded_by: c.role.clone(),
+        guardian_ref: c.guardian_ref.clone(),
+        evidence_ref: c.evidence_ref.clone(),
+        at: c.at.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+/// References are identifiers, not content: short, printable, no spaces.
+fn reference(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let ok = (1..=128).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if !ok {
+        return Err(ApiError::invalid(
+            "invalid_reference",
+            format!("`{field}` must be 1 to 128 printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(Some(raw.to_owned()))
+}
+
+fn clause_of(scope: &ConsentScope) -> Clause {
+    match scope {
+        ConsentScope::Purpose(_) => Clause::r(4),
+        ConsentScope::CrossBorder => Clause::r(18),
+        ConsentScope::ThirdPartyOffering(_) => Clause::r(25),
+        ConsentScope::Guardian => Clause::r(43),
+    }
+}
+
+async fn subject_in_scope(
+    state: &AppState,
+    raw: &str,
+    access: impl Fn(&Subject) -> ScopeAccess,
+    what: &str,
+) -> Result<Subject, ApiError> {
+    let id = super::tenants::subject_id(raw)?;
+    let subject = state
+        .cache
+        .subject(&state.store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    match access(&subject) {
+        ScopeAccess::Allowed => Ok(subject),
+        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(what)),
+        ScopeAccess::Hidden => Err(ApiError::not_found("subject")),
+    }
+}
+
+/// Records a consent or its withdrawal.
+#[utoipa::path(
+    post, path = "/v1/subjects/{subject}/consents", tag = "consents", security(("bearer" = [])),
+    params(("subject" = String, Path)),
+    request_body = NewConsent,
+    responses((status = 201, body = ConsentCreated), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn record_consent(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw_subject): ApiPath<String>,
+    ApiJson(body): ApiJson<NewConsent>,
+) -> Result<(StatusCode, ApiJson<ConsentCreated>), ApiError> {
+    let subject = subject_in_scope(
+        &state,
+        &raw_subject,
+        |s| actor.may_record_consent(&s.tenant, &s.id),
+        "record consents",
+    )
+    .await?;
+    let scope = ConsentScope::parse(&body.purpose).map_err(|e| ApiError::Invalid {
+        code: "invalid_purpose",
+        message: e.to_string(),
+        clause: Some(Clause::r(4)),
+    })?;
+    let channel = Channel::parse(&body.channel)
+        .map_err(|e| ApiError::invalid("invalid_channel", e.to_string()))?;
+    let current_version = &state.policy.statement.version;
+    if &body.statement_version != current_version {
+        return Err(ApiError::Invalid {
+            code: "statement_version_mismatch",
+            message: format!(
+                "consent must refer to the statement in force (version {current_version})"
+            ),
+            clause: Some(Clause::r(44)),
+        });
+    }
+    let guardian_ref = reference("guardian_ref", body.guardian_ref.as_deref())?;
+    let evidence_ref = reference("evidence_ref", body.evidence_ref.as_deref())?;
+    let by_guardian = body.guardian || scope == ConsentScope::Guardian;
+    let now = state.clock.now();
+    if by_guardian {
+        if !tenant::is_minor(subject.adult_on, now.date()) {
+            return Err(ApiError::Invalid {
+                code: "not_a_minor",
+                message: "guardian consent applies to subjects under 18 only".into(),
+                clause: Some(Clause::r(43)),
+            });
+        }
+        if guardian_ref.is_none() {
+            return Err(ApiError::Invalid {
+                code: "guardian_ref_required",
+                message: "a guardian consent names the guardian's verified identity reference"
+                    .into(),
+                clause: Some(Clause::r(43)),
+            });
+        }
+    } else if guardian_ref.is_some() {
+        return Err(ApiError::invalid(
+            "unexpected_guardian_ref",
+            "`guardian_ref` belongs to a guardian consent (`guardian: true`)",
+        ));
+    }
+    let entry = ConsentEntry {
+        id: format!("con_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        scope: scope.clone(),
+        granted: body.granted,
+        statement_version: body.statement_version,
+        channel,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        guardian_ref,
+        evidence_ref,
+        at: now,
+    };
+    let audit = audit_entry(&actor, &subject, &entry);
+    state.store.append_consent_audited(&entry, &audit).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(ConsentCreated { id: entry.id }),
+    ))
+}
+
+fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: c.at,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(subject.tenant.to_string()),
+        subject: Some(subject.id.to_string()),
+        category: None,
+        purpose: Some(c.scope.to_string()),
+        action: if c.granted {
+            "consent_grant"
+        } else {
+            "consent_withdraw"
+        }
+        .to_owned(),
+        decision: "allow".to_owned(),
+        reason: format!("consent_via_{}", c.channel),
+        clause: Some(clause_of(&c.scope).to_string()),
+        seq: None,
+    }
+}
+
+/// A subject's consents: the current state per purpose and the full history.
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject}/consents", tag = "consents", security(("bearer" = [])),
+    params(("subject" = String, Path)),
+    responses((status = 200, body = ConsentLedger), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn list_consents(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw_subject): ApiPath<String>,
+) -> Result<ApiJson<ConsentLedger>, ApiError> {
+    let subject = subject_in_scope(
+        &state,
+        &raw_subject,
+        |s| actor.may_view_consents(&s.tenant, &s.id),
+        "read consents",
+    )
+    .await?;
+    let history = state.store.consents_of(&subject.id).await?;
+    let events: Vec<ConsentEvent> = history
+        .iter()
+        .map(|c| ConsentEvent {
+            scope: c.scope.clone(),
+            granted: c.granted,
+            at: c.at,
+        })
+        .collect();
+    let current_scopes = consent::current_state(&events);
+    // The latest entry per scope (ties: the later in ledger order).
+    let current = current_scopes
+        .keys()
+        .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
+        .map(view)
+        .collect();
+    Ok(ApiJson(ConsentLedger {
+        subject: subject.id.to_string(),
+        current,
+        history: history.iter().map(view).collect(),
+    }))
+}
+
+/// What the decision needs from the ledger: purposes with a current express consent and
+/// whether a guardian consent stands.
+pub(crate) async fn consent_state(
+    state: &AppState,
+    subject: &Subject,
+) -> Result<(Vec<tutela_core::Purpose>, bool), ApiError> {
+    let history = state.store.consents_of(&subject.id).await?;
+    let events: Vec<ConsentEvent> = history
+        .into_iter()
+        .map(|c| ConsentEvent {
+            scope: c.scope,
+            granted: c.granted,
+            at: c.at,
+        })
+        .collect();
+    Ok(consent::granted_purposes(&events))
+}
