@@ -12,6 +12,7 @@ pub mod actor;
 pub mod clause;
 pub mod clock;
 pub mod consent;
+pub mod contact;
 pub mod decide;
 pub mod ids;
 pub mod lookup;

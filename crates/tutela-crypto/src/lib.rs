@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod keys;
+pub mod link;
 pub mod token;
 
 use ring::rand::{SecureRandom, SystemRandom};

@@ -69,6 +69,25 @@ impl Default for CacheConfig {
     }
 }
 
+/// Signed links in outgoing messages (unsubscribe, R15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Public base URL the links point at; unset means `http://<listen>`.
+    pub base_url: Option<String>,
+    /// How long an unsubscribe link stays valid.
+    pub unsubscribe_valid_days: u32,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            unsubscribe_valid_days: 60,
+        }
+    }
+}
+
 /// Audit log settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -122,6 +141,7 @@ pub struct Config {
     pub crypto: CryptoConfig,
     pub cache: CacheConfig,
     pub audit: AuditConfig,
+    pub links: LinksConfig,
 }
 
 impl Default for Config {
@@ -137,6 +157,7 @@ impl Default for Config {
             crypto: CryptoConfig::default(),
             cache: CacheConfig::default(),
             audit: AuditConfig::default(),
+            links: LinksConfig::default(),
         }
     }
 }
@@ -159,6 +180,7 @@ impl std::fmt::Debug for Config {
             .field("crypto", &self.crypto)
             .field("cache", &self.cache)
             .field("audit", &self.audit)
+            .field("links", &self.links)
             .finish()
     }
 }
@@ -199,6 +221,7 @@ const CONFIG_KEYS: &[&str] = &[
     "crypto",
     "cache",
     "audit",
+    "links",
 ];
 
 impl Config {
@@ -227,6 +250,16 @@ impl Config {
             .split("__");
         fig = fig.merge(env).merge(Serialized::defaults(overrides));
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The base URL of links in outgoing messages.
+    pub fn links_base_url(&self) -> String {
+        self.links
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// The master key file in effect.

@@ -10,6 +10,7 @@ use tutela_core::lookup::{self, LookupKind};
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_crypto::envelope::{self, Cipher, Key};
 use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
+use tutela_crypto::link::{LinkError, LinkKey};
 use tutela_store::Store;
 
 /// Field-level encryption for records.
@@ -127,6 +128,42 @@ impl Vault {
         };
         let index_key = keys::index_key_of(&self.tenant_key(store, tenant).await?);
         Ok(Some(keys::blind_index(&index_key, kind.as_str(), &v)))
+    }
+
+    /// Signs a link (see `tutela_crypto::link`) under the current master key; the key id
+    /// travels as the first field so links survive a master-key rotation.
+    pub fn sign_link(
+        &self,
+        purpose: &str,
+        fields: &[&str],
+        expires: i64,
+    ) -> anyhow::Result<String> {
+        let (id, master) = self.keys.master()?;
+        let kid = id.to_string();
+        let mut all = vec![kid.as_str()];
+        all.extend_from_slice(fields);
+        LinkKey::derive(&master)
+            .sign(purpose, &all, expires)
+            .context("link fields must be ids or vocabulary")
+    }
+
+    /// Verifies a link for `purpose` at `now` (Unix seconds) and returns its fields
+    /// (without the key id). `Ok(Err(_))` is a bad or expired link, `Err` a key failure.
+    pub fn verify_link(
+        &self,
+        purpose: &str,
+        token: &str,
+        now: i64,
+    ) -> anyhow::Result<Result<Vec<String>, LinkError>> {
+        let Some(kid) = token.split('.').nth(1).and_then(|k| k.parse::<u32>().ok()) else {
+            return Ok(Err(LinkError::Invalid));
+        };
+        let Ok(master) = self.keys.master_by_id(kid) else {
+            return Ok(Err(LinkError::Invalid));
+        };
+        Ok(LinkKey::derive(&master)
+            .verify(purpose, token, now)
+            .map(|fields| fields.into_iter().skip(1).collect()))
     }
 
     /// Unwraps a subject's data key from the chain loaded with its record.

@@ -7,6 +7,7 @@
 //! (connection options, DDL, locking) lives in `sqlite.rs` and `postgres.rs`.
 
 pub mod consents;
+pub mod contact;
 mod lease;
 mod migrate;
 mod postgres;

@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent: the append-only consent ledger",
         include_str!("../migrations/postgres/0004_consent.sql"),
     ),
+    (
+        5,
+        "contact: preferences and the outbound message gate",
+        include_str!("../migrations/postgres/0005_contact.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent: the append-only consent ledger",
         include_str!("../migrations/sqlite/0004_consent.sql"),
     ),
+    (
+        5,
+        "contact: preferences and the outbound message gate",
+        include_str!("../migrations/sqlite/0005_contact.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

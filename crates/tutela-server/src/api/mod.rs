@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod consents;
+pub mod contact;
 pub mod policy;
 pub mod records;
 pub mod system;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::time::{Duration, Instant};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -71,6 +72,9 @@ impl From<PathRejection> for ApiError {
         tenants::get_subject,
         tenants::lookup_subjects,
         consents::record_consent,
+        contact::put_preferences,
+        contact::get_preferences,
+        contact::send_gate,
         consents::list_consents,
         records::put_record,
         records::get_record,
@@ -93,6 +97,12 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
+        contact::ChannelChoice,
+        contact::ChannelFlags,
+        contact::PreferencesUpdate,
+        contact::PreferencesView,
+        contact::MessageRequest,
+        contact::MessageDecision,
         consents::NewConsent,
         consents::ConsentCreated,
         consents::ConsentView,
@@ -143,6 +153,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}/subjects/lookup", post(tenants::lookup_subjects))
         .route("/v1/subjects/{subject}", get(tenants::get_subject))
         .route(
+            "/v1/subjects/{subject}/preferences",
+            put(contact::put_preferences).get(contact::get_preferences),
+        )
+        .route("/v1/messages", post(contact::send_gate))
+        .route("/u/{token}", get(contact::unsubscribe_page).post(contact::unsubscribe))
+        .route(
             "/v1/subjects/{subject}/consents",
             post(consents::record_consent).get(consents::list_consents),
         )
@@ -182,12 +198,14 @@ async fn not_found() -> ApiError {
 async fn standard_error_shape(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
+    // Our own JSON errors and the pages made for people (unsubscribe links) pass as
+    // they are; bare framework errors get the API's shape.
+    let shaped = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !status.is_client_error() && !status.is_server_error() || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !status.is_client_error() && !status.is_server_error() || shaped {
         return resp;
     }
     let (code, message) = match status {

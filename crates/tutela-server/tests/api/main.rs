@@ -15,6 +15,7 @@ mod helpers;
 mod audit;
 mod bad_input;
 mod consents;
+mod contact;
 mod foundation;
 mod records;
 mod tenants;

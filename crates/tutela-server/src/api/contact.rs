@@ -1,0 +1,519 @@
+//! Contact preferences, the send gate and unsubscribe links (issue 4; R9, R15).
+//!
+//! - `PUT/GET /v1/subjects/{subject}/preferences`: marketing and surveys per channel;
+//!   service communications cannot be turned off (422, R9).
+//! - `POST /v1/messages`: every outgoing message passes the gate
+//!   (`tutela_core::contact::may_send`); the decision is recorded and audited, and
+//!   promotional e-mail gets a signed unsubscribe link.
+//! - `GET/POST /u/{token}`: the link's bilingual confirmation page and the opt-out,
+//!   without login. A forged or expired token changes nothing.
+
+use crate::api::{ApiJson, ApiPath};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tutela_core::actor::ScopeAccess;
+use tutela_core::contact::{self, ContactChannel, MessageKind, PreferenceTopic, Preferences};
+use tutela_core::{Actor, Clause, Role};
+use tutela_crypto::link::LinkError;
+use tutela_store::contact::Message;
+use tutela_store::subjects::Subject;
+use tutela_store::vault::AuditEntry;
+use utoipa::ToSchema;
+
+const UNSUBSCRIBE: &str = "unsub";
+
+/// `true`/`false` for every channel, or per channel.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChannelChoice {
+    All(bool),
+    PerChannel(ChannelFlags),
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<bool>,
+}
+
+/// `PUT` body. Fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesUpdate {
+    pub marketing: Option<ChannelChoice>,
+    /// Surveys and feedback requests.
+    pub surveys: Option<ChannelChoice>,
+    /// Always `true` while the service is used; `false` is refused (R9).
+    pub service_communications: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreferencesView {
+    pub marketing: ChannelFlags,
+    pub surveys: ChannelFlags,
+    pub service_communications: bool,
+}
+
+fn flags(prefs: &Preferences, topic: PreferenceTopic) -> ChannelFlags {
+    let get = |c| Some(prefs.get(&(topic, c)).copied().unwrap_or(false));
+    ChannelFlags {
+        email: get(ContactChannel::Email),
+        phone: get(ContactChannel::Phone),
+        sms: get(ContactChannel::Sms),
+    }
+}
+
+fn preferences_view(prefs: &Preferences) -> PreferencesView {
+    PreferencesView {
+        marketing: flags(prefs, PreferenceTopic::Marketing),
+        surveys: flags(prefs, PreferenceTopic::Surveys),
+        service_communications: true,
+    }
+}
+
+fn wanted(
+    topic: PreferenceTopic,
+    choice: &ChannelChoice,
+) -> Vec<(PreferenceTopic, ContactChannel, bool)> {
+    match choice {
+        ChannelChoice::All(on) => ContactChannel::ALL
+            .iter()
+            .map(|c| (topic, *c, *on))
+            .collect(),
+        ChannelChoice::PerChannel(f) => [
+            (ContactChannel::Email, f.email),
+            (ContactChannel::Phone, f.phone),
+            (ContactChannel::Sms, f.sms),
+        ]
+        .into_iter()
+        .filter_map(|(c, v)| v.map(|on| (topic, c, on)))
+        .collect(),
+    }
+}
+
+fn preference_audit(
+    actor_token: String,
+    actor_role: String,
+    subject: &Subject,
+    topic: PreferenceTopic,
+    channel: ContactChannel,
+    on: bool,
+    at: time::OffsetDateTime,
+) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at,
+        token_id: actor_token,
+        role: actor_role,
+        tenant: Some(subject.tenant.to_string()),
+        subject: Some(subject.id.to_string()),
+        category: None,
+        purpose: Some(format!("{topic}:{channel}")),
+        action: if on {
+            "preference_on"
+        } else {
+            "preference_off"
+        }
+        .to_owned(),
+        decision: "allow".to_owned(),
+        reason: "contact_preference".to_owned(),
+        clause: Some(
+            match topic {
+                PreferenceTopic::Marketing => Clause::r(9),
+                PreferenceTopic::Surveys => Clause::r(15),
+            }
+            .to_string(),
+        ),
+        seq: None,
+    }
+}
+
+async fn subject_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    roles: &[Role],
+    what: &str,
+) -> Result<Subject, ApiError> {
+    let id = super::tenants::subject_id(raw)?;
+    let subject = state
+        .cache
+        .subject(&state.store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    let access = if roles.contains(&actor.role()) {
+        actor.may_view_subject(&subject.tenant, &subject.id)
+    } else {
+        ScopeAccess::RoleDenied
+    };
+    match access {
+        ScopeAccess::Allowed => Ok(subject),
+        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(what)),
+        ScopeAccess::Hidden => Err(ApiError::not_found("subject")),
+    }
+}
+
+/// Sets marketing and survey preferences by channel.
+#[utoipa::path(
+    put, path = "/v1/subjects/{subject}/preferences", tag = "contact", security(("bearer" = [])),
+    params(("subject" = String, Path)),
+    request_body = PreferencesUpdate,
+    responses((status = 200, body = PreferencesView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn put_preferences(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(body): ApiJson<PreferencesUpdate>,
+) -> Result<ApiJson<PreferencesView>, ApiError> {
+    let subject = subject_for(
+        &state,
+        &actor,
+        &raw,
+        &[Role::EndUser, Role::TenantAdmin],
+        "change contact preferences",
+    )
+    .await?;
+    if body.service_communications == Some(false) {
+        return Err(ApiError::Invalid {
+            code: "service_communications_required",
+            message: "subscription, billing, important-update and security messages cannot be turned off while the service is used".into(),
+            clause: Some(Clause::r(9)),
+        });
+    }
+    let mut changes = Vec::new();
+    if let Some(c) = &body.marketing {
+        changes.extend(wanted(PreferenceTopic::Marketing, c));
+    }
+    if let Some(c) = &body.surveys {
+        changes.extend(wanted(PreferenceTopic::Surveys, c));
+    }
+    let now = state.clock.now();
+    let current = state.store.preferences_of(&subject.id).await?;
+    // Only real changes are written (and audited).
+    let rows: Vec<_> = changes
+        .into_iter()
+        .filter(|(t, c, on)| current.get(&(*t, *c)).copied().unwrap_or(false) != *on)
+        .map(|(t, c, on)| {
+            let audit = preference_audit(
+                actor.token().to_string(),
+                actor.role().to_string(),
+                &subject,
+                t,
+                c,
+                on,
+                now,
+            );
+            (t, c, on, audit)
+        })
+        .collect();
+    if !rows.is_empty() {
+        state
+            .store
+            .set_preferences_audited(&subject.id, &rows, "api", now)
+            .await?;
+    }
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    Ok(ApiJson(preferences_view(&prefs)))
+}
+
+/// A subject's contact preferences.
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject}/preferences", tag = "contact", security(("bearer" = [])),
+    params(("subject" = String, Path)),
+    responses((status = 200, body = PreferencesView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<PreferencesView>, ApiError> {
+    let subject = subject_for(
+        &state,
+        &actor,
+        &raw,
+        &[Role::EndUser, Role::TenantAdmin, Role::PrivacyOfficer],
+        "read contact preferences",
+    )
+    .await?;
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    Ok(ApiJson(preferences_view(&prefs)))
+}
+
+/// `POST /v1/messages` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    pub subject: String,
+    /// `service`, `marketing`, `survey` or `feedback`.
+    pub kind: String,
+    /// `email`, `phone` or `sms`.
+    pub channel: String,
+    /// The template id the delivery system will render (never content).
+    pub template: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageDecision {
+    pub id: String,
+    /// `queued` (may be sent) or `suppressed`.
+    pub status: String,
+    pub reason: String,
+    pub clause: String,
+    /// For promotional e-mail: the signed link to put in the footer (R15).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
+}
+
+/// The send gate: decides, records and audits one outgoing message.
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "contact", security(("bearer" = [])),
+    request_body = MessageRequest,
+    responses((status = 201, body = MessageDecision), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn send_gate(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<MessageRequest>,
+) -> Result<(StatusCode, ApiJson<MessageDecision>), ApiError> {
+    if !matches!(actor.role(), Role::Service | Role::Operator) {
+        return Err(ApiError::forbidden_role("send messages"));
+    }
+    let kind = MessageKind::parse(&body.kind)
+        .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
+    let channel = ContactChannel::parse(&body.channel)
+        .map_err(|e| ApiError::invalid("invalid_channel", e.to_string()))?;
+    let template_ok = (1..=64).contains(&body.template.len())
+        && body
+            .template
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !template_ok {
+        return Err(ApiError::invalid(
+            "invalid_template",
+            "template must be an id: 1 to 64 letters, digits, `_` or `-`",
+        ));
+    }
+    let id = super::tenants::subject_id(&body.subject)?;
+    let subject = state
+        .cache
+        .subject(&state.store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    let tenant = state
+        .cache
+        .tenant(&state.store, &subject.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    let d = contact::may_send(kind, channel, &prefs, tenant.state);
+    let now = state.clock.now();
+    let message = Message {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        kind,
+        channel,
+        template: body.template,
+        status: if d.send { "queued" } else { "suppressed" }.to_owned(),
+        reason: d.reason.to_owned(),
+        clause: d.clause.to_string(),
+        created_at: now,
+    };
+    let audit = AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: now,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(subject.tenant.to_string()),
+        subject: Some(subject.id.to_string()),
+        category: None,
+        purpose: Some(format!("{kind}:{channel}")),
+        action: "send_message".to_owned(),
+        decision: if d.send { "allow" } else { "deny" }.to_owned(),
+        reason: d.reason.to_owned(),
+        clause: Some(d.clause.to_string()),
+        seq: None,
+    };
+    state.store.insert_message_audited(&message, &audit).await?;
+    let unsubscribe_url = match (d.send, kind.topic(), channel) {
+        (true, Some(topic), ContactChannel::Email) => {
+            let days = i64::from(state.config.links.unsubscribe_valid_days);
+            let expires = (now + time::Duration::days(days)).unix_timestamp();
+            let token = state.vault.sign_link(
+                UNSUBSCRIBE,
+                &[subject.id.as_str(), topic.as_str(), channel.as_str()],
+                expires,
+            )?;
+            Some(format!("{}/u/{token}", state.config.links_base_url()))
+        }
+        _ => None,
+    };
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(MessageDecision {
+            id: message.id,
+            status: message.status,
+            reason: message.reason,
+            clause: message.clause,
+            unsubscribe_url,
+        }),
+    ))
+}
+
+/// What a valid unsubscribe token names.
+struct Unsubscribe {
+    subject: Subject,
+    topic: PreferenceTopic,
+    channel: ContactChannel,
+}
+
+async fn read_link(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<Unsubscribe, LinkError>, ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    let fields = match state.vault.verify_link(UNSUBSCRIBE, token, now)? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let [subject, topic, channel] = fields.as_slice() else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    let parsed = (
+        tutela_core::SubjectId::parse(subject),
+        PreferenceTopic::parse(topic),
+        ContactChannel::parse(channel),
+    );
+    let (Ok(id), Ok(topic), Ok(channel)) = parsed else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    match state.store.subject(&id).await? {
+        Some(subject) => Ok(Ok(Unsubscribe {
+            subject,
+            topic,
+            channel,
+        })),
+        None => Ok(Err(LinkError::Invalid)),
+    }
+}
+
+fn topic_names(topic: PreferenceTopic) -> (&'static str, &'static str) {
+    match topic {
+        PreferenceTopic::Marketing => ("营销信息", "marketing messages"),
+        PreferenceTopic::Surveys => ("调查与反馈邀请", "surveys and feedback requests"),
+    }
+}
+
+fn page(status: StatusCode, title_zh: &str, title_en: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title_zh} / {title_en}</title>\
+         <style>body{{font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5}}\
+         button{{font-size:1em;padding:.5em 1.2em}}</style></head><body>\
+         <h1>{title_zh}</h1><p lang=\"en\"><strong>{title_en}</strong></p>{body}</body></html>"
+    );
+    let mut r = (status, Html(html)).into_response();
+    // The token is in the URL: keep it out of other sites' Referer headers and caches.
+    r.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn bad_link(e: LinkError) -> Response {
+    match e {
+        LinkError::Expired => page(
+            StatusCode::GONE,
+            "链接已过期",
+            "This link has expired",
+            "<p>请在管理门户中修改联系偏好。</p><p lang=\"en\">Change your contact preferences in the portal instead.</p>",
+        ),
+        LinkError::Invalid => page(
+            StatusCode::BAD_REQUEST,
+            "链接无效",
+            "This link is not valid",
+            "<p>未做任何更改。</p><p lang=\"en\">Nothing was changed.</p>",
+        ),
+    }
+}
+
+/// The unsubscribe confirmation page (zh/en). Changes nothing by itself: mail scanners
+/// that follow links must not unsubscribe anyone.
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let link = match read_link(&state, &token).await? {
+        Ok(l) => l,
+        Err(e) => return Ok(bad_link(e)),
+    };
+    let (zh, en) = topic_names(link.topic);
+    let channel = link.channel;
+    Ok(page(
+        StatusCode::OK,
+        "退订确认",
+        "Confirm unsubscribe",
+        &format!(
+            "<p>不再通过 {channel} 接收{zh}。服务通知（订阅、账单、重要更新、安全）仍会发送。</p>\
+             <p lang=\"en\">Stop receiving {en} by {channel}. Service notices (subscription, billing, \
+             important updates, security) will still be sent.</p>\
+             <form method=\"post\"><button type=\"submit\">确认退订 / Unsubscribe</button></form>"
+        ),
+    ))
+}
+
+/// Records the opt-out named by the link, without login.
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let link = match read_link(&state, &token).await? {
+        Ok(l) => l,
+        Err(e) => return Ok(bad_link(e)),
+    };
+    let now = state.clock.now();
+    let audit = preference_audit(
+        "link".to_owned(),
+        "subject_link".to_owned(),
+        &link.subject,
+        link.topic,
+        link.channel,
+        false,
+        now,
+    );
+    state
+        .store
+        .set_preferences_audited(
+            &link.subject.id,
+            &[(link.topic, link.channel, false, audit)],
+            "unsubscribe_link",
+            now,
+        )
+        .await?;
+    let (zh, en) = topic_names(link.topic);
+    let channel = link.channel;
+    Ok(page(
+        StatusCode::OK,
+        "已退订",
+        "You are unsubscribed",
+        &format!(
+            "<p>已停止通过 {channel} 发送{zh}。</p><p lang=\"en\">We will no longer send you {en} by {channel}.</p>"
+        ),
+    ))
+}
