@@ -8,6 +8,7 @@
 
 pub mod consents;
 pub mod contact;
+pub mod cookies;
 mod lease;
 mod migrate;
 mod postgres;

@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "contact: preferences and the outbound message gate",
         include_str!("../migrations/postgres/0005_contact.sql"),
     ),
+    (
+        6,
+        "cookie: website visitors' cookie consent",
+        include_str!("../migrations/postgres/0006_cookie.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "contact: preferences and the outbound message gate",
         include_str!("../migrations/sqlite/0005_contact.sql"),
     ),
+    (
+        6,
+        "cookie: website visitors' cookie consent",
+        include_str!("../migrations/sqlite/0006_cookie.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

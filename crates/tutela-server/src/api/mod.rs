@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod consents;
 pub mod contact;
+pub mod cookies;
 pub mod policy;
 pub mod records;
 pub mod system;
@@ -75,6 +76,8 @@ impl From<PathRejection> for ApiError {
         contact::put_preferences,
         contact::get_preferences,
         contact::send_gate,
+        cookies::record_cookie_consent,
+        cookies::cookie_consent_history,
         consents::list_consents,
         records::put_record,
         records::get_record,
@@ -97,6 +100,10 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
+        cookies::CookieChoice,
+        cookies::CookieConsentCreated,
+        cookies::CookieConsentView,
+        cookies::CookieConsentHistory,
         contact::ChannelChoice,
         contact::ChannelFlags,
         contact::PreferencesUpdate,
@@ -157,6 +164,12 @@ pub fn router(state: AppState) -> Router {
             put(contact::put_preferences).get(contact::get_preferences),
         )
         .route("/v1/messages", post(contact::send_gate))
+        .route(
+            "/v1/cookie-consents",
+            post(cookies::record_cookie_consent).options(cookies::cookie_consent_preflight),
+        )
+        .route("/v1/cookie-consents/{visitor}", get(cookies::cookie_consent_history))
+        .route("/consent.js", get(cookies::consent_js))
         .route("/u/{token}", get(contact::unsubscribe_page).post(contact::unsubscribe))
         .route(
             "/v1/subjects/{subject}/consents",

@@ -16,6 +16,7 @@ mod audit;
 mod bad_input;
 mod consents;
 mod contact;
+mod cookies;
 mod foundation;
 mod records;
 mod tenants;

@@ -1,0 +1,220 @@
+//! Cookie consent (issue 4, R16): the banner script websites embed, and the record of
+//! each visitor's choice.
+//!
+//! `POST /v1/cookie-consents` is called by the banner from the visitor's browser on
+//! another origin, so it needs no token and accepts a `text/plain` JSON body (a "simple"
+//! cross-origin request without preflight). It records choices only; it reveals nothing.
+
+use crate::api::{ApiJson, ApiPath};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use tutela_core::{Clause, Role};
+use tutela_store::cookies::CookieConsent;
+use utoipa::ToSchema;
+
+const CONSENT_JS: &str = include_str!("../../assets/consent.js");
+
+/// A visitor's choice. `necessary` may be sent but only as `true`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CookieChoice {
+    /// The random id the banner keeps in its strictly necessary cookie.
+    pub visitor_id: String,
+    pub necessary: Option<bool>,
+    pub preferences: bool,
+    /// Site analytics, including third-party analytics.
+    pub analytics: bool,
+    pub fraud_prevention: bool,
+    pub statement_version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieConsentCreated {
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieConsentView {
+    pub id: String,
+    pub necessary: bool,
+    pub preferences: bool,
+    pub analytics: bool,
+    pub fraud_prevention: bool,
+    pub statement_version: String,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieConsentHistory {
+    pub visitor_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<CookieConsentView>,
+    pub history: Vec<CookieConsentView>,
+}
+
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    r
+}
+
+fn visitor_ok(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError> {
+    let choice: CookieChoice = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            "invalid_body",
+            format!(
+                "expected {{visitor_id, preferences, analytics, fraud_prevention, statement_version}}: {}",
+                e.to_string().chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
+    if !visitor_ok(&choice.visitor_id) {
+        return Err(ApiError::invalid(
+            "invalid_visitor_id",
+            "visitor_id must be 8 to 64 letters, digits, `_` or `-`",
+        ));
+    }
+    if choice.necessary == Some(false) {
+        return Err(ApiError::Invalid {
+            code: "necessary_cookies_required",
+            message: "strictly necessary cookies are always on; they need no consent".into(),
+            clause: Some(Clause::r(16)),
+        });
+    }
+    if choice.statement_version != state.policy.statement.version {
+        return Err(ApiError::Invalid {
+            code: "statement_version_mismatch",
+            message: format!(
+                "the choice must refer to the statement in force (version {})",
+                state.policy.statement.version
+            ),
+            clause: Some(Clause::r(44)),
+        });
+    }
+    Ok(choice)
+}
+
+/// Records a visitor's cookie choice (no token; called by the banner).
+#[utoipa::path(
+    post, path = "/v1/cookie-consents", tag = "cookies",
+    request_body(content = CookieChoice, content_type = "text/plain"),
+    responses((status = 201, body = CookieConsentCreated), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn record_cookie_consent(State(state): State<AppState>, body: Bytes) -> Response {
+    let result = async {
+        let choice = parse_choice(&state, &body)?;
+        let row = CookieConsent {
+            id: format!("ckc_{}", uuid::Uuid::now_v7().simple()),
+            visitor_id: choice.visitor_id,
+            preferences: choice.preferences,
+            analytics: choice.analytics,
+            fraud_prevention: choice.fraud_prevention,
+            statement_version: choice.statement_version,
+            at: state.clock.now(),
+        };
+        state.store.insert_cookie_consent(&row).await?;
+        Ok::<_, ApiError>(row.id)
+    }
+    .await;
+    cors(match result {
+        Ok(id) => (StatusCode::CREATED, ApiJson(CookieConsentCreated { id })).into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+/// CORS preflight for clients that send `application/json`.
+pub async fn cookie_consent_preflight() -> Response {
+    cors(StatusCode::NO_CONTENT.into_response())
+}
+
+fn view(c: &CookieConsent) -> CookieConsentView {
+    CookieConsentView {
+        id: c.id.clone(),
+        necessary: true,
+        preferences: c.preferences,
+        analytics: c.analytics,
+        fraud_prevention: c.fraud_prevention,
+        statement_version: c.statement_version.clone(),
+        at: c.at.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+/// A visitor's current choice and history (privacy officer, auditor).
+#[utoipa::path(
+    get, path = "/v1/cookie-consents/{visitor}", tag = "cookies", security(("bearer" = [])),
+    params(("visitor" = String, Path)),
+    responses((status = 200, body = CookieConsentHistory), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn cookie_consent_history(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(visitor): ApiPath<String>,
+) -> Result<ApiJson<CookieConsentHistory>, ApiError> {
+    if !matches!(actor.role(), Role::PrivacyOfficer | Role::Auditor) {
+        return Err(ApiError::forbidden_role("read cookie consents"));
+    }
+    if !visitor_ok(&visitor) {
+        return Err(ApiError::not_found("visitor"));
+    }
+    let history = state.store.cookie_consents_of(&visitor).await?;
+    if history.is_empty() {
+        return Err(ApiError::not_found("visitor"));
+    }
+    Ok(ApiJson(CookieConsentHistory {
+        visitor_id: visitor,
+        current: history.last().map(view),
+        history: history.iter().map(view).collect(),
+    }))
+}
+
+/// The embeddable banner script, with the statement version in force.
+pub async fn consent_js(State(state): State<AppState>) -> Response {
+    let js = CONSENT_JS.replace(
+        "__STATEMENT_VERSION__",
+        &state
+            .policy
+            .statement
+            .version
+            .replace(['"', '\\', '<'], ""),
+    );
+    let mut r = js.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
