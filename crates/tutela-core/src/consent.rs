@@ -118,6 +118,19 @@ pub fn granted_purposes(events: &[ConsentEvent]) -> (Vec<Purpose>, bool) {
     (purposes, guardian)
 }
 
+/// R27: after a successor controller changed the purpose `purpose` at `changed_at`,
+/// has the subject consented to it again since? The latest entry for the purpose must be
+/// a grant made at or after the change.
+pub fn reconsented_since(
+    events: &[ConsentEvent],
+    purpose: Purpose,
+    changed_at: OffsetDateTime,
+) -> bool {
+    current_state(events)
+        .get(&ConsentScope::Purpose(purpose))
+        .is_some_and(|(granted, at)| *granted && *at >= changed_at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +187,32 @@ mod tests {
         let mut again = history.to_vec();
         again.push(ev("research", true, t3));
         assert_eq!(granted_purposes(&again).0.len(), 2);
+    }
+
+    #[test]
+    fn a_successors_purpose_change_needs_a_fresh_consent_r27() {
+        let before = datetime!(2026-10-01 00:00 UTC);
+        let change = datetime!(2026-11-01 00:00 UTC);
+        let after = datetime!(2026-11-05 00:00 UTC);
+        let p = Purpose::ServiceImprovement;
+        assert!(!reconsented_since(&[], p, change));
+        assert!(!reconsented_since(
+            &[ev("service_improvement", true, before)],
+            p,
+            change
+        ));
+        assert!(reconsented_since(
+            &[ev("service_improvement", true, after)],
+            p,
+            change
+        ));
+        assert!(!reconsented_since(
+            &[
+                ev("service_improvement", true, after),
+                ev("service_improvement", false, after + time::Duration::DAY)
+            ],
+            p,
+            change
+        ));
     }
 }

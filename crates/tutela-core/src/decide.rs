@@ -10,7 +10,9 @@
 //!    data is frozen (423) except `legal_obligation` by a privacy officer;
 //! 3. overseas support (R7, R22): only under an active grant covering the category;
 //! 4. deletion needs no purpose (R33); minors (R43): nothing is stored for a minor without guardian consent;
-//! 5. purpose (R4, R5, R8, R11, R13, ...): prohibited purposes are denied whatever
+//! 5. successor purpose change (R27): a purpose changed by a successor controller needs
+//!    the subject's fresh consent;
+//! 6. purpose (R4, R5, R8, R11, R13, ...): prohibited purposes are denied whatever
 //!    consent exists; declared ones are allowed (conditions passed on); undeclared ones
 //!    need a current express consent for that purpose.
 
@@ -121,6 +123,10 @@ pub struct ConsentView<'a> {
     pub express: &'a [Purpose],
     /// A guardian's consent is on record (R43).
     pub guardian: bool,
+    /// R27: the purpose was changed by a successor controller and this subject has not
+    /// consented to it again since. The edge computes it (see
+    /// [`crate::consent::reconsented_since`]) only for changed purposes.
+    pub reconsent_missing: bool,
 }
 
 /// The question asked of [`decide`].
@@ -209,7 +215,17 @@ pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
         );
     }
 
-    // 5. Purpose (R4 and the category's own clauses).
+    // 5. A purpose changed by a successor controller is unusable until the subject
+    // consents again (R27), whatever the category declares.
+    if req.consents.reconsent_missing {
+        return Decision::deny(
+            Denial::Forbidden,
+            "purpose_changed_needs_reconsent",
+            Clause::r(27),
+        );
+    }
+
+    // 6. Purpose (R4 and the category's own clauses).
     match policy.purpose_verdict(req.category, req.purpose) {
         PurposeVerdict::Prohibited(p) => {
             Decision::deny(Denial::Forbidden, "purpose_prohibited", p.clause)
@@ -264,6 +280,7 @@ mod tests {
         express: Vec<Purpose>,
         guardian: bool,
         grants: Vec<GrantView>,
+        reconsent_missing: bool,
     }
 
     fn base() -> Case {
@@ -280,6 +297,7 @@ mod tests {
             express: vec![],
             guardian: false,
             grants: vec![],
+            reconsent_missing: false,
         }
     }
 
@@ -303,6 +321,7 @@ mod tests {
                 consents: ConsentView {
                     express: &c.express,
                     guardian: c.guardian,
+                    reconsent_missing: c.reconsent_missing,
                 },
                 grants: &c.grants,
                 now: NOW,
@@ -653,6 +672,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_purpose_changed_by_a_successor_is_denied_until_reconsent_r27() {
+        // Declared for payment, but changed by the successor: denied, citing R27.
+        check(
+            Case {
+                reconsent_missing: true,
+                ..base()
+            },
+            Effect::Deny(Denial::Forbidden),
+            "R27",
+        );
+        check(base(), Effect::Allow, "R11");
     }
 
     /// Consents only ever turn a denial into an allow, and only the denials that say so:

@@ -18,9 +18,14 @@
 //! stale copy alive or expire a fresh one.
 
 use quick_cache::sync::Cache;
+use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tutela_core::{SubjectId, TenantId, TokenId};
+use tutela_core::{Purpose, SubjectId, TenantId, TokenId};
+
+/// Purpose -> the latest time a successor controller changed it.
+pub type ChangedPurposes = BTreeMap<Purpose, time::OffsetDateTime>;
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
 use tutela_store::tokens::Token;
@@ -58,6 +63,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Expiring<K, V> {
 
 /// The caches of one process.
 pub struct ReadCache {
+    /// Purpose -> when a successor controller last changed it (R27). One small map.
+    changed_purposes: Expiring<(), Arc<ChangedPurposes>>,
     tokens: Expiring<TokenId, Token>,
     subjects: Expiring<SubjectId, Subject>,
     tenants: Expiring<TenantId, Tenant>,
@@ -73,6 +80,7 @@ impl ReadCache {
     pub fn new(config: &crate::config::CacheConfig) -> Self {
         let ttl = Duration::from_millis(config.ttl_ms);
         Self {
+            changed_purposes: Expiring::new(ttl, 1),
             tokens: Expiring::new(ttl, config.capacity),
             subjects: Expiring::new(ttl, config.capacity),
             tenants: Expiring::new(ttl, config.capacity),
@@ -118,6 +126,29 @@ impl ReadCache {
             self.tenants.put(id.clone(), t.clone());
         }
         Ok(found)
+    }
+
+    /// The purposes changed by a successor controller, with the latest change time.
+    pub async fn changed_purposes(
+        &self,
+        store: &Store,
+    ) -> tutela_store::Result<Arc<ChangedPurposes>> {
+        if let Some(m) = self.changed_purposes.get(&()) {
+            return Ok(m);
+        }
+        let mut map = ChangedPurposes::new();
+        for c in store.purpose_changes().await? {
+            let at = map.entry(c.purpose).or_insert(c.at);
+            *at = (*at).max(c.at);
+        }
+        let map = Arc::new(map);
+        self.changed_purposes.put((), map.clone());
+        Ok(map)
+    }
+
+    /// After a purpose change is recorded through this process.
+    pub fn forget_changed_purposes(&self) {
+        self.changed_purposes.forget(&());
     }
 
     /// After a token is revoked through this process.

@@ -5,7 +5,7 @@ use crate::vault::{bind_audit, AuditEntry, INSERT_AUDIT};
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::consent::{Channel, ConsentScope};
-use tutela_core::SubjectId;
+use tutela_core::{Purpose, SubjectId};
 
 /// One ledger entry: granted or withdrawn, for which scope, under which statement
 /// version, through which channel, by whom, with what evidence.
@@ -23,6 +23,19 @@ pub struct ConsentEntry {
     pub guardian_ref: Option<String>,
     /// A reference to the evidence (form scan, e-mail message id); never the content.
     pub evidence_ref: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// A purpose changed by a successor controller (R27).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeChange {
+    pub id: String,
+    pub purpose: Purpose,
+    /// The new controller's name (a company, not a person).
+    pub controller: String,
+    pub reason: String,
+    /// Reference of the notice sent to subjects.
+    pub notice_ref: Option<String>,
     pub at: OffsetDateTime,
 }
 
@@ -112,6 +125,61 @@ impl Store {
                     })
                 },
             )
+            .collect()
+    }
+
+    /// Records purpose changes and their audit entries in one transaction.
+    pub async fn insert_purpose_changes_audited(
+        &self,
+        changes: &[(PurposeChange, AuditEntry)],
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (c, audit) in changes {
+                sqlx::query(
+                    "INSERT INTO purpose_changes (id, purpose, controller, reason, notice_ref, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&c.id)
+                .bind(c.purpose.as_str())
+                .bind(&c.controller)
+                .bind(&c.reason)
+                .bind(c.notice_ref.as_deref())
+                .bind(to_micros(c.at))
+                .execute(&mut *tx)
+                .await?;
+                bind_audit!(sqlx::query(INSERT_AUDIT), audit)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Every purpose change, oldest first.
+    pub async fn purpose_changes(&self) -> Result<Vec<PurposeChange>> {
+        let rows: Vec<(String, String, String, String, Option<String>, i64)> = on_pool!(
+            self,
+            |p| {
+                sqlx::query_as(
+                "SELECT id, purpose, controller, reason, notice_ref, at FROM purpose_changes ORDER BY at, id",
+            )
+            .fetch_all(p)
+            .await
+            }
+        )?;
+        rows.into_iter()
+            .map(|(id, purpose, controller, reason, notice_ref, at)| {
+                Ok(PurposeChange {
+                    id,
+                    purpose: parse_col("purpose", &purpose, Purpose::parse)?,
+                    controller,
+                    reason,
+                    notice_ref,
+                    at: from_micros(at)?,
+                })
+            })
             .collect()
     }
 }

@@ -52,17 +52,27 @@ impl Store {
             .await
         })?;
         rows.into_iter()
-            .map(|(id, visitor_id, preferences, analytics, fraud_prevention, statement_version, at)| {
-                Ok(CookieConsent {
+            .map(
+                |(
                     id,
                     visitor_id,
                     preferences,
                     analytics,
                     fraud_prevention,
                     statement_version,
-                    at: from_micros(at)?,
-                })
-            })
+                    at,
+                )| {
+                    Ok(CookieConsent {
+                        id,
+                        visitor_id,
+                        preferences,
+                        analytics,
+                        fraud_prevention,
+                        statement_version,
+                        at: from_micros(at)?,
+                    })
+                },
+            )
             .collect()
     }
 }

@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cookie: website visitors' cookie consent",
         include_str!("../migrations/postgres/0006_cookie.sql"),
     ),
+    (
+        7,
+        "successor: purpose changes under a new controller",
+        include_str!("../migrations/postgres/0007_successor.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

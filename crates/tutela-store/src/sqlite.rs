@@ -37,6 +37,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cookie: website visitors' cookie consent",
         include_str!("../migrations/sqlite/0006_cookie.sql"),
     ),
+    (
+        7,
+        "successor: purpose changes under a new controller",
+        include_str!("../migrations/sqlite/0007_successor.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

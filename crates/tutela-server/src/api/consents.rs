@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
-use tutela_core::{tenant, Actor, Clause};
-use tutela_store::consents::ConsentEntry;
+use tutela_core::{tenant, Actor, Clause, Purpose, Role};
+use tutela_store::consents::{ConsentEntry, PurposeChange};
 use tutela_store::subjects::Subject;
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
@@ -275,20 +275,158 @@ pub async fn list_consents(
     }))
 }
 
-/// What the decision needs from the ledger: purposes with a current express consent and
-/// whether a guardian consent stands.
-pub(crate) async fn consent_state(
+/// A subject's ledger as the decision needs it.
+pub(crate) async fn consent_events(
     state: &AppState,
     subject: &Subject,
-) -> Result<(Vec<tutela_core::Purpose>, bool), ApiError> {
-    let history = state.store.consents_of(&subject.id).await?;
-    let events: Vec<ConsentEvent> = history
+) -> Result<Vec<ConsentEvent>, ApiError> {
+    Ok(state
+        .store
+        .consents_of(&subject.id)
+        .await?
         .into_iter()
         .map(|c| ConsentEvent {
             scope: c.scope,
             granted: c.granted,
             at: c.at,
         })
+        .collect())
+}
+
+/// `POST /v1/purpose-changes` body (R27).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPurposeChange {
+    /// Purpose ids whose use the successor changes.
+    pub purposes: Vec<String>,
+    /// The successor controller (company name).
+    pub controller: String,
+    /// Why the purpose changes (shown to subjects in the notice).
+    pub reason: String,
+    /// Reference of the notice sent to subjects.
+    pub notice_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurposeChangeView {
+    pub id: String,
+    pub purpose: String,
+    pub controller: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice_ref: Option<String>,
+    pub at: String,
+}
+
+fn change_view(c: &PurposeChange) -> PurposeChangeView {
+    PurposeChangeView {
+        id: c.id.clone(),
+        purpose: c.purpose.to_string(),
+        controller: c.controller.clone(),
+        reason: c.reason.clone(),
+        notice_ref: c.notice_ref.clone(),
+        at: c.at.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+fn text_field(name: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    let v = raw.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "invalid_purpose_change",
+            format!("`{name}` must be 1 to {max} characters without control characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Marks purposes as changed by a successor controller (R27): from now on, each
+/// subject's data may be used for them only after that subject consents again.
+#[utoipa::path(
+    post, path = "/v1/purpose-changes", tag = "consents", security(("bearer" = [])),
+    request_body = NewPurposeChange,
+    responses((status = 201, body = [PurposeChangeView]), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn record_purpose_change(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewPurposeChange>,
+) -> Result<(StatusCode, ApiJson<Vec<PurposeChangeView>>), ApiError> {
+    if !matches!(actor.role(), Role::Operator | Role::PrivacyOfficer) {
+        return Err(ApiError::forbidden_role("record purpose changes"));
+    }
+    if body.purposes.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_purpose_change",
+            "name at least one purpose",
+        ));
+    }
+    let purposes = body
+        .purposes
+        .iter()
+        .map(|p| Purpose::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Invalid {
+            code: "invalid_purpose",
+            message: e.to_string(),
+            clause: Some(Clause::r(27)),
+        })?;
+    let controller = text_field("controller", &body.controller, 200)?;
+    let reason = text_field("reason", &body.reason, 2000)?;
+    let notice_ref = reference("notice_ref", body.notice_ref.as_deref())?;
+    let now = state.clock.now();
+    let rows: Vec<(PurposeChange, AuditEntry)> = purposes
+        .into_iter()
+        .map(|purpose| {
+            let change = PurposeChange {
+                id: format!("pch_{}", uuid::Uuid::now_v7().simple()),
+                purpose,
+                controller: controller.clone(),
+                reason: reason.clone(),
+                notice_ref: notice_ref.clone(),
+                at: now,
+            };
+            let audit = AuditEntry {
+                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                at: now,
+                token_id: actor.token().to_string(),
+                role: actor.role().to_string(),
+                tenant: None,
+                subject: None,
+                category: None,
+                purpose: Some(purpose.to_string()),
+                action: "purpose_change".to_owned(),
+                decision: "allow".to_owned(),
+                reason: "successor_controller".to_owned(),
+                clause: Some(Clause::r(27).to_string()),
+                seq: None,
+            };
+            (change, audit)
+        })
         .collect();
-    Ok(consent::granted_purposes(&events))
+    state.store.insert_purpose_changes_audited(&rows).await?;
+    state.cache.forget_changed_purposes();
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(rows.iter().map(|(c, _)| change_view(c)).collect()),
+    ))
+}
+
+/// Every purpose change by a successor controller.
+#[utoipa::path(
+    get, path = "/v1/purpose-changes", tag = "consents", security(("bearer" = [])),
+    responses((status = 200, body = [PurposeChangeView]), (status = 403, body = crate::error::ErrorBody))
+)]
+pub async fn list_purpose_changes(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+) -> Result<ApiJson<Vec<PurposeChangeView>>, ApiError> {
+    if !matches!(
+        actor.role(),
+        Role::Operator | Role::PrivacyOfficer | Role::Auditor
+    ) {
+        return Err(ApiError::forbidden_role("read purpose changes"));
+    }
+    let changes = state.store.purpose_changes().await?;
+    Ok(ApiJson(changes.iter().map(change_view).collect()))
 }

@@ -196,11 +196,7 @@ pub async fn cookie_consent_history(
 pub async fn consent_js(State(state): State<AppState>) -> Response {
     let js = CONSENT_JS.replace(
         "__STATEMENT_VERSION__",
-        &state
-            .policy
-            .statement
-            .version
-            .replace(['"', '\\', '<'], ""),
+        &state.policy.statement.version.replace(['"', '\\', '<'], ""),
     );
     let mut r = js.into_response();
     let h = r.headers_mut();

@@ -79,6 +79,8 @@ impl From<PathRejection> for ApiError {
         cookies::record_cookie_consent,
         cookies::cookie_consent_history,
         consents::list_consents,
+        consents::record_purpose_change,
+        consents::list_purpose_changes,
         records::put_record,
         records::get_record,
         records::delete_record,
@@ -114,6 +116,8 @@ impl From<PathRejection> for ApiError {
         consents::ConsentCreated,
         consents::ConsentView,
         consents::ConsentLedger,
+        consents::NewPurposeChange,
+        consents::PurposeChangeView,
         records::RecordWrite,
         records::RecordWritten,
         records::RecordView,
@@ -164,6 +168,10 @@ pub fn router(state: AppState) -> Router {
             put(contact::put_preferences).get(contact::get_preferences),
         )
         .route("/v1/messages", post(contact::send_gate))
+        .route(
+            "/v1/purpose-changes",
+            post(consents::record_purpose_change).get(consents::list_purpose_changes),
+        )
         .route(
             "/v1/cookie-consents",
             post(cookies::record_cookie_consent).options(cookies::cookie_consent_preflight),

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tutela_core::consent::{self, ConsentEvent};
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
 use tutela_core::{tenant, Actor, Category, Clause, Purpose};
 use tutela_store::subjects::Subject;
@@ -173,15 +174,37 @@ async fn authorize(
             },
         )
     };
-    let mut d = decide_with(ConsentView::default());
-    // The ledger is consulted only when a consent could change the answer (R4, R43):
-    // declared purposes, the common case, cost no extra query.
-    if d.depends_on_consent() {
-        let (express, guardian) = super::consents::consent_state(state, &subject).await?;
-        d = decide_with(ConsentView {
+    // R27: a purpose changed by a successor controller needs this subject's consent
+    // given after the change. The map is small and cached; usually empty.
+    let changed_at = state
+        .cache
+        .changed_purposes(&state.store)
+        .await?
+        .get(&purpose)
+        .copied();
+    let decide_on = |events: Option<&[ConsentEvent]>| {
+        let (express, guardian) = events.map(consent::granted_purposes).unwrap_or_default();
+        let reconsent_missing = match (changed_at, events) {
+            (Some(at), Some(ev)) => !consent::reconsented_since(ev, purpose, at),
+            _ => false,
+        };
+        decide_with(ConsentView {
             express: &express,
             guardian,
-        });
+            reconsent_missing,
+        })
+    };
+    // The ledger is read only when it can change the answer: for a changed purpose, or
+    // when the denial is one a consent lifts (R4, R43). Declared purposes, the common
+    // case, cost no extra query.
+    let mut events = match changed_at {
+        Some(_) => Some(super::consents::consent_events(state, &subject).await?),
+        None => None,
+    };
+    let mut d = decide_on(events.as_deref());
+    if events.is_none() && d.depends_on_consent() {
+        events = Some(super::consents::consent_events(state, &subject).await?);
+        d = decide_on(events.as_deref());
     }
     let logged_purpose = (action != Action::Delete).then_some(purpose);
     let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);

@@ -281,3 +281,139 @@ async fn consent_input_is_validated_and_scoped_r2_r4() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_successors_purpose_change_blocks_use_until_the_subject_consents_again_r27() {
+    let app = spawn_app().await;
+    let (tenant, subject, admin) = app.tenant_with_admin("Merged Co").await;
+    let other = app
+        .create_subject(&tenant, json!({"kind": "administrator"}))
+        .await;
+    let write = json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "李雷"}});
+    for s in [&subject, &other] {
+        let r = app
+            .request(
+                Method::PUT,
+                &format!("/v1/subjects/{s}/records/administrator"),
+                Some(&admin),
+                Some(write.clone()),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let read = |s: &SubjectId, purpose: &str| {
+        format!("/v1/subjects/{s}/records/administrator?purpose={purpose}")
+    };
+    assert_eq!(
+        app.get(&read(&subject, "service_improvement"), &admin)
+            .await
+            .status(),
+        200
+    );
+    // A consent given before the change does not carry over.
+    assert_eq!(
+        give(&app, &admin, &subject, consent("service_improvement", true))
+            .await
+            .status(),
+        201
+    );
+    app.clock.advance(time::Duration::minutes(1));
+
+    let operator = app.operator().await;
+    let change = json!({"purposes": ["service_improvement"], "controller": "Successor Cloud Co., Ltd.", "reason": "service improvement now includes model training", "notice_ref": "notice-2026-11"});
+    assert_error(
+        app.post("/v1/purpose-changes", &admin, change.clone())
+            .await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    let r = app.post("/v1/purpose-changes", &operator, change).await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v[0]["purpose"], "service_improvement");
+    assert_eq!(v[0]["controller"], "Successor Cloud Co., Ltd.");
+
+    for s in [&subject, &other] {
+        let r = app.get(&read(s, "service_improvement"), &admin).await;
+        assert_error(r, 403, "purpose_changed_needs_reconsent", Some("R27")).await;
+    }
+    // Unchanged purposes are unaffected.
+    assert_eq!(
+        app.get(&read(&subject, "account_admin"), &admin)
+            .await
+            .status(),
+        200
+    );
+
+    // The subject consents again after the change: usable for that subject only.
+    app.clock.advance(time::Duration::minutes(1));
+    assert_eq!(
+        give(&app, &admin, &subject, consent("service_improvement", true))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.get(&read(&subject, "service_improvement"), &admin)
+            .await
+            .status(),
+        200
+    );
+    assert_error(
+        app.get(&read(&other, "service_improvement"), &admin).await,
+        403,
+        "purpose_changed_needs_reconsent",
+        Some("R27"),
+    )
+    .await;
+    // Withdrawing again blocks it again.
+    app.clock.advance(time::Duration::minutes(1));
+    assert_eq!(
+        give(
+            &app,
+            &admin,
+            &subject,
+            consent("service_improvement", false)
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_error(
+        app.get(&read(&subject, "service_improvement"), &admin)
+            .await,
+        403,
+        "purpose_changed_needs_reconsent",
+        Some("R27"),
+    )
+    .await;
+
+    // Bad input; the register is readable by the auditor.
+    let r = app
+        .post(
+            "/v1/purpose-changes",
+            &operator,
+            json!({"purposes": ["nonsense"], "controller": "X", "reason": "y"}),
+        )
+        .await;
+    assert_error(r, 422, "invalid_purpose", Some("R27")).await;
+    let r = app
+        .post(
+            "/v1/purpose-changes",
+            &operator,
+            json!({"purposes": [], "controller": "X", "reason": "y"}),
+        )
+        .await;
+    assert_error(r, 422, "invalid_purpose_change", None).await;
+    let auditor = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let list: Value = app
+        .get("/v1/purpose-changes", &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    app.stop().await;
+}

@@ -25,9 +25,16 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     let mut changed = choice.clone();
     changed["analytics"] = json!(true);
-    assert_eq!(post_choice(&app, &changed.to_string(), "application/json").await.status(), 201);
+    assert_eq!(
+        post_choice(&app, &changed.to_string(), "application/json")
+            .await
+            .status(),
+        201
+    );
 
-    let po = app.token(Role::PrivacyOfficer, None, None, Region::Cn).await;
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
     let h: Value = app
         .get("/v1/cookie-consents/vis_0123456789abcdef", &po)
         .await
@@ -47,23 +54,68 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
     assert_error(r, 422, "necessary_cookies_required", Some("R16")).await;
     let mut old = choice.clone();
     old["statement_version"] = json!("1.0");
-    assert_error(post_choice(&app, &old.to_string(), "text/plain").await, 422, "statement_version_mismatch", Some("R44")).await;
+    assert_error(
+        post_choice(&app, &old.to_string(), "text/plain").await,
+        422,
+        "statement_version_mismatch",
+        Some("R44"),
+    )
+    .await;
     let mut bad_visitor = choice.clone();
     bad_visitor["visitor_id"] = json!("x");
-    assert_error(post_choice(&app, &bad_visitor.to_string(), "text/plain").await, 422, "invalid_visitor_id", None).await;
-    assert_error(post_choice(&app, "{not json", "text/plain").await, 422, "invalid_body", None).await;
-    let h: Value = app.get("/v1/cookie-consents/vis_0123456789abcdef", &po).await.json().await.unwrap();
+    assert_error(
+        post_choice(&app, &bad_visitor.to_string(), "text/plain").await,
+        422,
+        "invalid_visitor_id",
+        None,
+    )
+    .await;
+    assert_error(
+        post_choice(&app, "{not json", "text/plain").await,
+        422,
+        "invalid_body",
+        None,
+    )
+    .await;
+    let h: Value = app
+        .get("/v1/cookie-consents/vis_0123456789abcdef", &po)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["history"].as_array().unwrap().len(), 2);
 
     // Reading is for the privacy office.
     let (_, _, admin) = app.tenant_with_admin("Web Co").await;
-    assert_error(app.get("/v1/cookie-consents/vis_0123456789abcdef", &admin).await, 403, "forbidden", None).await;
-    assert_error(app.get("/v1/cookie-consents/vis_unknown_visitor", &po).await, 404, "not_found", None).await;
+    assert_error(
+        app.get("/v1/cookie-consents/vis_0123456789abcdef", &admin)
+            .await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    assert_error(
+        app.get("/v1/cookie-consents/vis_unknown_visitor", &po)
+            .await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
 
     // The banner script carries the statement version in force.
-    let r = app.client.get(format!("{}/consent.js", app.base)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/consent.js", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/javascript"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/javascript"));
     let js = r.text().await.unwrap();
     assert!(js.contains("var STATEMENT_VERSION = \"2.0\""));
     assert!(!js.contains("__STATEMENT_VERSION__"));
@@ -155,7 +207,9 @@ async fn run_chromium(browser: &str, url: &str) -> String {
         "chromium produced no page: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let start = dom.find("COOKIES[").unwrap_or_else(|| panic!("page did not finish: {dom}"));
+    let start = dom
+        .find("COOKIES[")
+        .unwrap_or_else(|| panic!("page did not finish: {dom}"));
     let rest = &dom[start + "COOKIES[".len()..];
     rest[..rest.find(']').unwrap()].to_owned()
 }
@@ -169,7 +223,10 @@ async fn refusing_analytics_in_a_real_browser_sets_no_analytics_cookie_r16() {
     let (site, server) = serve_site(&app.base, "necessary").await;
     let cookies = run_chromium(&browser, &site).await;
     assert!(cookies.contains("tutela_consent="), "{cookies}");
-    assert!(!cookies.contains("_site_analytics"), "analytics cookie set after refusal: {cookies}");
+    assert!(
+        !cookies.contains("_site_analytics"),
+        "analytics cookie set after refusal: {cookies}"
+    );
     let value = cookies
         .split("; ")
         .find_map(|c| c.strip_prefix("tutela_consent="))
@@ -180,8 +237,15 @@ async fn refusing_analytics_in_a_real_browser_sets_no_analytics_cookie_r16() {
     assert_eq!(parts[2], "---", "nothing optional consented: {decoded}");
     let visitor = parts[1];
     // The refusal was recorded at tutela with the statement version.
-    let po = app.token(Role::PrivacyOfficer, None, None, Region::Cn).await;
-    let h: Value = app.get(&format!("/v1/cookie-consents/{visitor}"), &po).await.json().await.unwrap();
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let h: Value = app
+        .get(&format!("/v1/cookie-consents/{visitor}"), &po)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["current"]["analytics"], false, "{h}");
     assert_eq!(h["current"]["statement_version"], "2.0");
     server.abort();
