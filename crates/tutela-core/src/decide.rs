@@ -54,6 +54,12 @@ impl Decision {
             "purpose_not_declared" | "minor_needs_guardian_consent"
         )
     }
+
+    /// Whether this denial is lifted by the subject's current express consent to the
+    /// requested purpose alone (R4), so only that purpose's latest ledger entry matters.
+    pub fn awaits_express_consent(&self) -> bool {
+        self.reason == "purpose_not_declared"
+    }
 }
 
 /// Allow, or deny and how.

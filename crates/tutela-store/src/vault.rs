@@ -554,6 +554,83 @@ impl Store {
         .transpose()
     }
 
+    /// Like [`Store::record_with_keys`], plus the latest consent entry of `scope` for the
+    /// subject (granted, at), in the same single query: a read whose purpose rests on
+    /// the subject's express consent (R4) then costs no extra round trip.
+    pub async fn record_with_keys_and_consent(
+        &self,
+        subject: &SubjectId,
+        category: Category,
+        scope: &str,
+    ) -> Result<Option<(SealedRecord, WrappedKeys, Option<(bool, OffsetDateTime)>)>> {
+        type Row = (
+            i64,
+            String,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            Option<bool>,
+            Option<i64>,
+        );
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT r.version, r.service, r.fields, r.updated_at, sk.wrapped, tk.master_key_id, tk.wrapped, \
+                        c.granted, c.at \
+                 FROM records r \
+                 JOIN subject_keys sk ON sk.subject_id = r.subject_id \
+                 JOIN subjects s ON s.id = r.subject_id \
+                 JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id \
+                 LEFT JOIN consents c ON c.id = ( \
+                     SELECT c2.id FROM consents c2 \
+                     WHERE c2.subject_id = r.subject_id AND c2.scope = $3 \
+                     ORDER BY c2.at DESC, c2.id DESC LIMIT 1) \
+                 WHERE r.subject_id = $1 AND r.category = $2",
+            )
+            .bind(subject.as_str())
+            .bind(category.as_str())
+            .bind(scope)
+            .fetch_optional(p)
+            .await
+        })?;
+        row.map(
+            |(
+                version,
+                service,
+                fields,
+                updated_at,
+                subject_key,
+                master_key_id,
+                tenant_key,
+                granted,
+                at,
+            )| {
+                let consent = match (granted, at) {
+                    (Some(g), Some(at)) => Some((g, crate::from_micros(at)?)),
+                    _ => None,
+                };
+                Ok((
+                    SealedRecord {
+                        subject: subject.clone(),
+                        category,
+                        version,
+                        service,
+                        fields,
+                        updated_at: crate::from_micros(updated_at)?,
+                    },
+                    WrappedKeys {
+                        master_key_id,
+                        tenant_key,
+                        subject_key,
+                    },
+                    consent,
+                ))
+            },
+        )
+        .transpose()
+    }
+
     /// Deletes a record and appends its audit entry in one transaction; returns whether
     /// a record existed.
     pub async fn delete_record_audited(

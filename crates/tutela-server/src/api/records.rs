@@ -12,12 +12,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tutela_core::consent::{self, ConsentEvent};
+use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
 use tutela_core::{tenant, Actor, Category, Clause, Purpose};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord};
+use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord, WrappedKeys};
 use utoipa::ToSchema;
 
 /// `PUT` body.
@@ -139,9 +139,19 @@ fn denial_error(d: &Decision) -> ApiError {
     }
 }
 
+/// What [`authorize`] allowed.
+struct Authorized {
+    subject: Subject,
+    decision: Decision,
+    /// The audit entry, not yet written: the caller commits it with its work.
+    audit: AuditEntry,
+    /// For a read allowed by express consent: the record and its keys, fetched in the
+    /// same query as the consent entry.
+    prefetched: Option<(SealedRecord, WrappedKeys)>,
+}
+
 /// The shared front of every record route: load the subject, decide, and on a deny
-/// write the audit entry and answer with the clause. On allow, returns the subject, the
-/// decision and the (not yet written) audit entry for the caller to commit.
+/// write the audit entry and answer with the clause.
 async fn authorize(
     state: &AppState,
     actor: &Actor,
@@ -149,7 +159,7 @@ async fn authorize(
     category: Category,
     purpose: Purpose,
     action: Action,
-) -> Result<(Subject, Decision, AuditEntry), ApiError> {
+) -> Result<Authorized, ApiError> {
     let (subject, tenant) = load_target(state, raw_subject).await?;
     let now = state.clock.now();
     let target = Target {
@@ -202,9 +212,36 @@ async fn authorize(
         None => None,
     };
     let mut d = decide_on(events.as_deref());
+    let mut prefetched = None;
     if events.is_none() && d.depends_on_consent() {
-        events = Some(super::consents::consent_events(state, &subject).await?);
-        d = decide_on(events.as_deref());
+        // A read resting on express consent (R4): one query brings the record, its keys
+        // and this purpose's latest consent entry, so consent costs no extra round trip.
+        let joined = if action == Action::Read && d.awaits_express_consent() {
+            state
+                .store
+                .record_with_keys_and_consent(&subject.id, category, purpose.as_str())
+                .await?
+        } else {
+            None
+        };
+        match joined {
+            Some((record, chain, latest)) => {
+                let latest: Vec<ConsentEvent> = latest
+                    .map(|(granted, at)| ConsentEvent {
+                        scope: ConsentScope::Purpose(purpose),
+                        granted,
+                        at,
+                    })
+                    .into_iter()
+                    .collect();
+                d = decide_on(Some(&latest));
+                prefetched = Some((record, chain));
+            }
+            None => {
+                events = Some(super::consents::consent_events(state, &subject).await?);
+                d = decide_on(events.as_deref());
+            }
+        }
     }
     let logged_purpose = (action != Action::Delete).then_some(purpose);
     let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
@@ -212,7 +249,12 @@ async fn authorize(
         state.audit_writer.append(audit).await?;
         return Err(denial_error(&d));
     }
-    Ok((subject, d, audit))
+    Ok(Authorized {
+        subject,
+        decision: d,
+        audit,
+        prefetched,
+    })
 }
 
 /// Luhn check for payment card numbers (R11); spaces and dashes are ignored.
@@ -320,7 +362,7 @@ pub async fn put_record(
             });
         }
     }
-    let (subject, _, audit) = authorize(
+    let Authorized { subject, audit, .. } = authorize(
         &state,
         &actor,
         &raw_subject,
@@ -383,7 +425,12 @@ pub async fn get_record(
 ) -> Result<ApiJson<RecordView>, ApiError> {
     let category = parse_category(&raw_category)?;
     let purpose = parse_purpose(q.purpose.as_deref())?;
-    let (subject, d, audit) = authorize(
+    let Authorized {
+        subject,
+        decision: d,
+        audit,
+        prefetched,
+    } = authorize(
         &state,
         &actor,
         &raw_subject,
@@ -392,7 +439,11 @@ pub async fn get_record(
         Action::Read,
     )
     .await?;
-    let Some((record, chain)) = state.store.record_with_keys(&subject.id, category).await? else {
+    let found = match prefetched {
+        Some(p) => Some(p),
+        None => state.store.record_with_keys(&subject.id, category).await?,
+    };
+    let Some((record, chain)) = found else {
         state.audit_writer.append(audit).await?;
         return Err(ApiError::NotFound {
             code: "not_found",
@@ -436,7 +487,7 @@ pub async fn delete_record(
 ) -> Result<StatusCode, ApiError> {
     let category = parse_category(&raw_category)?;
     // Deletion declares no purpose (R33); the decision ignores it for `Action::Delete`.
-    let (subject, _, audit) = authorize(
+    let Authorized { subject, audit, .. } = authorize(
         &state,
         &actor,
         &raw_subject,

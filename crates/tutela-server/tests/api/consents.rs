@@ -53,6 +53,11 @@ async fn express_consent_allows_an_undeclared_purpose_and_withdrawal_stops_it_r4
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["clause"], "R4");
 
+    // Allowed by consent but nothing stored in that category: 404, not data.
+    let payment_research = format!("/v1/subjects/{subject}/records/registration?purpose=research");
+    let r = app.get(&payment_research, &admin).await;
+    assert_error(r, 404, "not_found", None).await;
+
     // Withdrawal takes effect on the very next access.
     assert_eq!(
         give(&app, &admin, &subject, consent("research", false))

@@ -10,3 +10,6 @@ CREATE TABLE purpose_changes (
     at         BIGINT NOT NULL
 );
 CREATE INDEX purpose_changes_purpose ON purpose_changes(purpose, at);
+
+-- The latest consent entry of one scope for one subject, read with a record (R4).
+CREATE INDEX consents_subject_scope ON consents(subject_id, scope, at, id);
