@@ -1,7 +1,7 @@
 //! The consent ledger's rows (issue 4). Append-only: this module has no UPDATE or
 //! DELETE. Each entry commits in one transaction with its audit entry.
 
-use crate::vault::{bind_audit, AuditEntry, INSERT_AUDIT};
+use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::consent::{Channel, ConsentScope};
@@ -76,10 +76,7 @@ impl Store {
             .bind(to_micros(c.at))
             .execute(&mut *tx)
             .await?;
-            bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+            audit_and_commit!(tx, audit)
         })?;
         Ok(())
     }

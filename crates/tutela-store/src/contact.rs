@@ -1,7 +1,7 @@
 //! Contact preferences and the message outbox (issue 4; R9, R15). Each change commits
 //! with its audit entry.
 
-use crate::vault::{bind_audit, AuditEntry, INSERT_AUDIT};
+use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::contact::{ContactChannel, MessageKind, PreferenceTopic, Preferences};
@@ -110,10 +110,7 @@ impl Store {
             .bind(to_micros(m.created_at))
             .execute(&mut *tx)
             .await?;
-            bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+            audit_and_commit!(tx, audit)
         })?;
         Ok(())
     }

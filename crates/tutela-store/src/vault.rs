@@ -121,6 +121,30 @@ const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_entries \
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// Builds a record and its key chain from the columns the record queries select.
+fn record_and_keys(
+    subject: &SubjectId,
+    category: Category,
+    (version, service, fields, updated_at): (i64, String, Vec<u8>, i64),
+    (subject_key, master_key_id, tenant_key): (Vec<u8>, i64, Vec<u8>),
+) -> Result<(SealedRecord, WrappedKeys)> {
+    Ok((
+        SealedRecord {
+            subject: subject.clone(),
+            category,
+            version,
+            service,
+            fields,
+            updated_at: crate::from_micros(updated_at)?,
+        },
+        WrappedKeys {
+            master_key_id,
+            tenant_key,
+            subject_key,
+        },
+    ))
+}
+
 /// The blind-index keys written with a record (see `tutela_core::lookup`).
 #[derive(Debug, Clone, Copy)]
 pub struct RecordLookups<'a> {
@@ -160,6 +184,18 @@ macro_rules! bind_audit {
     };
 }
 pub(crate) use bind_audit;
+
+/// The last step of every audited write: appends `audit` to the open transaction and
+/// commits, so the action and its audit entry land together or not at all.
+macro_rules! audit_and_commit {
+    ($tx:ident, $audit:expr) => {{
+        $crate::vault::bind_audit!(sqlx::query($crate::vault::INSERT_AUDIT), $audit)
+            .execute(&mut *$tx)
+            .await?;
+        $tx.commit().await
+    }};
+}
+pub(crate) use audit_and_commit;
 
 impl Store {
     /// Appends an audit entry on its own (reads and denials). Durable when this returns.
@@ -475,10 +511,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                audit_and_commit!(tx, audit)?;
                 Ok(true)
             }
         })
@@ -534,21 +567,12 @@ impl Store {
         })?;
         row.map(
             |(version, service, fields, updated_at, subject_key, master_key_id, tenant_key)| {
-                Ok((
-                    SealedRecord {
-                        subject: subject.clone(),
-                        category,
-                        version,
-                        service,
-                        fields,
-                        updated_at: crate::from_micros(updated_at)?,
-                    },
-                    WrappedKeys {
-                        master_key_id,
-                        tenant_key,
-                        subject_key,
-                    },
-                ))
+                record_and_keys(
+                    subject,
+                    category,
+                    (version, service, fields, updated_at),
+                    (subject_key, master_key_id, tenant_key),
+                )
             },
         )
         .transpose()
@@ -610,22 +634,13 @@ impl Store {
                     (Some(g), Some(at)) => Some((g, crate::from_micros(at)?)),
                     _ => None,
                 };
-                Ok((
-                    SealedRecord {
-                        subject: subject.clone(),
-                        category,
-                        version,
-                        service,
-                        fields,
-                        updated_at: crate::from_micros(updated_at)?,
-                    },
-                    WrappedKeys {
-                        master_key_id,
-                        tenant_key,
-                        subject_key,
-                    },
-                    consent,
-                ))
+                let (record, keys) = record_and_keys(
+                    subject,
+                    category,
+                    (version, service, fields, updated_at),
+                    (subject_key, master_key_id, tenant_key),
+                )?;
+                Ok((record, keys, consent))
             },
         )
         .transpose()
@@ -652,10 +667,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            audit_and_commit!(tx, audit)?;
             Ok(n > 0)
         })
     }

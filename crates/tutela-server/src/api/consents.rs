@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
-use tutela_core::actor::ScopeAccess;
 use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
 use tutela_core::{tenant, Actor, Clause, Purpose, Role};
 use tutela_store::consents::{ConsentEntry, PurposeChange};
@@ -108,25 +107,6 @@ fn clause_of(scope: &ConsentScope) -> Clause {
     }
 }
 
-async fn subject_in_scope(
-    state: &AppState,
-    raw: &str,
-    access: impl Fn(&Subject) -> ScopeAccess,
-    what: &str,
-) -> Result<Subject, ApiError> {
-    let id = super::tenants::subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    match access(&subject) {
-        ScopeAccess::Allowed => Ok(subject),
-        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(what)),
-        ScopeAccess::Hidden => Err(ApiError::not_found("subject")),
-    }
-}
-
 /// Records a consent or its withdrawal.
 #[utoipa::path(
     post, path = "/v1/subjects/{subject}/consents", tag = "consents", security(("bearer" = [])),
@@ -140,7 +120,7 @@ pub async fn record_consent(
     ApiPath(raw_subject): ApiPath<String>,
     ApiJson(body): ApiJson<NewConsent>,
 ) -> Result<(StatusCode, ApiJson<ConsentCreated>), ApiError> {
-    let subject = subject_in_scope(
+    let subject = super::tenants::subject_in_scope(
         &state,
         &raw_subject,
         |s| actor.may_record_consent(&s.tenant, &s.id),
@@ -245,7 +225,7 @@ pub async fn list_consents(
     Authenticated(actor): Authenticated,
     ApiPath(raw_subject): ApiPath<String>,
 ) -> Result<ApiJson<ConsentLedger>, ApiError> {
-    let subject = subject_in_scope(
+    let subject = super::tenants::subject_in_scope(
         &state,
         &raw_subject,
         |s| actor.may_view_consents(&s.tenant, &s.id),

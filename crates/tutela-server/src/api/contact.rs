@@ -138,6 +138,7 @@ fn preference_audit(
     }
 }
 
+/// The subject, if the caller has one of `roles` and the subject is in its scope.
 async fn subject_for(
     state: &AppState,
     actor: &Actor,
@@ -145,22 +146,19 @@ async fn subject_for(
     roles: &[Role],
     what: &str,
 ) -> Result<Subject, ApiError> {
-    let id = super::tenants::subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    let access = if roles.contains(&actor.role()) {
-        actor.may_view_subject(&subject.tenant, &subject.id)
-    } else {
-        ScopeAccess::RoleDenied
-    };
-    match access {
-        ScopeAccess::Allowed => Ok(subject),
-        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(what)),
-        ScopeAccess::Hidden => Err(ApiError::not_found("subject")),
-    }
+    super::tenants::subject_in_scope(
+        state,
+        raw,
+        |s| {
+            if roles.contains(&actor.role()) {
+                actor.may_view_subject(&s.tenant, &s.id)
+            } else {
+                ScopeAccess::RoleDenied
+            }
+        },
+        what,
+    )
+    .await
 }
 
 /// Sets marketing and survey preferences by channel.
@@ -304,17 +302,7 @@ pub async fn send_gate(
             "template must be an id: 1 to 64 letters, digits, `_` or `-`",
         ));
     }
-    let id = super::tenants::subject_id(&body.subject)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
+    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
     let prefs = state.store.preferences_of(&subject.id).await?;
     let d = contact::may_send(kind, channel, &prefs, tenant.state);
     let now = state.clock.now();

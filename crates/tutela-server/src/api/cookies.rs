@@ -59,20 +59,16 @@ pub struct CookieConsentHistory {
     pub history: Vec<CookieConsentView>,
 }
 
+/// Lets the banner, running on a customer's website, call and read this API.
 fn cors(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
-    );
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     r
 }
 
@@ -200,17 +196,15 @@ pub async fn consent_js(State(state): State<AppState>) -> Response {
     );
     let mut r = js.into_response();
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/javascript; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    for (name, value) in [
+        (
+            header::CONTENT_TYPE,
+            "application/javascript; charset=utf-8",
+        ),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     r
 }

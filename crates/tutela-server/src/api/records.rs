@@ -16,7 +16,6 @@ use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
 use tutela_core::{tenant, Actor, Category, Clause, Purpose};
 use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
 use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord, WrappedKeys};
 use utoipa::ToSchema;
 
@@ -73,22 +72,6 @@ fn parse_purpose(raw: Option<&str>) -> Result<Purpose, ApiError> {
         message: e.to_string(),
         clause: Some(Clause::r(4)),
     })
-}
-
-/// Loads the subject and its tenant. A missing subject is 404 for everyone.
-async fn load_target(state: &AppState, raw: &str) -> Result<(Subject, Tenant), ApiError> {
-    let id = super::tenants::subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    Ok((subject, tenant))
 }
 
 fn audit_entry(
@@ -160,7 +143,7 @@ async fn authorize(
     purpose: Purpose,
     action: Action,
 ) -> Result<Authorized, ApiError> {
-    let (subject, tenant) = load_target(state, raw_subject).await?;
+    let (subject, tenant) = super::tenants::subject_and_tenant(state, raw_subject).await?;
     let now = state.clock.now();
     let target = Target {
         tenant: &subject.tenant,

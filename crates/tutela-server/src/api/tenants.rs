@@ -112,6 +112,43 @@ pub(crate) fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
 }
 
 /// Applies a scope decision: hidden resources look absent (R2).
+/// Loads a subject named in a path and checks the caller's access to it: a missing
+/// subject and one out of scope both answer 404 (R2); a role that may not act, 403.
+pub(crate) async fn subject_in_scope(
+    state: &AppState,
+    raw: &str,
+    access: impl Fn(&Subject) -> ScopeAccess,
+    action: &str,
+) -> Result<Subject, ApiError> {
+    let id = subject_id(raw)?;
+    let subject = state
+        .cache
+        .subject(&state.store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    enforce(access(&subject), "subject", action)?;
+    Ok(subject)
+}
+
+/// Loads a subject and its tenant (through the read cache). A missing subject is 404.
+pub(crate) async fn subject_and_tenant(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Subject, Tenant), ApiError> {
+    let id = subject_id(raw)?;
+    let subject = state
+        .cache
+        .subject(&state.store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject"))?;
+    let tenant = state
+        .cache
+        .tenant(&state.store, &subject.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
+    Ok((subject, tenant))
+}
+
 fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError> {
     match access {
         ScopeAccess::Allowed => Ok(()),
