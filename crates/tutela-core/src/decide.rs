@@ -78,6 +78,9 @@ pub struct Decision {
     pub clause: Clause,
     /// A condition the caller must still honour (contact preferences, PII removal, ...).
     pub condition: Option<PurposeCondition>,
+    /// The index in `Request::grants` of the grant that let an overseas engineer in
+    /// (R7): the caller audits the access under that grant's id.
+    pub grant: Option<usize>,
 }
 
 impl Decision {
@@ -91,6 +94,7 @@ impl Decision {
             reason,
             clause,
             condition,
+            grant: None,
         }
     }
 
@@ -99,6 +103,7 @@ impl Decision {
             effect: Effect::Deny(how),
             reason,
             clause,
+            grant: None,
             condition: None,
         }
     }
@@ -150,6 +155,29 @@ pub struct Request<'a> {
 
 /// Decides one access.
 pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
+    let d = decide_steps(policy, req);
+    let grant = (d.is_allowed() && is_overseas_support(req.actor))
+        .then(|| covering_grant(req))
+        .flatten();
+    Decision { grant, ..d }
+}
+
+fn is_overseas_support(actor: &Actor) -> bool {
+    actor.role() == Role::Support && actor.region() == Region::Overseas
+}
+
+/// The first active, unexpired grant for the target's tenant covering the category.
+fn covering_grant(req: &Request<'_>) -> Option<usize> {
+    req.grants.iter().position(|g| {
+        g.active
+            && g.tenant == *req.target.tenant
+            && g.categories.contains(&req.category)
+            && req.now < g.expires_at
+    })
+}
+
+/// The rules in order, first match wins.
+fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
     let actor = req.actor;
     let t = req.target;
 
@@ -190,20 +218,12 @@ pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
     }
 
     // 3. Overseas support access only under an active grant (R7).
-    if actor.role() == Role::Support && actor.region() == Region::Overseas {
-        let covered = req.grants.iter().any(|g| {
-            g.active
-                && &g.tenant == t.tenant
-                && g.categories.contains(&req.category)
-                && req.now < g.expires_at
-        });
-        if !covered || req.action != Action::Read {
-            return Decision::deny(
-                Denial::Forbidden,
-                "overseas_access_needs_grant",
-                Clause::r(7),
-            );
-        }
+    if is_overseas_support(actor) && (covering_grant(req).is_none() || req.action != Action::Read) {
+        return Decision::deny(
+            Denial::Forbidden,
+            "overseas_access_needs_grant",
+            Clause::r(7),
+        );
     }
 
     // Erasure is the subject's right, not a use of the data: once the caller is in
@@ -585,6 +605,21 @@ mod tests {
             },
             Effect::Allow,
             "R5",
+        );
+        // The decision names the grant the access rests on, for the audit trail.
+        let d = run(&Case {
+            grants: vec![grant(2, true, 30), grant(1, true, 30)],
+            ..overseas()
+        });
+        assert!(d.is_allowed());
+        assert_eq!(d.grant, Some(1));
+        assert_eq!(
+            run(&Case {
+                region: Region::Cn,
+                ..overseas()
+            })
+            .grant,
+            None
         );
     }
 

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod consent;
 pub mod contact;
 pub mod decide;
+pub mod grant;
 pub mod ids;
 pub mod lookup;
 pub mod policy;

@@ -88,6 +88,25 @@ impl Default for LinksConfig {
     }
 }
 
+/// Just-in-time support access (R7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrantsConfig {
+    /// A request nobody approves lapses after this many days.
+    pub pending_days: u32,
+    /// The longest an approved grant lasts, and the default.
+    pub max_minutes: u32,
+}
+
+impl Default for GrantsConfig {
+    fn default() -> Self {
+        Self {
+            pending_days: 4,
+            max_minutes: 8 * 60,
+        }
+    }
+}
+
 /// Audit log settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -142,6 +161,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub audit: AuditConfig,
     pub links: LinksConfig,
+    pub grants: GrantsConfig,
 }
 
 impl Default for Config {
@@ -158,6 +178,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             audit: AuditConfig::default(),
             links: LinksConfig::default(),
+            grants: GrantsConfig::default(),
         }
     }
 }
@@ -181,6 +202,7 @@ impl std::fmt::Debug for Config {
             .field("cache", &self.cache)
             .field("audit", &self.audit)
             .field("links", &self.links)
+            .field("grants", &self.grants)
             .finish()
     }
 }
@@ -222,6 +244,7 @@ const CONFIG_KEYS: &[&str] = &[
     "cache",
     "audit",
     "links",
+    "grants",
 ];
 
 impl Config {

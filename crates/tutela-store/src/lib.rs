@@ -9,6 +9,7 @@
 pub mod consents;
 pub mod contact;
 pub mod cookies;
+pub mod grants;
 mod lease;
 mod migrate;
 mod postgres;

@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "successor: purpose changes under a new controller",
         include_str!("../migrations/postgres/0007_successor.sql"),
     ),
+    (
+        8,
+        "grants: just-in-time support access",
+        include_str!("../migrations/postgres/0008_grants.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

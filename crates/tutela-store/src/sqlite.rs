@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "successor: purpose changes under a new controller",
         include_str!("../migrations/sqlite/0007_successor.sql"),
     ),
+    (
+        8,
+        "grants: just-in-time support access",
+        include_str!("../migrations/sqlite/0008_grants.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

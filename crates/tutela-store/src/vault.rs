@@ -250,6 +250,20 @@ impl Store {
             .collect()
     }
 
+    /// Audit entries with a given reason (e.g. `grant:<id>`, the accesses made under a
+    /// support grant), oldest first.
+    pub async fn audit_by_reason(&self, reason: &str) -> Result<Vec<AuditEntry>> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE reason = $1 ORDER BY at, id");
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(reason)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|r| decode_audit(r).map(|(e, _)| e))
+            .collect()
+    }
+
     /// Entries not yet sealed, in the order the sealer assigns indexes: (at, id).
     pub async fn unsealed_audit(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         let sql = format!(

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod consents;
 pub mod contact;
 pub mod cookies;
+pub mod grants;
 pub mod policy;
 pub mod records;
 pub mod system;
@@ -77,6 +78,12 @@ impl From<PathRejection> for ApiError {
         contact::get_preferences,
         contact::send_gate,
         cookies::record_cookie_consent,
+        grants::request_grant,
+        grants::get_grant,
+        grants::approve_grant,
+        grants::deny_grant,
+        grants::tenant_grants,
+        grants::resolve_incident,
         cookies::cookie_consent_history,
         consents::list_consents,
         consents::record_purpose_change,
@@ -102,6 +109,11 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
+        grants::GrantRequest,
+        grants::GrantView,
+        grants::GrantAccess,
+        grants::GrantDetail,
+        grants::IncidentResolved,
         cookies::CookieChoice,
         cookies::CookieConsentCreated,
         cookies::CookieConsentView,
@@ -168,6 +180,12 @@ pub fn router(state: AppState) -> Router {
             put(contact::put_preferences).get(contact::get_preferences),
         )
         .route("/v1/messages", post(contact::send_gate))
+        .route("/v1/grants", post(grants::request_grant))
+        .route("/v1/grants/{grant}", get(grants::get_grant))
+        .route("/v1/grants/{grant}/approve", post(grants::approve_grant))
+        .route("/v1/grants/{grant}/deny", post(grants::deny_grant))
+        .route("/v1/tenants/{tenant}/grants", get(grants::tenant_grants))
+        .route("/v1/incidents/{incident}/resolve", post(grants::resolve_incident))
         .route(
             "/v1/purpose-changes",
             post(consents::record_purpose_change).get(consents::list_purpose_changes),

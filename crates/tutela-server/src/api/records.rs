@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
-use tutela_core::{tenant, Actor, Category, Clause, Purpose};
+use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
 use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord, WrappedKeys};
 use utoipa::ToSchema;
@@ -151,6 +151,13 @@ async fn authorize(
         tenant_state: tenant.state,
         minor: tenant::is_minor(subject.adult_on, now.date()),
     };
+    // R7: an overseas support engineer acts only under an approved, unexpired grant.
+    let (grant_views, grant_ids) =
+        if actor.role() == Role::Support && actor.region() == Region::Overseas {
+            super::grants::active_grant_views(state, &subject.tenant).await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
     let decide_with = |consents: ConsentView<'_>| {
         decide::decide(
             &state.policy,
@@ -161,8 +168,7 @@ async fn authorize(
                 category,
                 purpose,
                 consents,
-                // Support grants are stored by the sharing issue (5); none yet.
-                grants: &[],
+                grants: &grant_views,
                 now,
             },
         )
@@ -227,7 +233,12 @@ async fn authorize(
         }
     }
     let logged_purpose = (action != Action::Delete).then_some(purpose);
-    let audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
+    let mut audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
+    // An access under a grant is audited with the grant's id, so the customer can list
+    // every access made under each grant.
+    if let Some(id) = d.grant.and_then(|i| grant_ids.get(i)) {
+        audit.reason = format!("grant:{id}");
+    }
     if !d.is_allowed() {
         state.audit_writer.append(audit).await?;
         return Err(denial_error(&d));

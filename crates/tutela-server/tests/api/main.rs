@@ -18,6 +18,7 @@ mod consents;
 mod contact;
 mod cookies;
 mod foundation;
+mod grants;
 mod records;
 mod tenants;
 mod tls;

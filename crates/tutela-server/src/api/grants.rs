@@ -1,0 +1,439 @@
+//! Just-in-time support access (issue 5; R7, R22).
+//!
+//! - `POST /v1/grants`: a `support` engineer asks for access to a tenant's categories,
+//!   tied to an incident; the request is pending until the tenant's admin answers.
+//! - `POST /v1/grants/{id}/approve|deny`: that tenant's admin answers.
+//! - `POST /v1/incidents/{incident}/resolve`: every grant of the incident ends at once.
+//! - `GET /v1/grants/{id}`, `GET /v1/tenants/{tenant}/grants`: the customer sees its
+//!   grants and every access made under each (audit entries with reason `grant:<id>`).
+//!
+//! The lifecycle is `tutela_core::grant` (pure); `decide` lets an overseas engineer read
+//! only under an active grant covering the category.
+
+use crate::api::{ApiJson, ApiPath};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use tutela_core::actor::ScopeAccess;
+use tutela_core::grant::{GrantEvent, GrantLife, GrantState};
+use tutela_core::{Actor, Category, Clause, Role, TenantId};
+use tutela_store::grants::Grant;
+use tutela_store::vault::AuditEntry;
+use tutela_store::StoreError;
+use utoipa::ToSchema;
+
+/// `POST /v1/grants` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub tenant: String,
+    /// The incident the access is for (ticket id).
+    pub incident: String,
+    pub categories: Vec<String>,
+    /// Why access is needed (shown to the customer).
+    pub reason: String,
+    /// How long access lasts once approved; default and maximum `grants.max_minutes`.
+    pub minutes: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub tenant: String,
+    pub incident: String,
+    pub categories: Vec<String>,
+    pub reason: String,
+    pub minutes: i64,
+    /// `pending`, `active`, `denied`, `ended` or `expired`, as of now.
+    pub status: String,
+    pub requested_at: String,
+    pub pending_until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+/// One access made under a grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantAccess {
+    pub at: String,
+    pub subject: Option<String>,
+    pub category: Option<String>,
+    pub purpose: Option<String>,
+    pub action: String,
+    /// The engineer's token id.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantDetail {
+    #[serde(flatten)]
+    pub grant: GrantView,
+    pub accesses: Vec<GrantAccess>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentResolved {
+    pub incident: String,
+    /// Grants ended by this resolution.
+    pub ended: Vec<String>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn life(g: &Grant) -> GrantLife {
+    GrantLife {
+        state: g.state,
+        pending_until: g.pending_until,
+        duration: Duration::minutes(g.duration_minutes),
+        expires_at: g.expires_at,
+    }
+}
+
+fn view(g: &Grant, now: OffsetDateTime) -> GrantView {
+    GrantView {
+        id: g.id.clone(),
+        tenant: g.tenant.to_string(),
+        incident: g.incident.clone(),
+        categories: g.categories.iter().map(ToString::to_string).collect(),
+        reason: g.reason.clone(),
+        minutes: g.duration_minutes,
+        status: life(g).status(now).as_str().to_owned(),
+        requested_at: rfc3339(g.requested_at),
+        pending_until: rfc3339(g.pending_until),
+        expires_at: g.expires_at.map(rfc3339),
+        ended_at: g.ended_at.map(rfc3339),
+    }
+}
+
+fn audit(actor: &Actor, g: &Grant, action: &str, at: OffsetDateTime) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(g.tenant.to_string()),
+        subject: None,
+        category: None,
+        purpose: None,
+        action: action.to_owned(),
+        decision: "allow".to_owned(),
+        reason: format!("grant:{}", g.id),
+        clause: Some(Clause::r(7).to_string()),
+        seq: None,
+    }
+}
+
+/// Ticket-like ids: 1 to 64 letters, digits, `_`, `-` or `.`.
+fn incident_id(raw: &str) -> Result<String, ApiError> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_incident",
+            "incident must be 1 to 64 letters, digits, `_`, `-` or `.`",
+        ))
+    }
+}
+
+/// Asks for access to a tenant's data for an incident.
+#[utoipa::path(
+    post, path = "/v1/grants", tag = "grants", security(("bearer" = [])),
+    request_body = GrantRequest,
+    responses((status = 201, body = GrantView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn request_grant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<GrantRequest>,
+) -> Result<(StatusCode, ApiJson<GrantView>), ApiError> {
+    if actor.role() != Role::Support {
+        return Err(ApiError::forbidden_role("request support access"));
+    }
+    let incident = incident_id(&body.incident)?;
+    if body.categories.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_categories",
+            "name at least one category",
+        ));
+    }
+    let mut categories = body
+        .categories
+        .iter()
+        .map(|c| Category::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid("invalid_categories", e.to_string()))?;
+    categories.sort();
+    categories.dedup();
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid(
+            "invalid_reason",
+            "reason must be 1 to 2000 characters",
+        ));
+    }
+    let max = state.config.grants.max_minutes;
+    let minutes = body.minutes.unwrap_or(max);
+    if minutes == 0 || minutes > max {
+        return Err(ApiError::Invalid {
+            code: "invalid_duration",
+            message: format!("minutes must be between 1 and {max}"),
+            clause: Some(Clause::r(7)),
+        });
+    }
+    let tenant = TenantId::parse(&body.tenant).map_err(|_| ApiError::not_found("tenant"))?;
+    if state.cache.tenant(&state.store, &tenant).await?.is_none() {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let now = state.clock.now();
+    let grant = Grant {
+        id: format!("grt_{}", uuid::Uuid::now_v7().simple()),
+        tenant,
+        incident,
+        categories,
+        reason: reason.to_owned(),
+        duration_minutes: i64::from(minutes),
+        requested_by: actor.token().to_string(),
+        requested_at: now,
+        pending_until: now + Duration::days(i64::from(state.config.grants.pending_days)),
+        state: GrantState::Pending,
+        decided_by: None,
+        decided_at: None,
+        expires_at: None,
+        ended_at: None,
+    };
+    state
+        .store
+        .insert_grant_audited(&grant, &audit(&actor, &grant, "grant_request", now))
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(view(&grant, now))))
+}
+
+/// Loads a grant the caller may see: the tenant's admin (other tenants: 404), support
+/// engineers and the privacy office.
+async fn visible_grant(state: &AppState, actor: &Actor, id: &str) -> Result<Grant, ApiError> {
+    let grant = state
+        .store
+        .grant(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("grant"))?;
+    match actor.role() {
+        Role::Support | Role::PrivacyOfficer | Role::Operator | Role::Auditor => Ok(grant),
+        Role::TenantAdmin if actor.may_view_tenant(&grant.tenant) == ScopeAccess::Allowed => {
+            Ok(grant)
+        }
+        _ => Err(ApiError::not_found("grant")),
+    }
+}
+
+/// A grant and every access made under it.
+#[utoipa::path(
+    get, path = "/v1/grants/{grant}", tag = "grants", security(("bearer" = [])),
+    params(("grant" = String, Path)),
+    responses((status = 200, body = GrantDetail), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_grant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<GrantDetail>, ApiError> {
+    let grant = visible_grant(&state, &actor, &id).await?;
+    let accesses = state
+        .store
+        .audit_by_reason(&format!("grant:{}", grant.id))
+        .await?
+        .into_iter()
+        .filter(|e| e.subject.is_some())
+        .map(|e| GrantAccess {
+            at: rfc3339(e.at),
+            subject: e.subject,
+            category: e.category,
+            purpose: e.purpose,
+            action: e.action,
+            token: e.token_id,
+        })
+        .collect();
+    Ok(ApiJson(GrantDetail {
+        grant: view(&grant, state.clock.now()),
+        accesses,
+    }))
+}
+
+/// A tenant's grants, newest first (its admin, the privacy office).
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/grants", tag = "grants", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [GrantView]), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn tenant_grants(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<Vec<GrantView>>, ApiError> {
+    let tenant = TenantId::parse(&raw).map_err(|_| ApiError::not_found("tenant"))?;
+    match actor.may_view_tenant(&tenant) {
+        ScopeAccess::Allowed => {}
+        ScopeAccess::RoleDenied => return Err(ApiError::forbidden_role("list grants")),
+        ScopeAccess::Hidden => return Err(ApiError::not_found("tenant")),
+    }
+    let now = state.clock.now();
+    let grants = state.store.grants_of_tenant(&tenant).await?;
+    Ok(ApiJson(grants.iter().map(|g| view(g, now)).collect()))
+}
+
+async fn answer(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    event: GrantEvent,
+) -> Result<ApiJson<GrantView>, ApiError> {
+    let grant = visible_grant(state, actor, id).await?;
+    // Only the customer decides on access to its data.
+    if actor.role() != Role::TenantAdmin {
+        return Err(ApiError::forbidden_role("answer a support access request"));
+    }
+    let now = state.clock.now();
+    let next = life(&grant)
+        .apply(event, now)
+        .map_err(|e| ApiError::Conflict {
+            code: "grant_state",
+            message: e.to_string(),
+            clause: Some(Clause::r(7)),
+        })?;
+    let updated = Grant {
+        state: next.state,
+        expires_at: next.expires_at,
+        decided_by: Some(actor.token().to_string()),
+        decided_at: Some(now),
+        ..grant.clone()
+    };
+    let action = match event {
+        GrantEvent::Approve => "grant_approve",
+        GrantEvent::Deny => "grant_deny",
+        GrantEvent::Resolve => "grant_end",
+    };
+    match state
+        .store
+        .update_grant_audited(&updated, grant.state, &audit(actor, &updated, action, now))
+        .await
+    {
+        Ok(()) => Ok(ApiJson(view(&updated, now))),
+        Err(StoreError::Conflict) => Err(ApiError::Conflict {
+            code: "grant_state",
+            message: "the grant changed meanwhile; reload it".into(),
+            clause: Some(Clause::r(7)),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The tenant's admin approves: access starts now for the requested time.
+#[utoipa::path(
+    post, path = "/v1/grants/{grant}/approve", tag = "grants", security(("bearer" = [])),
+    params(("grant" = String, Path)),
+    responses((status = 200, body = GrantView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+)]
+pub async fn approve_grant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<GrantView>, ApiError> {
+    answer(&state, &actor, &id, GrantEvent::Approve).await
+}
+
+/// The tenant's admin denies the request.
+#[utoipa::path(
+    post, path = "/v1/grants/{grant}/deny", tag = "grants", security(("bearer" = [])),
+    params(("grant" = String, Path)),
+    responses((status = 200, body = GrantView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+)]
+pub async fn deny_grant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<GrantView>, ApiError> {
+    answer(&state, &actor, &id, GrantEvent::Deny).await
+}
+
+/// The incident is solved: every pending or active grant tied to it ends at once (R7).
+#[utoipa::path(
+    post, path = "/v1/incidents/{incident}/resolve", tag = "grants", security(("bearer" = [])),
+    params(("incident" = String, Path)),
+    responses((status = 200, body = IncidentResolved), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn resolve_incident(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<IncidentResolved>, ApiError> {
+    if !matches!(actor.role(), Role::Support | Role::PrivacyOfficer) {
+        return Err(ApiError::forbidden_role("resolve incidents"));
+    }
+    let incident = incident_id(&raw)?;
+    let now = state.clock.now();
+    let mut ended = Vec::new();
+    for grant in state.store.open_grants_of_incident(&incident).await? {
+        // Already lapsed by time: nothing to end.
+        let Ok(next) = life(&grant).apply(GrantEvent::Resolve, now) else {
+            continue;
+        };
+        let updated = Grant {
+            state: next.state,
+            expires_at: next.expires_at,
+            ended_at: Some(now),
+            ..grant.clone()
+        };
+        match state
+            .store
+            .update_grant_audited(
+                &updated,
+                grant.state,
+                &audit(&actor, &updated, "grant_end", now),
+            )
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict) => ended.push(updated.id),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ApiJson(IncidentResolved { incident, ended }))
+}
+
+/// The grants an overseas support engineer may act under for `tenant` right now, as
+/// `decide` needs them, with their ids in the same order.
+pub(crate) async fn active_grant_views(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<(Vec<tutela_core::decide::GrantView>, Vec<String>), ApiError> {
+    let now = state.clock.now();
+    let grants = state.store.active_grants(tenant, now).await?;
+    let views = grants
+        .iter()
+        .filter_map(|g| {
+            Some(tutela_core::decide::GrantView {
+                tenant: g.tenant.clone(),
+                categories: g.categories.clone(),
+                expires_at: g.expires_at?,
+                active: life(g).status(now) == tutela_core::grant::GrantStatus::Active,
+            })
+        })
+        .collect();
+    let ids = grants
+        .iter()
+        .filter(|g| g.expires_at.is_some())
+        .map(|g| g.id.clone())
+        .collect();
+    Ok((views, ids))
+}

@@ -1,0 +1,211 @@
+//! Support grants (issue 5; R7, R22). Every change commits with its audit entry; state
+//! changes are optimistic (`WHERE state = <expected>`), so two approvers cannot both win.
+
+use crate::vault::{audit_and_commit, AuditEntry};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
+use time::OffsetDateTime;
+use tutela_core::grant::GrantState;
+use tutela_core::{Category, TenantId};
+
+/// A stored grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub tenant: TenantId,
+    pub incident: String,
+    pub categories: Vec<Category>,
+    pub reason: String,
+    pub duration_minutes: i64,
+    /// Token id of the support engineer who asked.
+    pub requested_by: String,
+    pub requested_at: OffsetDateTime,
+    pub pending_until: OffsetDateTime,
+    pub state: GrantState,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+const GRANT_COLUMNS: &str = "id, tenant_id, incident, categories, reason, duration_minutes, \
+    requested_by, requested_at, pending_until, state, decided_by, decided_at, expires_at, ended_at";
+
+type GrantRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn opt_time(v: Option<i64>) -> Result<Option<OffsetDateTime>> {
+    v.map(from_micros).transpose()
+}
+
+fn decode(r: GrantRow) -> Result<Grant> {
+    let (
+        id,
+        tenant,
+        incident,
+        categories,
+        reason,
+        duration_minutes,
+        requested_by,
+        requested_at,
+        pending_until,
+        state,
+        decided_by,
+        decided_at,
+        expires_at,
+        ended_at,
+    ) = r;
+    Ok(Grant {
+        id,
+        tenant: parse_col("tenant_id", &tenant, TenantId::parse)?,
+        incident,
+        categories: categories
+            .split(',')
+            .map(|c| parse_col("categories", c, Category::parse))
+            .collect::<Result<_>>()?,
+        reason,
+        duration_minutes,
+        requested_by,
+        requested_at: from_micros(requested_at)?,
+        pending_until: from_micros(pending_until)?,
+        state: parse_col("state", &state, GrantState::parse)?,
+        decided_by,
+        decided_at: opt_time(decided_at)?,
+        expires_at: opt_time(expires_at)?,
+        ended_at: opt_time(ended_at)?,
+    })
+}
+
+fn categories_text(categories: &[Category]) -> String {
+    categories
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Store {
+    pub async fn insert_grant_audited(&self, g: &Grant, audit: &AuditEntry) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(&format!(
+                "INSERT INTO grants ({GRANT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ))
+            .bind(&g.id)
+            .bind(g.tenant.as_str())
+            .bind(&g.incident)
+            .bind(categories_text(&g.categories))
+            .bind(&g.reason)
+            .bind(g.duration_minutes)
+            .bind(&g.requested_by)
+            .bind(to_micros(g.requested_at))
+            .bind(to_micros(g.pending_until))
+            .bind(g.state.as_str())
+            .bind(g.decided_by.as_deref())
+            .bind(g.decided_at.map(to_micros))
+            .bind(g.expires_at.map(to_micros))
+            .bind(g.ended_at.map(to_micros))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1");
+        let row: Option<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(decode).transpose()
+    }
+
+    /// A tenant's grants, newest first.
+    pub async fn grants_of_tenant(&self, tenant: &TenantId) -> Result<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant_id = $1 ORDER BY requested_at DESC, id DESC"
+        );
+        let rows: Vec<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(tenant.as_str())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// A tenant's grants in state `active` whose time has not run out.
+    pub async fn active_grants(
+        &self,
+        tenant: &TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant_id = $1 AND state = 'active' AND expires_at > $2"
+        );
+        let rows: Vec<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(tenant.as_str())
+            .bind(to_micros(now))
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// The grants of an incident that are still pending or active in the database.
+    pub async fn open_grants_of_incident(&self, incident: &str) -> Result<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE incident = $1 AND state IN ('pending', 'active') ORDER BY id"
+        );
+        let rows: Vec<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(incident)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Writes a grant's new state if it is still in `expected` state, with its audit
+    /// entry. `Err(StoreError::Conflict)` when someone else changed it first.
+    pub async fn update_grant_audited(
+        &self,
+        g: &Grant,
+        expected: GrantState,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE grants SET state = $1, decided_by = $2, decided_at = $3, expires_at = $4, ended_at = $5 \
+                 WHERE id = $6 AND state = $7",
+            )
+            .bind(g.state.as_str())
+            .bind(g.decided_by.as_deref())
+            .bind(g.decided_at.map(to_micros))
+            .bind(g.expires_at.map(to_micros))
+            .bind(g.ended_at.map(to_micros))
+            .bind(&g.id)
+            .bind(expected.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+}
