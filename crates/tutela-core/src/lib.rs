@@ -19,6 +19,7 @@ pub mod ids;
 pub mod lookup;
 pub mod policy;
 pub mod tenant;
+pub mod transfer;
 pub mod vocab;
 
 pub use actor::{Actor, Role};

@@ -46,6 +46,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "grants: just-in-time support access",
         include_str!("../migrations/postgres/0008_grants.sql"),
     ),
+    (
+        9,
+        "sharing: storage locations, recipients, the transfer register",
+        include_str!("../migrations/postgres/0009_sharing.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

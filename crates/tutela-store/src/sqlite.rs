@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "grants: just-in-time support access",
         include_str!("../migrations/sqlite/0008_grants.sql"),
     ),
+    (
+        9,
+        "sharing: storage locations, recipients, the transfer register",
+        include_str!("../migrations/sqlite/0009_sharing.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

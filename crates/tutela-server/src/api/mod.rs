@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod grants;
 pub mod policy;
 pub mod records;
+pub mod sharing;
 pub mod system;
 pub mod tenants;
 
@@ -78,6 +79,12 @@ impl From<PathRejection> for ApiError {
         contact::get_preferences,
         contact::send_gate,
         cookies::record_cookie_consent,
+        sharing::register_location,
+        sharing::list_locations,
+        sharing::register_recipient,
+        sharing::list_recipients,
+        sharing::transfer,
+        sharing::register,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -109,6 +116,13 @@ impl From<PathRejection> for ApiError {
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
+        sharing::NewStorageLocation,
+        sharing::StorageLocationView,
+        sharing::NewRecipient,
+        sharing::RecipientInfo,
+        sharing::LegalBasis,
+        sharing::NewTransfer,
+        sharing::TransferView,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -180,6 +194,15 @@ pub fn router(state: AppState) -> Router {
             put(contact::put_preferences).get(contact::get_preferences),
         )
         .route("/v1/messages", post(contact::send_gate))
+        .route(
+            "/v1/storage-locations",
+            post(sharing::register_location).get(sharing::list_locations),
+        )
+        .route(
+            "/v1/recipients",
+            post(sharing::register_recipient).get(sharing::list_recipients),
+        )
+        .route("/v1/transfers", post(sharing::transfer).get(sharing::register))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))
         .route("/v1/grants/{grant}/approve", post(grants::approve_grant))

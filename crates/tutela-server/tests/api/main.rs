@@ -20,5 +20,6 @@ mod cookies;
 mod foundation;
 mod grants;
 mod records;
+mod sharing;
 mod tenants;
 mod tls;

@@ -1,0 +1,783 @@
+//! Residency, recipients and transfers (issue 5; R6, R17, R18, R21-R25, R28).
+//!
+//! - `POST/GET /v1/storage-locations`: a location outside mainland China for a category
+//!   that must stay there is refused (R6).
+//! - `POST/GET /v1/recipients`: only registered recipients receive personal information,
+//!   and only what their kind may receive (R21); a third-party offering names its own
+//!   policy (R25).
+//! - `POST /v1/transfers`: every disclosure is decided by `tutela_core::transfer`; the
+//!   register (`GET /v1/transfers`, CSV export) keeps what went ahead and on what basis;
+//!   customer data disclosures notify the customer first unless a legal prohibition is
+//!   recorded (R23). Every decision, allow or deny, is audited.
+
+use crate::api::{ApiJson, ApiQuery};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tutela_core::consent::{self, ConsentEvent, ConsentScope};
+use tutela_core::contact::{self, ContactChannel, MessageKind};
+use tutela_core::policy::{ConsentException, RecipientKind};
+use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
+use tutela_core::{Actor, Category, Clause, Country, Purpose, Region, Role, SubjectId};
+use tutela_store::contact::Message;
+use tutela_store::sharing::{Recipient, StorageLocation, Transfer, TransferFilter};
+use tutela_store::vault::AuditEntry;
+use utoipa::ToSchema;
+
+fn require(actor: &Actor, roles: &[Role], what: &str) -> Result<(), ApiError> {
+    if roles.contains(&actor.role()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden_role(what))
+    }
+}
+
+fn categories(raw: &[String]) -> Result<Vec<Category>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_categories",
+            "name at least one category",
+        ));
+    }
+    let mut out = raw
+        .iter()
+        .map(|c| Category::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid("invalid_categories", e.to_string()))?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn country(raw: &str) -> Result<Country, ApiError> {
+    Country::parse(raw).map_err(|e| ApiError::invalid("invalid_country", e.to_string()))
+}
+
+fn name(raw: &str) -> Result<String, ApiError> {
+    let v = raw.trim();
+    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "invalid_name",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// A reference is an identifier, never content: 1 to 256 printable ASCII, no spaces.
+fn reference(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(r)
+            if (1..=256).contains(&r.len())
+                && r.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') =>
+        {
+            Ok(Some(r.to_owned()))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "invalid_reference",
+            format!("`{field}` must be 1 to 256 printable ASCII characters without spaces"),
+        )),
+    }
+}
+
+fn audit(actor: &Actor, action: &str, decision: bool, reason: &str, clause: Clause) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: OffsetDateTime::UNIX_EPOCH,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: None,
+        subject: None,
+        category: None,
+        purpose: None,
+        action: action.to_owned(),
+        decision: if decision { "allow" } else { "deny" }.to_owned(),
+        reason: reason.to_owned(),
+        clause: Some(clause.to_string()),
+        seq: None,
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage locations (R6)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStorageLocation {
+    pub name: String,
+    /// `cn` or `overseas`; must agree with the country.
+    pub region: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub categories: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorageLocationView {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub country: String,
+    pub categories: Vec<String>,
+}
+
+fn location_view(l: &StorageLocation) -> StorageLocationView {
+    StorageLocationView {
+        id: l.id.clone(),
+        name: l.name.clone(),
+        region: l.region.to_string(),
+        country: l.country.as_str().to_owned(),
+        categories: l.categories.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Registers where data is stored; a non-CN place for a China-only category is refused.
+#[utoipa::path(
+    post, path = "/v1/storage-locations", tag = "sharing", security(("bearer" = [])),
+    request_body = NewStorageLocation,
+    responses((status = 201, body = StorageLocationView), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn register_location(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewStorageLocation>,
+) -> Result<(StatusCode, ApiJson<StorageLocationView>), ApiError> {
+    require(&actor, &[Role::Operator], "register storage locations")?;
+    let name = name(&body.name)?;
+    let region = Region::parse(&body.region)
+        .map_err(|e| ApiError::invalid("invalid_region", e.to_string()))?;
+    let country = country(&body.country)?;
+    if country.region() != region {
+        return Err(ApiError::Invalid {
+            code: "region_mismatch",
+            message: format!("{} is not in region `{region}`", country.as_str()),
+            clause: Some(Clause::r(6)),
+        });
+    }
+    let categories = categories(&body.categories)?;
+    let now = state.clock.now();
+    let outside: Vec<String> = categories
+        .iter()
+        .filter(|c| {
+            state
+                .policy
+                .category(**c)
+                .is_some_and(|cp| cp.residency == Region::Cn)
+        })
+        .map(ToString::to_string)
+        .collect();
+    if region == Region::Overseas && !outside.is_empty() {
+        let mut a = audit(
+            &actor,
+            "storage_location_register",
+            false,
+            "residency_violation",
+            Clause::r(6),
+        );
+        a.at = now;
+        a.category = outside.first().cloned();
+        state.audit_writer.append(a).await?;
+        return Err(ApiError::Forbidden {
+            code: "residency_violation",
+            message: format!(
+                "{} must be stored in mainland China; {} is not",
+                outside.join(", "),
+                country.as_str()
+            ),
+            clause: Some(Clause::r(6)),
+        });
+    }
+    let location = StorageLocation {
+        id: format!("loc_{}", uuid::Uuid::now_v7().simple()),
+        name,
+        region,
+        country,
+        categories,
+        created_at: now,
+    };
+    let mut a = audit(
+        &actor,
+        "storage_location_register",
+        true,
+        "residency_ok",
+        Clause::r(6),
+    );
+    a.at = now;
+    state.store.insert_storage_location(&location, &a).await?;
+    Ok((StatusCode::CREATED, ApiJson(location_view(&location))))
+}
+
+#[utoipa::path(
+    get, path = "/v1/storage-locations", tag = "sharing", security(("bearer" = [])),
+    responses((status = 200, body = [StorageLocationView]), (status = 403, body = crate::error::ErrorBody))
+)]
+pub async fn list_locations(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+) -> Result<ApiJson<Vec<StorageLocationView>>, ApiError> {
+    require(
+        &actor,
+        &[Role::Operator, Role::PrivacyOfficer, Role::Auditor],
+        "list storage locations",
+    )?;
+    let all = state.store.storage_locations().await?;
+    Ok(ApiJson(all.iter().map(location_view).collect()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Recipients (R21-R25, R28)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecipient {
+    pub name: String,
+    /// affiliate, subprocessor, payment_processor, fraud_prevention,
+    /// third_party_offering or authority.
+    pub kind: String,
+    pub country: String,
+    pub purposes: Vec<String>,
+    pub categories: Vec<String>,
+    /// The confidentiality / protection commitment the recipient signed (R21); required
+    /// for every kind but `authority`.
+    pub commitment_ref: Option<String>,
+    /// The recipient's own privacy policy; required for third-party offerings (R25).
+    pub policy_ref: Option<String>,
+    /// Where deletion requests are propagated (https).
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub country: String,
+    pub purposes: Vec<String>,
+    pub categories: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commitment_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+fn recipient_view(r: &Recipient) -> RecipientInfo {
+    RecipientInfo {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        kind: r.kind.to_string(),
+        country: r.country.as_str().to_owned(),
+        purposes: r.purposes.iter().map(ToString::to_string).collect(),
+        categories: r.categories.iter().map(ToString::to_string).collect(),
+        commitment_ref: r.commitment_ref.clone(),
+        policy_ref: r.policy_ref.clone(),
+        webhook_url: r.webhook_url.clone(),
+    }
+}
+
+/// Registers a recipient within what the statement allows its kind.
+#[utoipa::path(
+    post, path = "/v1/recipients", tag = "sharing", security(("bearer" = [])),
+    request_body = NewRecipient,
+    responses((status = 201, body = RecipientInfo), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn register_recipient(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewRecipient>,
+) -> Result<(StatusCode, ApiJson<RecipientInfo>), ApiError> {
+    require(&actor, &[Role::Operator], "register recipients")?;
+    let name = name(&body.name)?;
+    let kind = RecipientKind::parse(&body.kind)
+        .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
+    let kind_policy = state
+        .policy
+        .recipient_kind(kind)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("recipient kind missing from policy")))?;
+    let country = country(&body.country)?;
+    let categories = categories(&body.categories)?;
+    if body.purposes.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_purposes",
+            "name at least one purpose",
+        ));
+    }
+    let purposes = body
+        .purposes
+        .iter()
+        .map(|p| Purpose::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid("invalid_purposes", e.to_string()))?;
+    // R21: a recipient is registered only for what the statement shares with its kind.
+    let beyond: Vec<String> = categories
+        .iter()
+        .filter(|c| !kind_policy.categories.contains(c))
+        .map(ToString::to_string)
+        .chain(
+            purposes
+                .iter()
+                .filter(|p| !kind_policy.purposes.contains(p))
+                .map(ToString::to_string),
+        )
+        .collect();
+    if !beyond.is_empty() {
+        return Err(ApiError::Invalid {
+            code: "beyond_statement",
+            message: format!(
+                "the statement does not share {} with a {kind}",
+                beyond.join(", ")
+            ),
+            clause: Some(kind_policy.clause),
+        });
+    }
+    if country.region() == Region::Overseas && !kind_policy.overseas_allowed {
+        return Err(ApiError::Invalid {
+            code: "recipient_kind_not_allowed_abroad",
+            message: format!("a {kind} outside mainland China cannot be registered"),
+            clause: Some(kind_policy.clause),
+        });
+    }
+    let commitment_ref = reference("commitment_ref", body.commitment_ref.as_deref())?;
+    if kind != RecipientKind::Authority && commitment_ref.is_none() {
+        return Err(ApiError::Invalid {
+            code: "commitment_required",
+            message: "name the confidentiality / protection commitment the recipient signed".into(),
+            clause: Some(Clause::r(21)),
+        });
+    }
+    let policy_ref = reference("policy_ref", body.policy_ref.as_deref())?;
+    if kind_policy.requires_policy_ref && policy_ref.is_none() {
+        return Err(ApiError::Invalid {
+            code: "policy_ref_required",
+            message: "a third-party offering names its own privacy policy".into(),
+            clause: Some(Clause::r(25)),
+        });
+    }
+    let webhook_url = match body.webhook_url.as_deref() {
+        None => None,
+        Some(u)
+            if (u.starts_with("https://") || u.starts_with("http://"))
+                && u.len() <= 512
+                && !u.contains(char::is_whitespace) =>
+        {
+            Some(u.to_owned())
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_webhook_url",
+                "webhook_url must be an http(s) URL",
+            ))
+        }
+    };
+    let now = state.clock.now();
+    let recipient = Recipient {
+        id: format!("rcp_{}", uuid::Uuid::now_v7().simple()),
+        name,
+        kind,
+        country,
+        purposes,
+        categories,
+        commitment_ref,
+        policy_ref,
+        webhook_url,
+        created_at: now,
+    };
+    let mut a = audit(
+        &actor,
+        "recipient_register",
+        true,
+        &format!("recipient:{}", recipient.id),
+        kind_policy.clause,
+    );
+    a.at = now;
+    state.store.insert_recipient(&recipient, &a).await?;
+    Ok((StatusCode::CREATED, ApiJson(recipient_view(&recipient))))
+}
+
+#[utoipa::path(
+    get, path = "/v1/recipients", tag = "sharing", security(("bearer" = [])),
+    responses((status = 200, body = [RecipientInfo]), (status = 403, body = crate::error::ErrorBody))
+)]
+pub async fn list_recipients(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+) -> Result<ApiJson<Vec<RecipientInfo>>, ApiError> {
+    require(
+        &actor,
+        &[
+            Role::Operator,
+            Role::PrivacyOfficer,
+            Role::Auditor,
+            Role::Service,
+        ],
+        "list recipients",
+    )?;
+    let all = state.store.recipients().await?;
+    Ok(ApiJson(all.iter().map(recipient_view).collect()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Transfers
+// ---------------------------------------------------------------------------------------
+
+/// A legal exception claimed instead of consent (R28).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegalBasis {
+    /// One of the six consent exceptions.
+    pub exception: String,
+    /// The legal reference (order number, statute).
+    pub reference: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    pub subject: String,
+    pub recipient: String,
+    pub categories: Vec<String>,
+    pub purpose: String,
+    pub basis: Option<LegalBasis>,
+    /// A legal prohibition on notifying the customer of a customer-data disclosure (R23).
+    pub legal_prohibition_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferView {
+    pub id: String,
+    pub subject: String,
+    pub recipient: String,
+    pub recipient_kind: String,
+    pub country: String,
+    pub categories: Vec<String>,
+    pub purpose: String,
+    pub basis: String,
+    pub clause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prohibition_ref: Option<String>,
+    pub at: String,
+}
+
+fn transfer_view(t: &Transfer) -> TransferView {
+    TransferView {
+        id: t.id.clone(),
+        subject: t.subject.to_string(),
+        recipient: t.recipient.clone(),
+        recipient_kind: t.recipient_kind.to_string(),
+        country: t.country.as_str().to_owned(),
+        categories: t.categories.iter().map(ToString::to_string).collect(),
+        purpose: t.purpose.to_string(),
+        basis: t.basis.clone(),
+        clause: t.clause.clone(),
+        legal_ref: t.legal_ref.clone(),
+        policy_ref: t.policy_ref.clone(),
+        notice_id: t.notice_id.clone(),
+        prohibition_ref: t.prohibition_ref.clone(),
+        at: rfc3339(t.at),
+    }
+}
+
+/// Decides one disclosure or transfer; records it in the register when it goes ahead.
+#[utoipa::path(
+    post, path = "/v1/transfers", tag = "sharing", security(("bearer" = [])),
+    request_body = NewTransfer,
+    responses((status = 201, body = TransferView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn transfer(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewTransfer>,
+) -> Result<(StatusCode, ApiJson<TransferView>), ApiError> {
+    require(
+        &actor,
+        &[Role::Service, Role::Operator],
+        "transfer personal information",
+    )?;
+    let categories = categories(&body.categories)?;
+    let purpose = Purpose::parse(&body.purpose)
+        .map_err(|e| ApiError::invalid("invalid_purpose", e.to_string()))?;
+    let (exception, legal_ref) = match &body.basis {
+        None => (None, None),
+        Some(b) => {
+            let e = ConsentException::parse(&b.exception).map_err(|e| ApiError::Invalid {
+                code: "invalid_exception",
+                message: e.to_string(),
+                clause: Some(Clause::r(28)),
+            })?;
+            let r = reference("basis.reference", Some(&b.reference))?;
+            (Some(e), r)
+        }
+    };
+    let prohibition_ref = reference(
+        "legal_prohibition_ref",
+        body.legal_prohibition_ref.as_deref(),
+    )?;
+    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
+    let now = state.clock.now();
+    let mut entry = audit(&actor, "transfer", false, "", Clause::r(21));
+    entry.at = now;
+    entry.tenant = Some(subject.tenant.to_string());
+    entry.subject = Some(subject.id.to_string());
+    entry.category = categories.first().map(ToString::to_string);
+    entry.purpose = Some(purpose.to_string());
+    // R21: an unregistered recipient receives nothing.
+    let Some(recipient) = state.store.recipient(&body.recipient).await? else {
+        entry.reason = "recipient_not_registered".into();
+        state.audit_writer.append(entry).await?;
+        return Err(ApiError::Forbidden {
+            code: "recipient_not_registered",
+            message: "only registered recipients receive personal information".into(),
+            clause: Some(Clause::r(21)),
+        });
+    };
+    // The subject's consents that matter: cross-border, and sharing with this offering.
+    let events: Vec<ConsentEvent> = state
+        .store
+        .consents_of(&subject.id)
+        .await?
+        .into_iter()
+        .map(|c| ConsentEvent {
+            scope: c.scope,
+            granted: c.granted,
+            at: c.at,
+        })
+        .collect();
+    let current = consent::current_state(&events);
+    let granted = |scope: &ConsentScope| current.get(scope).is_some_and(|(g, _)| *g);
+    let consents = TransferConsents {
+        cross_border: granted(&ConsentScope::CrossBorder),
+        third_party: granted(&ConsentScope::ThirdPartyOffering(recipient.id.clone())),
+    };
+    let d = transfer::decide_transfer(
+        &state.policy,
+        &TransferRequest {
+            recipient: RecipientView {
+                kind: recipient.kind,
+                country: recipient.country,
+                categories: &recipient.categories,
+                purposes: &recipient.purposes,
+                has_policy_ref: recipient.policy_ref.is_some(),
+            },
+            categories: &categories,
+            purpose,
+            consents,
+            exception,
+        },
+    );
+    entry.clause = Some(d.clause.to_string());
+    entry.reason = d.reason.to_owned();
+    let Some(basis) = d.basis else {
+        state.audit_writer.append(entry).await?;
+        return Err(ApiError::Forbidden {
+            code: d.reason,
+            message: format!(
+                "transfer refused: {} ({})",
+                d.reason.replace('_', " "),
+                d.clause
+            ),
+            clause: Some(d.clause),
+        });
+    };
+    // R23: the customer hears of a disclosure of its data before it completes, unless
+    // the law forbids telling it (the prohibition's reference is recorded instead).
+    let notice_id = if d.notice_required && prohibition_ref.is_none() {
+        let prefs = state.store.preferences_of(&subject.id).await?;
+        let gate = contact::may_send(
+            MessageKind::Service,
+            ContactChannel::Email,
+            &prefs,
+            tenant.state,
+        );
+        let message = Message {
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            subject: subject.id.clone(),
+            kind: MessageKind::Service,
+            channel: ContactChannel::Email,
+            template: "customer-data-disclosure-notice".into(),
+            status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
+            reason: gate.reason.to_owned(),
+            clause: Clause::r(23).to_string(),
+            created_at: now,
+        };
+        let mut notice_audit = audit(
+            &actor,
+            "send_message",
+            gate.send,
+            "disclosure_notice",
+            Clause::r(23),
+        );
+        notice_audit.at = now;
+        notice_audit.tenant = entry.tenant.clone();
+        notice_audit.subject = entry.subject.clone();
+        notice_audit.purpose = Some("service:email".into());
+        state
+            .store
+            .insert_message_audited(&message, &notice_audit)
+            .await?;
+        Some(message.id)
+    } else {
+        None
+    };
+    entry.decision = "allow".into();
+    entry.reason = format!("{}:{}", d.reason, recipient.id);
+    let record = Transfer {
+        id: format!("trf_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        tenant: subject.tenant.clone(),
+        recipient: recipient.id.clone(),
+        recipient_kind: recipient.kind,
+        country: recipient.country,
+        categories,
+        purpose,
+        basis: basis.label(),
+        legal_ref: legal_ref.filter(|_| matches!(basis, transfer::Basis::Exception(_))),
+        policy_ref: recipient
+            .policy_ref
+            .clone()
+            .filter(|_| recipient.kind == RecipientKind::ThirdPartyOffering),
+        notice_id,
+        prohibition_ref: prohibition_ref.filter(|_| d.notice_required),
+        clause: d.clause.to_string(),
+        at: now,
+    };
+    state.store.insert_transfer_audited(&record, &entry).await?;
+    Ok((StatusCode::CREATED, ApiJson(transfer_view(&record))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterQuery {
+    pub subject: Option<String>,
+    pub recipient: Option<String>,
+    pub country: Option<String>,
+    /// RFC 3339; inclusive.
+    pub from: Option<String>,
+    /// RFC 3339; exclusive.
+    pub to: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    pub limit: Option<u32>,
+}
+
+fn time_param(name: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|t| {
+        OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+            ApiError::invalid(
+                "invalid_query",
+                format!("`{name}` must be an RFC 3339 time"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// The transfer register, filtered by subject, recipient, country and time; JSON or CSV.
+#[utoipa::path(
+    get, path = "/v1/transfers", tag = "sharing", security(("bearer" = [])),
+    params(
+        ("subject" = Option<String>, Query), ("recipient" = Option<String>, Query),
+        ("country" = Option<String>, Query), ("from" = Option<String>, Query),
+        ("to" = Option<String>, Query), ("format" = Option<String>, Query, description = "json or csv"),
+        ("limit" = Option<u32>, Query, description = "1 to 10000, default 1000"),
+    ),
+    responses((status = 200, body = [TransferView]), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<RegisterQuery>,
+) -> Result<Response, ApiError> {
+    require(
+        &actor,
+        &[Role::PrivacyOfficer, Role::Auditor, Role::Operator],
+        "read the transfer register",
+    )?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let filter = TransferFilter {
+        subject: q
+            .subject
+            .as_deref()
+            .map(SubjectId::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))?,
+        recipient: q.recipient.clone(),
+        country: q.country.as_deref().map(country).transpose()?,
+        from: time_param("from", q.from.as_deref())?,
+        to: time_param("to", q.to.as_deref())?,
+        limit: i64::from(limit),
+    };
+    let rows = state.store.transfers(&filter).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(ApiJson(rows.iter().map(transfer_view).collect::<Vec<_>>()).into_response()),
+        "csv" => {
+            let mut out = String::from(
+                "id,at,subject,recipient,recipient_kind,country,categories,purpose,basis,clause,legal_ref,policy_ref,notice_id,prohibition_ref\n",
+            );
+            for t in &rows {
+                let v = transfer_view(t);
+                // Every field is an id, vocabulary or reference without commas or quotes
+                // except categories, which are quoted.
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},{}\n",
+                    v.id,
+                    v.at,
+                    v.subject,
+                    v.recipient,
+                    v.recipient_kind,
+                    v.country,
+                    v.categories.join(","),
+                    v.purpose,
+                    v.basis,
+                    v.clause,
+                    v.legal_ref.unwrap_or_default().replace([',', '"'], " "),
+                    v.policy_ref.unwrap_or_default().replace([',', '"'], " "),
+                    v.notice_id.unwrap_or_default(),
+                    v.prohibition_ref
+                        .unwrap_or_default()
+                        .replace([',', '"'], " "),
+                ));
+            }
+            let mut r = out.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"transfers.csv\""),
+            );
+            Ok(r)
+        }
+        _ => Err(ApiError::invalid(
+            "invalid_query",
+            "format must be `json` or `csv`",
+        )),
+    }
+}

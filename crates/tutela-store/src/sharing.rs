@@ -1,0 +1,337 @@
+//! Storage locations, recipients and the transfer register (issue 5). List columns
+//! (categories, purposes) are stored comma-separated: they are closed vocabulary.
+
+use crate::vault::{audit_and_commit, AuditEntry};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use time::OffsetDateTime;
+use tutela_core::policy::RecipientKind;
+use tutela_core::{Category, Country, Purpose, Region, SubjectId, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageLocation {
+    pub id: String,
+    pub name: String,
+    pub region: Region,
+    pub country: Country,
+    pub categories: Vec<Category>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub id: String,
+    pub name: String,
+    pub kind: RecipientKind,
+    pub country: Country,
+    pub purposes: Vec<Purpose>,
+    pub categories: Vec<Category>,
+    /// The confidentiality / protection commitment the recipient signed (R21).
+    pub commitment_ref: Option<String>,
+    /// The recipient's own privacy policy (R25).
+    pub policy_ref: Option<String>,
+    /// Where deletions are propagated.
+    pub webhook_url: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// One entry of the transfer register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: String,
+    pub subject: SubjectId,
+    pub tenant: TenantId,
+    pub recipient: String,
+    pub recipient_kind: RecipientKind,
+    pub country: Country,
+    pub categories: Vec<Category>,
+    pub purpose: Purpose,
+    /// `declared`, `consent`, `exception:<ground>` or `disclosed_abroad`.
+    pub basis: String,
+    /// The legal reference of an exception (R28).
+    pub legal_ref: Option<String>,
+    /// The third party's policy (R25).
+    pub policy_ref: Option<String>,
+    /// The notice sent to the customer first (R23).
+    pub notice_id: Option<String>,
+    /// A legal prohibition on notifying the customer (R23).
+    pub prohibition_ref: Option<String>,
+    pub clause: String,
+    pub at: OffsetDateTime,
+}
+
+/// Which register entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct TransferFilter {
+    pub subject: Option<SubjectId>,
+    pub recipient: Option<String>,
+    pub country: Option<Country>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    pub limit: i64,
+}
+
+fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn split<T, E: std::fmt::Display>(
+    column: &str,
+    text: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Result<Vec<T>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_col(column, s, &parse))
+        .collect()
+}
+
+type RecipientRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn decode_recipient(r: RecipientRow) -> Result<Recipient> {
+    let (
+        id,
+        name,
+        kind,
+        country,
+        purposes,
+        categories,
+        commitment_ref,
+        policy_ref,
+        webhook_url,
+        at,
+    ) = r;
+    Ok(Recipient {
+        id,
+        name,
+        kind: parse_col("kind", &kind, RecipientKind::parse)?,
+        country: parse_col("country", &country, Country::parse)?,
+        purposes: split("purposes", &purposes, Purpose::parse)?,
+        categories: split("categories", &categories, Category::parse)?,
+        commitment_ref,
+        policy_ref,
+        webhook_url,
+        created_at: from_micros(at)?,
+    })
+}
+
+type TransferRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+const TRANSFER_COLUMNS: &str = "id, subject_id, tenant_id, recipient_id, recipient_kind, country, \
+    categories, purpose, basis, legal_ref, policy_ref, notice_id, prohibition_ref, clause, at";
+
+fn decode_transfer(r: TransferRow) -> Result<Transfer> {
+    let (
+        id,
+        subject,
+        tenant,
+        recipient,
+        kind,
+        country,
+        categories,
+        purpose,
+        basis,
+        legal_ref,
+        policy_ref,
+        notice_id,
+        prohibition_ref,
+        clause,
+        at,
+    ) = r;
+    Ok(Transfer {
+        id,
+        subject: parse_col("subject_id", &subject, SubjectId::parse)?,
+        tenant: parse_col("tenant_id", &tenant, TenantId::parse)?,
+        recipient,
+        recipient_kind: parse_col("recipient_kind", &kind, RecipientKind::parse)?,
+        country: parse_col("country", &country, Country::parse)?,
+        categories: split("categories", &categories, Category::parse)?,
+        purpose: parse_col("purpose", &purpose, Purpose::parse)?,
+        basis,
+        legal_ref,
+        policy_ref,
+        notice_id,
+        prohibition_ref,
+        clause,
+        at: from_micros(at)?,
+    })
+}
+
+impl Store {
+    pub async fn insert_storage_location(
+        &self,
+        l: &StorageLocation,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO storage_locations (id, name, region, country, categories, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&l.id)
+            .bind(&l.name)
+            .bind(l.region.as_str())
+            .bind(l.country.as_str())
+            .bind(join(l.categories.iter().map(|c| c.as_str())))
+            .bind(to_micros(l.created_at))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    pub async fn storage_locations(&self) -> Result<Vec<StorageLocation>> {
+        let rows: Vec<(String, String, String, String, String, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, name, region, country, categories, created_at FROM storage_locations ORDER BY created_at, id",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(id, name, region, country, categories, at)| {
+                Ok(StorageLocation {
+                    id,
+                    name,
+                    region: parse_col("region", &region, Region::parse)?,
+                    country: parse_col("country", &country, Country::parse)?,
+                    categories: split("categories", &categories, Category::parse)?,
+                    created_at: from_micros(at)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_recipient(&self, r: &Recipient, audit: &AuditEntry) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO recipients (id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(r.kind.as_str())
+            .bind(r.country.as_str())
+            .bind(join(r.purposes.iter().map(|p| p.as_str())))
+            .bind(join(r.categories.iter().map(|c| c.as_str())))
+            .bind(r.commitment_ref.as_deref())
+            .bind(r.policy_ref.as_deref())
+            .bind(r.webhook_url.as_deref())
+            .bind(to_micros(r.created_at))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    pub async fn recipient(&self, id: &str) -> Result<Option<Recipient>> {
+        let row: Option<RecipientRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at \
+                 FROM recipients WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await
+        })?;
+        row.map(decode_recipient).transpose()
+    }
+
+    pub async fn recipients(&self) -> Result<Vec<Recipient>> {
+        let rows: Vec<RecipientRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at \
+                 FROM recipients ORDER BY created_at, id",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter().map(decode_recipient).collect()
+    }
+
+    /// Records a transfer that went ahead, with its audit entry.
+    pub async fn insert_transfer_audited(&self, t: &Transfer, audit: &AuditEntry) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(&format!(
+                "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .bind(&t.id)
+            .bind(t.subject.as_str())
+            .bind(t.tenant.as_str())
+            .bind(&t.recipient)
+            .bind(t.recipient_kind.as_str())
+            .bind(t.country.as_str())
+            .bind(join(t.categories.iter().map(|c| c.as_str())))
+            .bind(t.purpose.as_str())
+            .bind(&t.basis)
+            .bind(t.legal_ref.as_deref())
+            .bind(t.policy_ref.as_deref())
+            .bind(t.notice_id.as_deref())
+            .bind(t.prohibition_ref.as_deref())
+            .bind(&t.clause)
+            .bind(to_micros(t.at))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    /// The register, oldest first, filtered. Unset filters match everything.
+    pub async fn transfers(&self, f: &TransferFilter) -> Result<Vec<Transfer>> {
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers \
+             WHERE ($1 IS NULL OR subject_id = $1) AND ($2 IS NULL OR recipient_id = $2) \
+               AND ($3 IS NULL OR country = $3) AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
+             ORDER BY at, id LIMIT $6"
+        );
+        let rows: Vec<TransferRow> = on_pool!(self, |p| {
+            sqlx::query_as(&sql)
+                .bind(f.subject.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(f.recipient.clone())
+                .bind(f.country.map(|c| c.as_str().to_owned()))
+                .bind(f.from.map(to_micros))
+                .bind(f.to.map(to_micros))
+                .bind(f.limit)
+                .fetch_all(p)
+                .await
+        })?;
+        rows.into_iter().map(decode_transfer).collect()
+    }
+}
