@@ -51,6 +51,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sharing: storage locations, recipients, the transfer register",
         include_str!("../migrations/postgres/0009_sharing.sql"),
     ),
+    (
+        10,
+        "complaints: third-party complaints redirected to the customer",
+        include_str!("../migrations/postgres/0010_complaints.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

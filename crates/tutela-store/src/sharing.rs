@@ -59,6 +59,20 @@ pub struct Transfer {
     pub at: OffsetDateTime,
 }
 
+/// A third-party complaint redirected to the customer (R23).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Complaint {
+    pub id: String,
+    pub tenant: TenantId,
+    /// The ticket in the operator's complaint system; the content stays there.
+    pub complaint_ref: String,
+    /// The notices sent to the customer's administrators.
+    pub notices: Vec<String>,
+    /// Token id of who recorded it.
+    pub received_by: String,
+    pub at: OffsetDateTime,
+}
+
 /// Which register entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct TransferFilter {
@@ -333,5 +347,26 @@ impl Store {
                 .await
         })?;
         rows.into_iter().map(decode_transfer).collect()
+    }
+
+    /// Records a third-party complaint's redirection (R23) with its audit entry.
+    pub async fn insert_complaint_audited(&self, c: &Complaint, audit: &AuditEntry) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO third_party_complaints (id, tenant_id, complaint_ref, notices, received_by, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.id)
+            .bind(c.tenant.as_str())
+            .bind(&c.complaint_ref)
+            .bind(join(&c.notices))
+            .bind(&c.received_by)
+            .bind(to_micros(c.at))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
     }
 }

@@ -52,6 +52,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sharing: storage locations, recipients, the transfer register",
         include_str!("../migrations/sqlite/0009_sharing.sql"),
     ),
+    (
+        10,
+        "complaints: third-party complaints redirected to the customer",
+        include_str!("../migrations/sqlite/0010_complaints.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

@@ -85,6 +85,7 @@ impl From<PathRejection> for ApiError {
         sharing::list_recipients,
         sharing::transfer,
         sharing::register,
+        sharing::redirect_complaint,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -123,6 +124,9 @@ impl From<PathRejection> for ApiError {
         sharing::LegalBasis,
         sharing::NewTransfer,
         sharing::TransferView,
+        sharing::NewComplaint,
+        sharing::BasicContact,
+        sharing::ComplaintRedirected,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -203,6 +207,7 @@ pub fn router(state: AppState) -> Router {
             post(sharing::register_recipient).get(sharing::list_recipients),
         )
         .route("/v1/transfers", post(sharing::transfer).get(sharing::register))
+        .route("/v1/third-party-complaints", post(sharing::redirect_complaint))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))
         .route("/v1/grants/{grant}/approve", post(grants::approve_grant))

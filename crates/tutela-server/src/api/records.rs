@@ -419,20 +419,26 @@ pub async fn get_record(
 ) -> Result<ApiJson<RecordView>, ApiError> {
     let category = parse_category(&raw_category)?;
     let purpose = parse_purpose(q.purpose.as_deref())?;
+    Ok(ApiJson(
+        read_record(&state, &actor, &raw_subject, category, purpose).await?,
+    ))
+}
+
+/// The purpose-checked read: decide, fetch, decrypt, and make the audit entry durable
+/// before returning. Every in-process reader of personal data goes through here.
+pub(crate) async fn read_record(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    category: Category,
+    purpose: Purpose,
+) -> Result<RecordView, ApiError> {
     let Authorized {
         subject,
         decision: d,
         audit,
         prefetched,
-    } = authorize(
-        &state,
-        &actor,
-        &raw_subject,
-        category,
-        purpose,
-        Action::Read,
-    )
-    .await?;
+    } = authorize(state, actor, raw_subject, category, purpose, Action::Read).await?;
     let found = match prefetched {
         Some(p) => Some(p),
         None => state.store.record_with_keys(&subject.id, category).await?,
@@ -459,13 +465,13 @@ pub async fn get_record(
     }
     // The audit entry is durable before any data leaves (fail closed).
     state.audit_writer.append(audit).await?;
-    Ok(ApiJson(RecordView {
+    Ok(RecordView {
         category: category.to_string(),
         service: record.service,
         version: record.version,
         fields,
         clause: d.clause.to_string(),
-    }))
+    })
 }
 
 /// Deletes a record (R33: erasure needs no purpose, only scope and an unfrozen account).

@@ -329,3 +329,104 @@ async fn payment_processing_abroad_is_recorded_with_the_country_and_unregistered
     .await;
     w.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_third_party_complaint_is_redirected_with_basic_contact_data_only_r23() {
+    let w = world().await;
+    let r = w
+        .app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/subjects/{}/records/administrator", w.subject),
+            Some(&w.admin),
+            Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "韩梅梅", "email": "han.meimei@example.cn", "phone": "13700001111", "address": "Haidian 1"}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let po = w
+        .app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let tenant = w
+        .app
+        .state
+        .store
+        .subject(&w.subject)
+        .await
+        .unwrap()
+        .unwrap()
+        .tenant;
+    let r = w
+        .app
+        .post(
+            "/v1/third-party-complaints",
+            &po,
+            json!({"tenant": tenant.to_string(), "complaint_ref": "CMP-2026-0042"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["tenant_name"], "Transfer Co");
+    assert_eq!(
+        v["contacts"],
+        json!([{"name": "韩梅梅", "email": "han.meimei@example.cn"}]),
+        "name and e-mail only"
+    );
+    // The customer was told, through a service notice.
+    let notice = v["notices"][0].as_str().unwrap();
+    let messages = w.app.state.store.messages_of(&w.subject).await.unwrap();
+    let m = messages.iter().find(|m| m.id == notice).unwrap();
+    assert_eq!(m.template, "third-party-complaint-redirect");
+    // The contact data was read through the audited, purpose-checked path.
+    let audit = w
+        .app
+        .state
+        .store
+        .audit_for_subject(&w.subject.to_string())
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "read"
+        && e.purpose.as_deref() == Some("legal_obligation")
+        && e.decision == "allow"));
+    // Scope and input.
+    assert_error(
+        w.app
+            .post(
+                "/v1/third-party-complaints",
+                &w.admin,
+                json!({"tenant": tenant.to_string(), "complaint_ref": "x"}),
+            )
+            .await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    assert_error(
+        w.app
+            .post(
+                "/v1/third-party-complaints",
+                &po,
+                json!({"tenant": "ten_00000000000000000000000000000000", "complaint_ref": "x"}),
+            )
+            .await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    assert_error(
+        w.app
+            .post(
+                "/v1/third-party-complaints",
+                &po,
+                json!({"tenant": tenant.to_string(), "complaint_ref": "has spaces"}),
+            )
+            .await,
+        422,
+        "invalid_reference",
+        None,
+    )
+    .await;
+    w.app.stop().await;
+}
