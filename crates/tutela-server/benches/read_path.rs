@@ -24,7 +24,7 @@ use tutela_server::Config;
 use tutela_store::consents::ConsentEntry;
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord};
+use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord};
 
 struct Fixture {
     state: AppState,
@@ -96,9 +96,10 @@ async fn fixture() -> Fixture {
         updated_at: now,
     };
     let audit = entry(&state, &actor, &subject);
-    let lookups = RecordLookups {
+    let lookups = RecordExtras {
         tenant: &tenant.id,
         keys: &[],
+        location: None,
     };
     assert!(state
         .store

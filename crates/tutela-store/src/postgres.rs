@@ -56,6 +56,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "complaints: third-party complaints redirected to the customer",
         include_str!("../migrations/postgres/0010_complaints.sql"),
     ),
+    (
+        11,
+        "record location: where each record is stored",
+        include_str!("../migrations/postgres/0011_record_location.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

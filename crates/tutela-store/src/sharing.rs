@@ -248,6 +248,14 @@ impl Store {
             .collect()
     }
 
+    pub async fn storage_location(&self, id: &str) -> Result<Option<StorageLocation>> {
+        Ok(self
+            .storage_locations()
+            .await?
+            .into_iter()
+            .find(|l| l.id == id))
+    }
+
     pub async fn insert_recipient(&self, r: &Recipient, audit: &AuditEntry) -> Result<()> {
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;

@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "complaints: third-party complaints redirected to the customer",
         include_str!("../migrations/sqlite/0010_complaints.sql"),
     ),
+    (
+        11,
+        "record location: where each record is stored",
+        include_str!("../migrations/sqlite/0011_record_location.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

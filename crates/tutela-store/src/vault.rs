@@ -145,11 +145,14 @@ fn record_and_keys(
     ))
 }
 
-/// The blind-index keys written with a record (see `tutela_core::lookup`).
+/// What is written with a record besides its fields: the blind-index keys (see
+/// `tutela_core::lookup`) and the storage location (R6).
 #[derive(Debug, Clone, Copy)]
-pub struct RecordLookups<'a> {
+pub struct RecordExtras<'a> {
     pub tenant: &'a TenantId,
     pub keys: &'a [(LookupKind, [u8; 32])],
+    /// A registered storage location; `None` for the default one.
+    pub location: Option<&'a str>,
 }
 
 /// The wrapped key chain of one subject: the tenant key (under master key
@@ -468,7 +471,7 @@ impl Store {
         r: &SealedRecord,
         expected_version: i64,
         audit: &AuditEntry,
-        lookups: &RecordLookups<'_>,
+        lookups: &RecordExtras<'_>,
     ) -> Result<bool> {
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;
@@ -506,6 +509,14 @@ impl Store {
                 tx.rollback().await?;
                 Ok(false)
             } else {
+                sqlx::query(
+                    "UPDATE records SET location_id = $1 WHERE subject_id = $2 AND category = $3",
+                )
+                .bind(lookups.location)
+                .bind(r.subject.as_str())
+                .bind(r.category.as_str())
+                .execute(&mut *tx)
+                .await?;
                 // The record's look-up keys are replaced with it.
                 sqlx::query("DELETE FROM subject_lookup WHERE subject_id = $1 AND category = $2")
                     .bind(r.subject.as_str())

@@ -16,7 +16,7 @@ use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::{AuditEntry, RecordLookups, SealedRecord, WrappedKeys};
+use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
 use utoipa::ToSchema;
 
 /// `PUT` body.
@@ -29,6 +29,8 @@ pub struct RecordWrite {
     pub service: String,
     /// Field name -> value; names must be declared for the category (R3).
     pub fields: BTreeMap<String, String>,
+    /// A registered storage location for this record (R6); default: the default one.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -356,6 +358,34 @@ pub async fn put_record(
             });
         }
     }
+    // R6: a record goes only to a location registered for its category, and a
+    // China-only category never to a location abroad.
+    if let Some(id) = body.location.as_deref() {
+        let location =
+            state
+                .store
+                .storage_location(id)
+                .await?
+                .ok_or_else(|| ApiError::Invalid {
+                    code: "unknown_location",
+                    message: "no storage location with this id".into(),
+                    clause: Some(Clause::r(6)),
+                })?;
+        if location.region == Region::Overseas && cp.residency == Region::Cn {
+            return Err(ApiError::Forbidden {
+                code: "residency_violation",
+                message: format!("{category} data must be stored in mainland China"),
+                clause: Some(Clause::r(6)),
+            });
+        }
+        if !location.categories.contains(&category) {
+            return Err(ApiError::Invalid {
+                code: "location_not_for_category",
+                message: format!("this storage location is not registered for {category} data"),
+                clause: Some(Clause::r(6)),
+            });
+        }
+    }
     let Authorized { subject, audit, .. } = authorize(
         &state,
         &actor,
@@ -387,9 +417,10 @@ pub async fn put_record(
         .vault
         .lookup_keys(&state.store, &subject.tenant, &body.fields)
         .await?;
-    let lookups = RecordLookups {
+    let lookups = RecordExtras {
         tenant: &subject.tenant,
         keys: &lookup_keys,
+        location: body.location.as_deref(),
     };
     if !state
         .store

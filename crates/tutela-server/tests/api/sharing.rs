@@ -61,6 +61,39 @@ async fn storage_outside_china_is_refused_for_china_only_categories_r6() {
         "refused locations are not registered"
     );
     assert_eq!(list[0]["country"], "CN");
+
+    // Using a location: only one registered for the record's category.
+    let beijing = list[0]["id"].as_str().unwrap().to_owned();
+    let (_, subject, tenant_admin) = app.tenant_with_admin("Located Co").await;
+    let put = |location: &str, purpose: &str, fields: Value| json!({"purpose": purpose, "service": "azure", "fields": fields, "location": location});
+    let path = |c: &str| format!("/v1/subjects/{subject}/records/{c}");
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &path("administrator"),
+            Some(&tenant_admin),
+            Some(put(&beijing, "account_admin", json!({"name": "x"}))),
+        )
+        .await;
+    assert_error(r, 422, "location_not_for_category", Some("R6")).await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &path("administrator"),
+            Some(&tenant_admin),
+            Some(put("loc_unknown", "account_admin", json!({"name": "x"}))),
+        )
+        .await;
+    assert_error(r, 422, "unknown_location", Some("R6")).await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &path("payment"),
+            Some(&tenant_admin),
+            Some(put(&beijing, "transaction", json!({"holder_name": "x"}))),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     app.stop().await;
 }
 
