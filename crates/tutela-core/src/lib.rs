@@ -18,6 +18,7 @@ pub mod grant;
 pub mod ids;
 pub mod lookup;
 pub mod policy;
+pub mod request;
 pub mod tenant;
 pub mod transfer;
 pub mod vocab;

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_duration: HistogramFamily,
     pub policy_categories: Gauge,
+    /// Open data-subject requests past their due time, as of the last listing (R35).
+    pub requests_overdue: Gauge,
     /// Audit group commits and the entries they carried (issue 3).
     audit_commits: Counter,
     audit_batch_size: Histogram,
@@ -44,6 +46,12 @@ impl Metrics {
         let http_requests = Family::<RequestLabels, Counter>::default();
         let http_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let policy_categories = Gauge::default();
+        let requests_overdue = Gauge::default();
+        registry.register(
+            "requests_overdue",
+            "Open data-subject requests past their due time (R35)",
+            requests_overdue.clone(),
+        );
         let audit_commits = Counter::default();
         let audit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
@@ -76,6 +84,7 @@ impl Metrics {
             http_requests,
             http_duration,
             policy_categories,
+            requests_overdue,
             audit_commits,
             audit_batch_size,
         }

@@ -197,9 +197,43 @@ impl Vault {
         version: i64,
         fields: &BTreeMap<String, String>,
     ) -> anyhow::Result<Vec<u8>> {
+        self.seal_in(key, subject, category.as_str(), version, fields)
+    }
+
+    /// Seals free text kept outside records (a request's details and response) under
+    /// the subject's key, bound to `scope` (e.g. `request:<id>`).
+    pub fn seal_notes(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        scope: &str,
+        notes: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<u8>> {
+        self.seal_in(key, subject, scope, 0, notes)
+    }
+
+    /// Opens what [`Vault::seal_notes`] sealed.
+    pub fn open_notes(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        scope: &str,
+        packed: &[u8],
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        self.open_in(key, subject, scope, 0, packed)
+    }
+
+    fn seal_in(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        scope: &str,
+        version: i64,
+        fields: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::new();
         for (name, value) in fields {
-            let aad = keys::field_aad(subject.as_str(), category.as_str(), name, version);
+            let aad = keys::field_aad(subject.as_str(), scope, name, version);
             let blob = envelope::seal(self.cipher, key, &aad, value.as_bytes())?;
             out.extend_from_slice(&u16::try_from(name.len())?.to_be_bytes());
             out.extend_from_slice(name.as_bytes());
@@ -215,6 +249,17 @@ impl Vault {
         key: &Key,
         subject: &SubjectId,
         category: Category,
+        version: i64,
+        packed: &[u8],
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        self.open_in(key, subject, category.as_str(), version, packed)
+    }
+
+    fn open_in(
+        &self,
+        key: &Key,
+        subject: &SubjectId,
+        scope: &str,
         version: i64,
         packed: &[u8],
     ) -> anyhow::Result<BTreeMap<String, String>> {
@@ -240,7 +285,7 @@ impl Vault {
                     .map_err(|_| anyhow::anyhow!("bad length"))?,
             );
             let blob = take(usize::try_from(blob_len)?, &mut rest)?;
-            let aad = keys::field_aad(subject.as_str(), category.as_str(), &name, version);
+            let aad = keys::field_aad(subject.as_str(), scope, &name, version);
             let plain = envelope::open(key, &aad, &blob).context("opening a sealed field")?;
             out.insert(name, String::from_utf8(plain)?);
         }

@@ -13,6 +13,7 @@ pub mod grants;
 mod lease;
 mod migrate;
 mod postgres;
+pub mod requests;
 pub mod sharing;
 mod sqlite;
 pub mod subjects;

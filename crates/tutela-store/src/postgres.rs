@@ -61,6 +61,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "record location: where each record is stored",
         include_str!("../migrations/postgres/0011_record_location.sql"),
     ),
+    (
+        12,
+        "requests: data-subject requests",
+        include_str!("../migrations/postgres/0012_requests.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

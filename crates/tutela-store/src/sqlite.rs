@@ -62,6 +62,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "record location: where each record is stored",
         include_str!("../migrations/sqlite/0011_record_location.sql"),
     ),
+    (
+        12,
+        "requests: data-subject requests",
+        include_str!("../migrations/sqlite/0012_requests.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

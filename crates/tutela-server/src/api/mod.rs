@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod grants;
 pub mod policy;
 pub mod records;
+pub mod requests;
 pub mod sharing;
 pub mod system;
 pub mod tenants;
@@ -86,6 +87,16 @@ impl From<PathRejection> for ApiError {
         sharing::transfer,
         sharing::register,
         sharing::redirect_complaint,
+        requests::file_request,
+        requests::list_requests,
+        requests::get_request,
+        requests::confirm,
+        requests::verify,
+        requests::instruct,
+        requests::start,
+        requests::extend,
+        requests::complete,
+        requests::refuse,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -127,6 +138,14 @@ impl From<PathRejection> for ApiError {
         sharing::NewComplaint,
         sharing::BasicContact,
         sharing::ComplaintRedirected,
+        requests::NewRequest,
+        requests::Consequence,
+        requests::RequestView,
+        requests::Verification,
+        requests::Instruction,
+        requests::Extension,
+        requests::Completion,
+        requests::Refusal,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -208,6 +227,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/transfers", post(sharing::transfer).get(sharing::register))
         .route("/v1/third-party-complaints", post(sharing::redirect_complaint))
+        .route("/v1/requests", post(requests::file_request).get(requests::list_requests))
+        .route("/v1/requests/{request}", get(requests::get_request))
+        .route("/v1/requests/{request}/confirm", post(requests::confirm))
+        .route("/v1/requests/{request}/verify", post(requests::verify))
+        .route("/v1/requests/{request}/instruct", post(requests::instruct))
+        .route("/v1/requests/{request}/start", post(requests::start))
+        .route("/v1/requests/{request}/extend", post(requests::extend))
+        .route("/v1/requests/{request}/complete", post(requests::complete))
+        .route("/v1/requests/{request}/refuse", post(requests::refuse))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))
         .route("/v1/grants/{grant}/approve", post(grants::approve_grant))

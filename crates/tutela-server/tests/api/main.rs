@@ -20,6 +20,7 @@ mod cookies;
 mod foundation;
 mod grants;
 mod records;
+mod requests;
 mod sharing;
 mod tenants;
 mod tls;

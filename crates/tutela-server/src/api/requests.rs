@@ -1,0 +1,695 @@
+//! Data-subject requests (issue 6; R2, R26, R32, R33, R35, R36, R45): filing, the
+//! tenant's instruction, identity verification, confirmation of consequences, extension,
+//! completion and refusal, each step audited. The workflow is
+//! `tutela_core::request` (pure); free text is sealed under the subject's key.
+//!
+//! Not here yet (issue 6 stays open): fulfilment (export, deletion, propagation to
+//! recipients) and one-time-code identity verification.
+
+use crate::api::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tutela_core::actor::ScopeAccess;
+use tutela_core::contact::{self, ContactChannel, MessageKind};
+use tutela_core::policy::RefusalGround;
+use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
+use tutela_core::{Actor, Category, Clause, Role};
+use tutela_store::contact::Message;
+use tutela_store::requests::StoredRequest;
+use tutela_store::subjects::Subject;
+use tutela_store::vault::AuditEntry;
+use tutela_store::StoreError;
+use utoipa::ToSchema;
+
+/// Where a refused requester can take the dispute (R35).
+const DISPUTE_CHANNELS: &[&str] = &[
+    "the personal information protection officer (complaint, answered within 30 days)",
+    "the competent personal information protection authority",
+    "a people's court with jurisdiction",
+];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub subject: String,
+    /// access, correct, delete, restrict, close_account or complaint.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Free text from the requester (sealed; may contain personal data).
+    pub details: Option<String>,
+    /// For `correct`: the categories to correct (real-name data cannot be, R32).
+    pub categories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Consequence {
+    pub zh: String,
+    pub en: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub subject: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub received_at: String,
+    pub due_at: String,
+    pub overdue: bool,
+    /// What stops working if fulfilled (R33); empty when nothing does.
+    pub consequences: Vec<Consequence>,
+    pub confirmed: bool,
+    pub extended: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal_ground: Option<String>,
+    /// The requester's details and the answers, opened for who may see them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, String>,
+    /// On refusal: where the requester can turn (R35).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dispute_channels: Vec<String>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn life(r: &StoredRequest) -> RequestLife {
+    RequestLife {
+        kind: r.kind,
+        status: r.status,
+        received_at: r.received_at,
+        due_at: r.due_at,
+        confirmed: r.confirmed,
+        extended: r.extended,
+    }
+}
+
+fn scope_of(r: &StoredRequest) -> String {
+    format!("request:{}", r.id)
+}
+
+async fn open_notes(
+    state: &AppState,
+    r: &StoredRequest,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(sealed) = &r.sealed_text else {
+        return Ok(BTreeMap::new());
+    };
+    // A shredded key leaves nothing to open: the notes are gone with the data.
+    let Some(key) = state
+        .vault
+        .subject_key(&state.store, &r.tenant, &r.subject, false)
+        .await?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(state
+        .vault
+        .open_notes(&key, &r.subject, &scope_of(r), sealed)?)
+}
+
+async fn seal_notes(
+    state: &AppState,
+    r: &StoredRequest,
+    notes: &BTreeMap<String, String>,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    if notes.is_empty() {
+        return Ok(None);
+    }
+    let key = state
+        .vault
+        .subject_key(&state.store, &r.tenant, &r.subject, true)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
+    Ok(Some(state.vault.seal_notes(
+        &key,
+        &r.subject,
+        &scope_of(r),
+        notes,
+    )?))
+}
+
+async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestView, ApiError> {
+    let now = state.clock.now();
+    Ok(RequestView {
+        id: r.id.clone(),
+        subject: r.subject.to_string(),
+        kind: r.kind.to_string(),
+        status: r.status.to_string(),
+        received_at: rfc3339(r.received_at),
+        due_at: rfc3339(r.due_at),
+        overdue: life(r).is_overdue(now),
+        consequences: r
+            .kind
+            .consequences()
+            .iter()
+            .map(|(zh, en)| Consequence {
+                zh: (*zh).to_owned(),
+                en: (*en).to_owned(),
+            })
+            .collect(),
+        confirmed: r.confirmed,
+        extended: r.extended,
+        verification_method: r.verification_method.clone(),
+        refusal_ground: r.refusal_ground.clone(),
+        notes: open_notes(state, r).await?,
+        dispute_channels: if r.status == RequestStatus::Refused {
+            DISPUTE_CHANNELS.iter().map(|c| (*c).to_owned()).collect()
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+fn audit(actor: &Actor, r: &StoredRequest, action: &str, at: OffsetDateTime) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(r.tenant.to_string()),
+        subject: Some(r.subject.to_string()),
+        category: None,
+        purpose: None,
+        action: action.to_owned(),
+        decision: "allow".to_owned(),
+        reason: format!("request:{}", r.id),
+        clause: Some(Clause::r(35).to_string()),
+        seq: None,
+    }
+}
+
+fn text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    let v = raw.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ApiError::invalid(
+            "invalid_text",
+            format!("`{field}` must be 1 to {max} characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Files a request.
+#[utoipa::path(
+    post, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
+    request_body = NewRequest,
+    responses((status = 201, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn file_request(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<NewRequest>,
+) -> Result<(StatusCode, ApiJson<RequestView>), ApiError> {
+    if !matches!(
+        actor.role(),
+        Role::EndUser | Role::TenantAdmin | Role::PrivacyOfficer
+    ) {
+        return Err(ApiError::forbidden_role("file data-subject requests"));
+    }
+    let kind = RequestType::parse(&body.kind)
+        .map_err(|e| ApiError::invalid("invalid_type", e.to_string()))?;
+    let subject: Subject = super::tenants::subject_in_scope(
+        &state,
+        &body.subject,
+        |s| actor.may_view_subject(&s.tenant, &s.id),
+        "file requests",
+    )
+    .await?;
+    if let Some(categories) = &body.categories {
+        let parsed = categories
+            .iter()
+            .map(|c| Category::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::invalid("invalid_categories", e.to_string()))?;
+        if kind == RequestType::Correct && parsed.contains(&Category::RealName) {
+            return Err(ApiError::Invalid {
+                code: "real_name_not_correctable",
+                message: "initial real-name registration data cannot be corrected by the customer; it is kept as verified".into(),
+                clause: Some(Clause::r(32)),
+            });
+        }
+    }
+    let now = state.clock.now();
+    let by_end_user = actor.role() == Role::EndUser;
+    let l = RequestLife::file(
+        kind,
+        by_end_user,
+        now,
+        state.policy.requests.answer_within_days,
+    );
+    let mut r = StoredRequest {
+        id: format!("req_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        tenant: subject.tenant.clone(),
+        kind,
+        status: l.status,
+        filed_by: actor.token().to_string(),
+        filed_role: actor.role().to_string(),
+        received_at: l.received_at,
+        due_at: l.due_at,
+        confirmed: false,
+        extended: false,
+        sealed_text: None,
+        verification_method: None,
+        verification_ref: None,
+        refusal_ground: None,
+        updated_at: now,
+    };
+    if let Some(d) = &body.details {
+        let mut notes = BTreeMap::new();
+        notes.insert("details".to_owned(), text("details", d, 10_000)?);
+        r.sealed_text = seal_notes(&state, &r, &notes).await?;
+    }
+    let mut a = audit(&actor, &r, &format!("request_file_{kind}"), now);
+    if kind == RequestType::Complaint {
+        a.clause = Some(Clause::r(45).to_string());
+    }
+    state.store.insert_request_audited(&r, &a).await?;
+    Ok((StatusCode::CREATED, ApiJson(view(&state, &r).await?)))
+}
+
+/// Loads a request the caller may see: who filed it, the subject itself, its tenant's
+/// admin, the privacy office. Anyone else: 404.
+async fn visible(state: &AppState, actor: &Actor, id: &str) -> Result<StoredRequest, ApiError> {
+    let r = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("request"))?;
+    let allowed = r.filed_by == actor.token().to_string()
+        || match actor.role() {
+            Role::PrivacyOfficer => true,
+            Role::TenantAdmin | Role::EndUser => {
+                actor.may_view_subject(&r.tenant, &r.subject) == ScopeAccess::Allowed
+            }
+            _ => false,
+        };
+    if allowed {
+        Ok(r)
+    } else {
+        Err(ApiError::not_found("request"))
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/requests/{request}", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_request(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    let r = visible(&state, &actor, &id).await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `true`: only open requests past their due time (R35).
+    pub overdue: Option<bool>,
+}
+
+/// Open requests; with `overdue=true`, those past their due time (privacy office).
+#[utoipa::path(
+    get, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
+    params(("overdue" = Option<bool>, Query)),
+    responses((status = 200, body = [RequestView]), (status = 403, body = crate::error::ErrorBody))
+)]
+pub async fn list_requests(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<ApiJson<Vec<RequestView>>, ApiError> {
+    if actor.role() != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden_role("list requests"));
+    }
+    let now = state.clock.now();
+    // Open requests due before the end of time, or (overdue) before now.
+    let before = if q.overdue.unwrap_or(false) {
+        now
+    } else {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)
+    };
+    let rows = state.store.open_requests_due_before(before).await?;
+    let overdue = rows.iter().filter(|r| life(r).is_overdue(now)).count();
+    state
+        .metrics
+        .requests_overdue
+        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(view(&state, r).await?);
+    }
+    Ok(ApiJson(out))
+}
+
+/// Applies one workflow event, with its audit entry; 409 when the workflow forbids it.
+async fn step(
+    state: &AppState,
+    actor: &Actor,
+    r: StoredRequest,
+    event: RequestEvent,
+    action: &str,
+    change: impl FnOnce(&mut StoredRequest, &mut BTreeMap<String, String>) -> Result<(), ApiError>,
+) -> Result<StoredRequest, ApiError> {
+    let now = state.clock.now();
+    let next = life(&r).apply(event, now).map_err(|e| ApiError::Conflict {
+        code: "request_state",
+        message: e.to_string(),
+        clause: Some(Clause::r(match e {
+            tutela_core::request::RequestError::NotConfirmed => 33,
+            _ => 35,
+        })),
+    })?;
+    let mut updated = StoredRequest {
+        status: next.status,
+        due_at: next.due_at,
+        confirmed: next.confirmed,
+        extended: next.extended,
+        updated_at: now,
+        ..r.clone()
+    };
+    let mut notes = open_notes(state, &r).await?;
+    let before = notes.clone();
+    change(&mut updated, &mut notes)?;
+    if notes != before {
+        updated.sealed_text = seal_notes(state, &updated, &notes).await?;
+    }
+    match state
+        .store
+        .update_request_audited(&updated, r.status, &audit(actor, &updated, action, now))
+        .await
+    {
+        Ok(()) => Ok(updated),
+        Err(StoreError::Conflict) => Err(ApiError::Conflict {
+            code: "request_state",
+            message: "the request changed meanwhile; reload it".into(),
+            clause: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn officer(actor: &Actor) -> Result<(), ApiError> {
+    if actor.role() == Role::PrivacyOfficer {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden_role("act on requests"))
+    }
+}
+
+/// The requester confirms after seeing the consequences (R33).
+#[utoipa::path(post, path = "/v1/requests/{request}/confirm", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    let r = visible(&state, &actor, &id).await?;
+    let is_requester = r.filed_by == actor.token().to_string()
+        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject));
+    if !is_requester {
+        return Err(ApiError::forbidden_role("confirm another person's request"));
+    }
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Confirm,
+        "request_confirm",
+        |_, _| Ok(()),
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// document, video_call, in_person or callback.
+    pub method: String,
+    /// A reference to the evidence (never the document itself).
+    pub evidence: String,
+}
+
+/// The privacy officer records how the requester's identity was verified (R35).
+#[utoipa::path(post, path = "/v1/requests/{request}/verify", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)), request_body = Verification,
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Verification>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    officer(&actor)?;
+    if !matches!(
+        body.method.as_str(),
+        "document" | "video_call" | "in_person" | "callback"
+    ) {
+        return Err(ApiError::invalid(
+            "invalid_method",
+            "method must be document, video_call, in_person or callback",
+        ));
+    }
+    let evidence = body.evidence.trim();
+    if evidence.is_empty() || evidence.len() > 256 || evidence.contains(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_evidence",
+            "evidence must be a reference: 1 to 256 characters without spaces",
+        ));
+    }
+    let r = visible(&state, &actor, &id).await?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::VerifyIdentity,
+        "request_verify",
+        |u, _| {
+            u.verification_method = Some(body.method.clone());
+            u.verification_ref = Some(evidence.to_owned());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Instruction {
+    /// The tenant's written instruction for its end user's request (R26).
+    pub instruction: String,
+}
+
+/// The tenant's admin instructs on an end user's request (R26).
+#[utoipa::path(post, path = "/v1/requests/{request}/instruct", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)), request_body = Instruction,
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn instruct(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Instruction>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    let r = visible(&state, &actor, &id).await?;
+    if actor.role() != Role::TenantAdmin {
+        return Err(ApiError::forbidden_role("instruct on end users' requests"));
+    }
+    let instruction = text("instruction", &body.instruction, 10_000)?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Instruct,
+        "request_instruct",
+        |_, notes| {
+            notes.insert("instruction".into(), instruction);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+/// Work starts (identity verified; consequences confirmed where they apply).
+#[utoipa::path(post, path = "/v1/requests/{request}/start", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    officer(&actor)?;
+    let r = visible(&state, &actor, &id).await?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Start,
+        "request_start",
+        |_, _| Ok(()),
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    pub reason: String,
+    /// 1 to 30.
+    pub days: u32,
+}
+
+/// One extension of the answer period, with a reason; the subject is told (R35).
+#[utoipa::path(post, path = "/v1/requests/{request}/extend", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)), request_body = Extension,
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn extend(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Extension>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    officer(&actor)?;
+    let reason = text("reason", &body.reason, 2_000)?;
+    let r = visible(&state, &actor, &id).await?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Extend { days: body.days },
+        "request_extend",
+        |_, notes| {
+            notes.insert("extension_reason".into(), reason);
+            Ok(())
+        },
+    )
+    .await?;
+    // The subject hears of it through the send gate (a service notice).
+    let tenant = state
+        .cache
+        .tenant(&state.store, &r.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without tenant")))?;
+    let prefs = state.store.preferences_of(&r.subject).await?;
+    let gate = contact::may_send(
+        MessageKind::Service,
+        ContactChannel::Email,
+        &prefs,
+        tenant.state,
+    );
+    let now = state.clock.now();
+    let message = Message {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        subject: r.subject.clone(),
+        kind: MessageKind::Service,
+        channel: ContactChannel::Email,
+        template: "request-extended".into(),
+        status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
+        reason: gate.reason.to_owned(),
+        clause: Clause::r(35).to_string(),
+        created_at: now,
+    };
+    let mut a = audit(&actor, &r, "send_message", now);
+    a.purpose = Some("service:email".into());
+    state.store.insert_message_audited(&message, &a).await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Completion {
+    /// The answer to the requester (sealed).
+    pub response: String,
+}
+
+/// Completes a request with a response text (R35).
+#[utoipa::path(post, path = "/v1/requests/{request}/complete", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)), request_body = Completion,
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn complete(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Completion>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    officer(&actor)?;
+    let response = text("response", &body.response, 20_000)?;
+    let r = visible(&state, &actor, &id).await?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Complete,
+        "request_complete",
+        |_, notes| {
+            notes.insert("response".into(), response);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refusal {
+    /// One of the eight grounds (R36).
+    pub ground: String,
+    pub response: String,
+}
+
+/// Refuses a request on one of the eight legal grounds (R36), with the dispute channels.
+#[utoipa::path(post, path = "/v1/requests/{request}/refuse", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)), request_body = Refusal,
+    responses((status = 200, body = RequestView), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn refuse(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Refusal>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    officer(&actor)?;
+    let ground = RefusalGround::parse(&body.ground).map_err(|e| ApiError::Invalid {
+        code: "invalid_ground",
+        message: format!("{e}: a refusal must cite one of the eight legal grounds"),
+        clause: Some(Clause::r(36)),
+    })?;
+    let response = text("response", &body.response, 20_000)?;
+    let r = visible(&state, &actor, &id).await?;
+    let r = step(
+        &state,
+        &actor,
+        r,
+        RequestEvent::Refuse,
+        "request_refuse",
+        |u, notes| {
+            u.refusal_ground = Some(ground.to_string());
+            notes.insert("response".into(), response);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(ApiJson(view(&state, &r).await?))
+}

@@ -1,0 +1,188 @@
+//! Data-subject request rows (issue 6). Status changes are optimistic
+//! (`WHERE status = <expected>`) and commit with their audit entry.
+
+use crate::vault::{audit_and_commit, AuditEntry};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
+use time::OffsetDateTime;
+use tutela_core::request::{RequestStatus, RequestType};
+use tutela_core::{SubjectId, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub id: String,
+    pub subject: SubjectId,
+    pub tenant: TenantId,
+    pub kind: RequestType,
+    pub status: RequestStatus,
+    /// Token id of who filed it.
+    pub filed_by: String,
+    pub filed_role: String,
+    pub received_at: OffsetDateTime,
+    pub due_at: OffsetDateTime,
+    pub confirmed: bool,
+    pub extended: bool,
+    /// Details, instruction and response, sealed under the subject's data key.
+    pub sealed_text: Option<Vec<u8>>,
+    pub verification_method: Option<String>,
+    pub verification_ref: Option<String>,
+    pub refusal_ground: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, subject_id, tenant_id, type, status, filed_by, filed_role, received_at, due_at, \
+    confirmed, extended, sealed_text, verification_method, verification_ref, refusal_ground, updated_at";
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    bool,
+    bool,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn decode(r: Row) -> Result<StoredRequest> {
+    let (
+        id,
+        subject,
+        tenant,
+        kind,
+        status,
+        filed_by,
+        filed_role,
+        received_at,
+        due_at,
+        confirmed,
+        extended,
+        sealed_text,
+        verification_method,
+        verification_ref,
+        refusal_ground,
+        updated_at,
+    ) = r;
+    Ok(StoredRequest {
+        id,
+        subject: parse_col("subject_id", &subject, SubjectId::parse)?,
+        tenant: parse_col("tenant_id", &tenant, TenantId::parse)?,
+        kind: parse_col("type", &kind, RequestType::parse)?,
+        status: parse_col("status", &status, RequestStatus::parse)?,
+        filed_by,
+        filed_role,
+        received_at: from_micros(received_at)?,
+        due_at: from_micros(due_at)?,
+        confirmed,
+        extended,
+        sealed_text,
+        verification_method,
+        verification_ref,
+        refusal_ground,
+        updated_at: from_micros(updated_at)?,
+    })
+}
+
+impl Store {
+    pub async fn insert_request_audited(
+        &self,
+        r: &StoredRequest,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(&format!(
+                "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ))
+            .bind(&r.id)
+            .bind(r.subject.as_str())
+            .bind(r.tenant.as_str())
+            .bind(r.kind.as_str())
+            .bind(r.status.as_str())
+            .bind(&r.filed_by)
+            .bind(&r.filed_role)
+            .bind(to_micros(r.received_at))
+            .bind(to_micros(r.due_at))
+            .bind(r.confirmed)
+            .bind(r.extended)
+            .bind(r.sealed_text.as_deref())
+            .bind(r.verification_method.as_deref())
+            .bind(r.verification_ref.as_deref())
+            .bind(r.refusal_ground.as_deref())
+            .bind(to_micros(r.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    pub async fn request(&self, id: &str) -> Result<Option<StoredRequest>> {
+        let sql = format!("SELECT {COLUMNS} FROM requests WHERE id = $1");
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(decode).transpose()
+    }
+
+    /// Open (not completed or refused) requests due before `before`, oldest due first.
+    pub async fn open_requests_due_before(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<Vec<StoredRequest>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM requests WHERE status NOT IN ('completed', 'refused') AND due_at < $1 ORDER BY due_at, id"
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(to_micros(before))
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Writes the request's new state if its status is still `expected`, with the audit
+    /// entry of the transition. `StoreError::Conflict` when it changed meanwhile.
+    pub async fn update_request_audited(
+        &self,
+        r: &StoredRequest,
+        expected: RequestStatus,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE requests SET status = $1, due_at = $2, confirmed = $3, extended = $4, sealed_text = $5, \
+                 verification_method = $6, verification_ref = $7, refusal_ground = $8, updated_at = $9 \
+                 WHERE id = $10 AND status = $11",
+            )
+            .bind(r.status.as_str())
+            .bind(to_micros(r.due_at))
+            .bind(r.confirmed)
+            .bind(r.extended)
+            .bind(r.sealed_text.as_deref())
+            .bind(r.verification_method.as_deref())
+            .bind(r.verification_ref.as_deref())
+            .bind(r.refusal_ground.as_deref())
+            .bind(to_micros(r.updated_at))
+            .bind(&r.id)
+            .bind(expected.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+}
