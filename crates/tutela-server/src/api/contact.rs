@@ -505,3 +505,57 @@ pub async fn unsubscribe(
         ),
     ))
 }
+
+/// Sends a service notice (R9: never turned off while the service is used) to a subject
+/// through the send gate, and records and audits it. Returns the message id. Used for
+/// the notices other workflows owe the subject: disclosures (R23), complaints, request
+/// extensions (R35).
+pub(crate) async fn send_service_notice(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    template: &str,
+    clause: Clause,
+) -> Result<String, ApiError> {
+    let tenant = state
+        .cache
+        .tenant(&state.store, &subject.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    let gate = contact::may_send(
+        MessageKind::Service,
+        ContactChannel::Email,
+        &prefs,
+        tenant.state,
+    );
+    let now = state.clock.now();
+    let message = Message {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        kind: MessageKind::Service,
+        channel: ContactChannel::Email,
+        template: template.to_owned(),
+        status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
+        reason: gate.reason.to_owned(),
+        clause: clause.to_string(),
+        created_at: now,
+    };
+    let audit = AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at: now,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: Some(subject.tenant.to_string()),
+        subject: Some(subject.id.to_string()),
+        category: None,
+        purpose: Some("service:email".to_owned()),
+        action: "send_message".to_owned(),
+        decision: if gate.send { "allow" } else { "deny" }.to_owned(),
+        reason: template.to_owned(),
+        clause: Some(clause.to_string()),
+        seq: None,
+    };
+    state.store.insert_message_audited(&message, &audit).await?;
+    Ok(message.id)
+}

@@ -17,11 +17,9 @@ use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::contact::{self, ContactChannel, MessageKind};
 use tutela_core::policy::RefusalGround;
 use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
 use tutela_core::{Actor, Category, Clause, Role};
-use tutela_store::contact::Message;
 use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
 use tutela_store::vault::AuditEntry;
@@ -587,33 +585,19 @@ pub async fn extend(
     )
     .await?;
     // The subject hears of it through the send gate (a service notice).
-    let tenant = state
+    let subject = state
         .cache
-        .tenant(&state.store, &r.tenant)
+        .subject(&state.store, &r.subject)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without tenant")))?;
-    let prefs = state.store.preferences_of(&r.subject).await?;
-    let gate = contact::may_send(
-        MessageKind::Service,
-        ContactChannel::Email,
-        &prefs,
-        tenant.state,
-    );
-    let now = state.clock.now();
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        subject: r.subject.clone(),
-        kind: MessageKind::Service,
-        channel: ContactChannel::Email,
-        template: "request-extended".into(),
-        status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
-        reason: gate.reason.to_owned(),
-        clause: Clause::r(35).to_string(),
-        created_at: now,
-    };
-    let mut a = audit(&actor, &r, "send_message", now);
-    a.purpose = Some("service:email".into());
-    state.store.insert_message_audited(&message, &a).await?;
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
+    super::contact::send_service_notice(
+        &state,
+        &actor,
+        &subject,
+        "request-extended",
+        Clause::r(35),
+    )
+    .await?;
     Ok(ApiJson(view(&state, &r).await?))
 }
 

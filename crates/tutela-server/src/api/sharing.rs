@@ -21,11 +21,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
-use tutela_core::contact::{self, ContactChannel, MessageKind};
 use tutela_core::policy::{ConsentException, RecipientKind};
 use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
 use tutela_core::{Actor, Category, Clause, Country, Purpose, Region, Role, SubjectId};
-use tutela_store::contact::Message;
 use tutela_store::sharing::{Recipient, StorageLocation, Transfer, TransferFilter};
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
@@ -533,7 +531,7 @@ pub async fn transfer(
         "legal_prohibition_ref",
         body.legal_prohibition_ref.as_deref(),
     )?;
-    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
+    let (subject, _) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
     let now = state.clock.now();
     let mut entry = audit(&actor, "transfer", false, "", Clause::r(21));
     entry.at = now;
@@ -602,40 +600,16 @@ pub async fn transfer(
     // R23: the customer hears of a disclosure of its data before it completes, unless
     // the law forbids telling it (the prohibition's reference is recorded instead).
     let notice_id = if d.notice_required && prohibition_ref.is_none() {
-        let prefs = state.store.preferences_of(&subject.id).await?;
-        let gate = contact::may_send(
-            MessageKind::Service,
-            ContactChannel::Email,
-            &prefs,
-            tenant.state,
-        );
-        let message = Message {
-            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-            subject: subject.id.clone(),
-            kind: MessageKind::Service,
-            channel: ContactChannel::Email,
-            template: "customer-data-disclosure-notice".into(),
-            status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
-            reason: gate.reason.to_owned(),
-            clause: Clause::r(23).to_string(),
-            created_at: now,
-        };
-        let mut notice_audit = audit(
-            &actor,
-            "send_message",
-            gate.send,
-            "disclosure_notice",
-            Clause::r(23),
-        );
-        notice_audit.at = now;
-        notice_audit.tenant = entry.tenant.clone();
-        notice_audit.subject = entry.subject.clone();
-        notice_audit.purpose = Some("service:email".into());
-        state
-            .store
-            .insert_message_audited(&message, &notice_audit)
-            .await?;
-        Some(message.id)
+        Some(
+            super::contact::send_service_notice(
+                &state,
+                &actor,
+                &subject,
+                "customer-data-disclosure-notice",
+                Clause::r(23),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -853,37 +827,16 @@ pub async fn redirect_complaint(
     let mut contacts = Vec::new();
     for admin in &admins {
         // The customer hears of the complaint (a service notice, R9/R23).
-        let prefs = state.store.preferences_of(&admin.id).await?;
-        let gate = contact::may_send(
-            MessageKind::Service,
-            ContactChannel::Email,
-            &prefs,
-            tenant.state,
+        notices.push(
+            super::contact::send_service_notice(
+                &state,
+                &actor,
+                admin,
+                "third-party-complaint-redirect",
+                Clause::r(23),
+            )
+            .await?,
         );
-        let message = Message {
-            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-            subject: admin.id.clone(),
-            kind: MessageKind::Service,
-            channel: ContactChannel::Email,
-            template: "third-party-complaint-redirect".into(),
-            status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
-            reason: gate.reason.to_owned(),
-            clause: Clause::r(23).to_string(),
-            created_at: now,
-        };
-        let mut a = audit(
-            &actor,
-            "send_message",
-            gate.send,
-            "complaint_redirect",
-            Clause::r(23),
-        );
-        a.at = now;
-        a.tenant = Some(tenant_id.to_string());
-        a.subject = Some(admin.id.to_string());
-        a.purpose = Some("service:email".into());
-        state.store.insert_message_audited(&message, &a).await?;
-        notices.push(message.id);
         // Basic contact data only, through the purpose-checked, audited read.
         match super::records::read_record(
             &state,
