@@ -86,10 +86,17 @@ fn reference(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError>
     }
 }
 
-fn audit(actor: &Actor, action: &str, decision: bool, reason: &str, clause: Clause) -> AuditEntry {
+fn audit(
+    actor: &Actor,
+    at: OffsetDateTime,
+    action: &str,
+    decision: bool,
+    reason: &str,
+    clause: Clause,
+) -> AuditEntry {
     AuditEntry {
         id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: OffsetDateTime::UNIX_EPOCH,
+        at,
         token_id: actor.token().to_string(),
         role: actor.role().to_string(),
         tenant: None,
@@ -180,12 +187,12 @@ pub async fn register_location(
     if region == Region::Overseas && !outside.is_empty() {
         let mut a = audit(
             &actor,
+            now,
             "storage_location_register",
             false,
             "residency_violation",
             Clause::r(6),
         );
-        a.at = now;
         a.category = outside.first().cloned();
         state.audit_writer.append(a).await?;
         return Err(ApiError::Forbidden {
@@ -206,14 +213,14 @@ pub async fn register_location(
         categories,
         created_at: now,
     };
-    let mut a = audit(
+    let a = audit(
         &actor,
+        now,
         "storage_location_register",
         true,
         "residency_ok",
         Clause::r(6),
     );
-    a.at = now;
     state.store.insert_storage_location(&location, &a).await?;
     Ok((StatusCode::CREATED, ApiJson(location_view(&location))))
 }
@@ -395,14 +402,14 @@ pub async fn register_recipient(
         webhook_url,
         created_at: now,
     };
-    let mut a = audit(
+    let a = audit(
         &actor,
+        now,
         "recipient_register",
         true,
         &format!("recipient:{}", recipient.id),
         kind_policy.clause,
     );
-    a.at = now;
     state.store.insert_recipient(&recipient, &a).await?;
     Ok((StatusCode::CREATED, ApiJson(recipient_view(&recipient))))
 }
@@ -533,8 +540,7 @@ pub async fn transfer(
     )?;
     let (subject, _) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
     let now = state.clock.now();
-    let mut entry = audit(&actor, "transfer", false, "", Clause::r(21));
-    entry.at = now;
+    let mut entry = audit(&actor, now, "transfer", false, "", Clause::r(21));
     entry.tenant = Some(subject.tenant.to_string());
     entry.subject = Some(subject.id.to_string());
     entry.category = categories.first().map(ToString::to_string);
@@ -865,12 +871,12 @@ pub async fn redirect_complaint(
     };
     let mut a = audit(
         &actor,
+        now,
         "third_party_complaint",
         true,
         "redirected_to_customer",
         Clause::r(23),
     );
-    a.at = now;
     a.tenant = Some(tenant_id.to_string());
     state.store.insert_complaint_audited(&complaint, &a).await?;
     Ok((
