@@ -47,6 +47,9 @@ pub enum ApiError {
         message: String,
         clause: Option<Clause>,
     },
+    /// 410: a link or resource that existed and has expired.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// 423: the data is frozen (closed account under retention, R19).
     #[error("{message}")]
     Locked {
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Locked { .. } => StatusCode::LOCKED,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,7 +109,8 @@ impl ApiError {
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Invalid { code, .. }
-            | ApiError::Locked { code, .. } => code,
+            | ApiError::Locked { code, .. }
+            | ApiError::Gone { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",

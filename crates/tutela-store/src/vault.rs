@@ -603,6 +603,48 @@ impl Store {
         .transpose()
     }
 
+    /// Every record of a subject with its key chain, by category (for an access export).
+    pub async fn records_with_keys_of(
+        &self,
+        subject: &SubjectId,
+    ) -> Result<Vec<(SealedRecord, WrappedKeys)>> {
+        type Row = (String, i64, String, Vec<u8>, i64, Vec<u8>, i64, Vec<u8>);
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT r.category, r.version, r.service, r.fields, r.updated_at, sk.wrapped, tk.master_key_id, tk.wrapped \
+                 FROM records r \
+                 JOIN subject_keys sk ON sk.subject_id = r.subject_id \
+                 JOIN subjects s ON s.id = r.subject_id \
+                 JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id \
+                 WHERE r.subject_id = $1 ORDER BY r.category",
+            )
+            .bind(subject.as_str())
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter()
+            .map(
+                |(
+                    category,
+                    version,
+                    service,
+                    fields,
+                    updated_at,
+                    subject_key,
+                    master_key_id,
+                    tenant_key,
+                )| {
+                    record_and_keys(
+                        subject,
+                        crate::parse_col("category", &category, Category::parse)?,
+                        (version, service, fields, updated_at),
+                        (subject_key, master_key_id, tenant_key),
+                    )
+                },
+            )
+            .collect()
+    }
+
     /// Like [`Store::record_with_keys`], plus the latest consent entry of `scope` for the
     /// subject (granted, at), in the same single query: a read whose purpose rests on
     /// the subject's express consent (R4) then costs no extra round trip.

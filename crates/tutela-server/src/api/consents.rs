@@ -68,7 +68,7 @@ pub struct ConsentLedger {
     pub history: Vec<ConsentView>,
 }
 
-fn view(c: &ConsentEntry) -> ConsentView {
+pub(crate) fn view(c: &ConsentEntry) -> ConsentView {
     ConsentView {
         id: c.id.clone(),
         purpose: c.scope.to_string(),

@@ -73,7 +73,7 @@ fn flags(prefs: &Preferences, topic: PreferenceTopic) -> ChannelFlags {
     }
 }
 
-fn preferences_view(prefs: &Preferences) -> PreferencesView {
+pub(crate) fn preferences_view(prefs: &Preferences) -> PreferencesView {
     PreferencesView {
         marketing: flags(prefs, PreferenceTopic::Marketing),
         surveys: flags(prefs, PreferenceTopic::Surveys),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod consents;
 pub mod contact;
 pub mod cookies;
+pub mod export;
 pub mod grants;
 pub mod policy;
 pub mod records;
@@ -97,6 +98,7 @@ impl From<PathRejection> for ApiError {
         requests::extend,
         requests::complete,
         requests::refuse,
+        export::prepare_export,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -146,6 +148,7 @@ impl From<PathRejection> for ApiError {
         requests::Extension,
         requests::Completion,
         requests::Refusal,
+        export::ExportLink,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -236,6 +239,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{request}/extend", post(requests::extend))
         .route("/v1/requests/{request}/complete", post(requests::complete))
         .route("/v1/requests/{request}/refuse", post(requests::refuse))
+        .route("/v1/requests/{request}/export", post(export::prepare_export))
+        .route("/d/{token}", get(export::download))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))
         .route("/v1/grants/{grant}/approve", post(grants::approve_grant))

@@ -484,7 +484,7 @@ pub struct TransferView {
     pub at: String,
 }
 
-fn transfer_view(t: &Transfer) -> TransferView {
+pub(crate) fn transfer_view(t: &Transfer) -> TransferView {
     TransferView {
         id: t.id.clone(),
         subject: t.subject.to_string(),

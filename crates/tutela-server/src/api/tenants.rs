@@ -168,7 +168,7 @@ fn tenant_view(t: Tenant) -> TenantView {
     }
 }
 
-fn subject_view(s: Subject, today: time::Date) -> SubjectView {
+pub(crate) fn subject_view(s: Subject, today: time::Date) -> SubjectView {
     SubjectView {
         id: s.id.to_string(),
         tenant: s.tenant.to_string(),

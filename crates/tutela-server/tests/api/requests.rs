@@ -343,3 +343,119 @@ async fn refusals_cite_one_of_eight_grounds_with_dispute_channels_r36_and_overdu
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_r35() {
+    let app = spawn_app().await;
+    let (_, subject, admin) = app.tenant_with_admin("Export Co").await;
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/subjects/{subject}/records/administrator"),
+            Some(&admin),
+            Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"name": "<b>李四</b>", "email": "li.si@example.cn"}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.post(
+        &format!("/v1/subjects/{subject}/consents"),
+        &admin,
+        json!({"purpose": "research", "granted": true, "statement_version": "2.0", "channel": "portal"}),
+    )
+    .await;
+    let v: Value = app
+        .post(
+            "/v1/requests",
+            &admin,
+            json!({"subject": subject.to_string(), "type": "access"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    // Not before identity is verified and work started.
+    assert_error(
+        act(&app, &po, &id, "export", json!({})).await,
+        409,
+        "request_state",
+        Some("R35"),
+    )
+    .await;
+    act(
+        &app,
+        &po,
+        &id,
+        "verify",
+        json!({"method": "video_call", "evidence": "vc-9"}),
+    )
+    .await;
+    act(&app, &po, &id, "start", json!({})).await;
+    let r = act(&app, &po, &id, "export", json!({})).await;
+    assert_eq!(r.status(), 201);
+    let link: Value = r.json().await.unwrap();
+    let url = link["download_url"].as_str().unwrap();
+    let path = format!("/d/{}", url.rsplit("/d/").next().unwrap());
+
+    // The link works without login and carries everything.
+    let anonymous = reqwest::Client::new();
+    let r = anonymous
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(export["subject"]["id"], subject.to_string());
+    assert_eq!(export["records"][0]["category"], "administrator");
+    assert_eq!(export["records"][0]["fields"]["email"], "li.si@example.cn");
+    assert_eq!(export["consents"][0]["purpose"], "research");
+    assert!(export["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "write"));
+    // A readable page, with values escaped.
+    let html = anonymous
+        .get(format!("{}{path}?format=html", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&lt;b&gt;李四&lt;/b&gt;") && !html.contains("<b>李四</b>"),
+        "{html}"
+    );
+    // Each opening is audited per category.
+    let audit = app
+        .state
+        .store
+        .audit_for_subject(&subject.to_string())
+        .await
+        .unwrap();
+    assert_eq!(audit.iter().filter(|e| e.action == "export").count(), 2);
+    // Forged and expired links give nothing.
+    let mut forged = path.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let r = anonymous
+        .get(format!("{}{forged}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.clock.advance(time::Duration::days(8));
+    let r = anonymous
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 410, "link_expired", None).await;
+    app.stop().await;
+}

@@ -1,0 +1,335 @@
+//! Access requests fulfilled (issue 6; R33, R35): a complete export of the subject's
+//! data across categories, consents, preferences, transfers and the audit entries about
+//! them, as JSON or as a readable page, behind a signed download link that expires.
+//!
+//! Nothing is written to disk: the export is assembled when the link is opened, so no
+//! plaintext copy outlives the response, and each opening is audited per category before
+//! any data leaves. This is the one reader of personal data besides
+//! `records::read_record`: it serves the subject's own right of access, not a purpose.
+
+use crate::api::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::Duration;
+use tutela_core::request::{RequestStatus, RequestType};
+use tutela_core::{Clause, Role};
+use tutela_crypto::link::LinkError;
+use tutela_store::sharing::TransferFilter;
+use tutela_store::vault::AuditEntry;
+use utoipa::ToSchema;
+
+const EXPORT: &str = "export";
+/// How long a download link works.
+const LINK_DAYS: i64 = 7;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportLink {
+    pub download_url: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportedRecord {
+    category: String,
+    service: String,
+    version: i64,
+    updated_at: String,
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportedAudit {
+    at: String,
+    role: String,
+    action: String,
+    category: Option<String>,
+    purpose: Option<String>,
+    decision: String,
+    clause: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Export {
+    request: String,
+    generated_at: String,
+    subject: super::tenants::SubjectView,
+    records: Vec<ExportedRecord>,
+    consents: Vec<super::consents::ConsentView>,
+    preferences: super::contact::PreferencesView,
+    transfers: Vec<super::sharing::TransferView>,
+    audit: Vec<ExportedAudit>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The privacy officer prepares the download link of an access request in progress.
+#[utoipa::path(
+    post, path = "/v1/requests/{request}/export", tag = "requests", security(("bearer" = [])),
+    params(("request" = String, Path)),
+    responses((status = 201, body = ExportLink), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+)]
+pub async fn prepare_export(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, ApiJson<ExportLink>), ApiError> {
+    if actor.role() != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden_role("prepare access exports"));
+    }
+    let r = state
+        .store
+        .request(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("request"))?;
+    if r.kind != RequestType::Access || r.status != RequestStatus::InProgress {
+        return Err(ApiError::Conflict {
+            code: "request_state",
+            message:
+                "an export is prepared for an access request in progress (identity verified, R35)"
+                    .into(),
+            clause: Some(Clause::r(35)),
+        });
+    }
+    let now = state.clock.now();
+    let expires = now + Duration::days(LINK_DAYS);
+    let token = state
+        .vault
+        .sign_link(EXPORT, &[r.id.as_str()], expires.unix_timestamp())?;
+    let subject = state
+        .cache
+        .subject(&state.store, &r.subject)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
+    super::contact::send_service_notice(
+        &state,
+        &actor,
+        &subject,
+        "access-export-ready",
+        Clause::r(33),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(ExportLink {
+            download_url: format!("{}/d/{token}", state.config.links_base_url()),
+            expires_at: rfc3339(expires),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json` (default) or `html`.
+    pub format: Option<String>,
+}
+
+/// Opens a download link: the export, assembled now, audited per category first.
+pub async fn download(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<FormatQuery>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let fields = match state
+        .vault
+        .verify_link(EXPORT, &token, now.unix_timestamp())?
+    {
+        Ok(f) => f,
+        Err(LinkError::Expired) => {
+            return Err(ApiError::Gone {
+                code: "link_expired",
+                message: "this download link has expired; ask for a new one".into(),
+            })
+        }
+        Err(LinkError::Invalid) => return Err(ApiError::not_found("download")),
+    };
+    let [request_id] = fields.as_slice() else {
+        return Err(ApiError::not_found("download"));
+    };
+    let r = state
+        .store
+        .request(request_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("download"))?;
+    let subject = state
+        .store
+        .subject(&r.subject)
+        .await?
+        .ok_or_else(|| ApiError::not_found("download"))?;
+    let mut records = Vec::new();
+    let sealed = state.store.records_with_keys_of(&subject.id).await?;
+    for (record, chain) in &sealed {
+        let key = state
+            .vault
+            .open_key_chain(&subject.tenant, &subject.id, chain)?;
+        let fields = state.vault.open_fields(
+            &key,
+            &subject.id,
+            record.category,
+            record.version,
+            &record.fields,
+        )?;
+        records.push(ExportedRecord {
+            category: record.category.to_string(),
+            service: record.service.clone(),
+            version: record.version,
+            updated_at: rfc3339(record.updated_at),
+            fields,
+        });
+    }
+    // Each category read is durable in the audit log before anything leaves.
+    for record in &records {
+        state
+            .audit_writer
+            .append(AuditEntry {
+                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                at: now,
+                token_id: "link".to_owned(),
+                role: "subject_link".to_owned(),
+                tenant: Some(subject.tenant.to_string()),
+                subject: Some(subject.id.to_string()),
+                category: Some(record.category.clone()),
+                purpose: None,
+                action: "export".to_owned(),
+                decision: "allow".to_owned(),
+                reason: format!("request:{}", r.id),
+                clause: Some(Clause::r(33).to_string()),
+                seq: None,
+            })
+            .await?;
+    }
+    let consents = state.store.consents_of(&subject.id).await?;
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    let transfers = state
+        .store
+        .transfers(&TransferFilter {
+            subject: Some(subject.id.clone()),
+            limit: 100_000,
+            ..TransferFilter::default()
+        })
+        .await?;
+    let audit = state.store.audit_for_subject(subject.id.as_str()).await?;
+    let export = Export {
+        request: r.id.clone(),
+        generated_at: rfc3339(now),
+        subject: super::tenants::subject_view(subject, now.date()),
+        records,
+        consents: consents.iter().map(super::consents::view).collect(),
+        preferences: super::contact::preferences_view(&prefs),
+        transfers: transfers
+            .iter()
+            .map(super::sharing::transfer_view)
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|e| ExportedAudit {
+                at: rfc3339(e.at),
+                role: e.role,
+                action: e.action,
+                category: e.category,
+                purpose: e.purpose,
+                decision: e.decision,
+                clause: e.clause,
+            })
+            .collect(),
+    };
+    let mut response = match q.format.as_deref().unwrap_or("json") {
+        "json" => ApiJson(export).into_response(),
+        "html" => Html(page(&export)).into_response(),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "format must be `json` or `html`",
+            ))
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+/// Escapes text for HTML: every value on the page is the subject's data.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(e: &Export) -> String {
+    let mut out = String::from(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <title>个人信息副本 / Your personal information</title>\
+         <style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
+         table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}</style>\
+         </head><body><h1>个人信息副本</h1><p lang=\"en\"><strong>Your personal information</strong></p>",
+    );
+    out.push_str(&format!(
+        "<p>Subject {} · generated {}</p>",
+        esc(&e.subject.id),
+        esc(&e.generated_at)
+    ));
+    out.push_str("<h2>数据 / Data</h2>");
+    for r in &e.records {
+        out.push_str(&format!(
+            "<h3>{} ({}, v{})</h3><table>",
+            esc(&r.category),
+            esc(&r.service),
+            r.version
+        ));
+        for (k, v) in &r.fields {
+            out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)));
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>同意 / Consents</h2><table><tr><th>purpose</th><th>granted</th><th>channel</th><th>at</th></tr>");
+    for c in &e.consents {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.purpose),
+            c.granted,
+            esc(&c.channel),
+            esc(&c.at)
+        ));
+    }
+    out.push_str("</table><h2>提供与转移 / Transfers</h2><table><tr><th>recipient</th><th>country</th><th>categories</th><th>basis</th><th>at</th></tr>");
+    for t in &e.transfers {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.recipient),
+            esc(&t.country),
+            esc(&t.categories.join(", ")),
+            esc(&t.basis),
+            esc(&t.at)
+        ));
+    }
+    out.push_str("</table><h2>访问记录 / Access log</h2><table><tr><th>at</th><th>who</th><th>action</th><th>category</th><th>purpose</th><th>decision</th></tr>");
+    for a in &e.audit {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.at),
+            esc(&a.role),
+            esc(&a.action),
+            esc(a.category.as_deref().unwrap_or("")),
+            esc(a.purpose.as_deref().unwrap_or("")),
+            esc(&a.decision)
+        ));
+    }
+    out.push_str("</table></body></html>");
+    out
+}
