@@ -161,6 +161,26 @@ type TransferRow = (
     i64,
 );
 
+const RECIPIENT_COLUMNS: &str = "id, name, kind, country, purposes, categories, \
+    commitment_ref, policy_ref, webhook_url, created_at";
+
+const LOCATION_COLUMNS: &str = "id, name, region, country, categories, created_at";
+
+type LocationRow = (String, String, String, String, String, i64);
+
+fn decode_location(
+    (id, name, region, country, categories, at): LocationRow,
+) -> Result<StorageLocation> {
+    Ok(StorageLocation {
+        id,
+        name,
+        region: parse_col("region", &region, Region::parse)?,
+        country: parse_col("country", &country, Country::parse)?,
+        categories: split("categories", &categories, Category::parse)?,
+        created_at: from_micros(at)?,
+    })
+}
+
 const TRANSFER_COLUMNS: &str = "id, subject_id, tenant_id, recipient_id, recipient_kind, country, \
     categories, purpose, basis, legal_ref, policy_ref, notice_id, prohibition_ref, clause, at";
 
@@ -227,33 +247,26 @@ impl Store {
     }
 
     pub async fn storage_locations(&self) -> Result<Vec<StorageLocation>> {
-        let rows: Vec<(String, String, String, String, String, i64)> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, name, region, country, categories, created_at FROM storage_locations ORDER BY created_at, id",
-            )
+        let rows: Vec<LocationRow> = on_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {LOCATION_COLUMNS} FROM storage_locations ORDER BY created_at, id"
+            ))
             .fetch_all(p)
             .await
         })?;
-        rows.into_iter()
-            .map(|(id, name, region, country, categories, at)| {
-                Ok(StorageLocation {
-                    id,
-                    name,
-                    region: parse_col("region", &region, Region::parse)?,
-                    country: parse_col("country", &country, Country::parse)?,
-                    categories: split("categories", &categories, Category::parse)?,
-                    created_at: from_micros(at)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(decode_location).collect()
     }
 
     pub async fn storage_location(&self, id: &str) -> Result<Option<StorageLocation>> {
-        Ok(self
-            .storage_locations()
-            .await?
-            .into_iter()
-            .find(|l| l.id == id))
+        let row: Option<LocationRow> = on_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {LOCATION_COLUMNS} FROM storage_locations WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(p)
+            .await
+        })?;
+        row.map(decode_location).transpose()
     }
 
     pub async fn insert_recipient(&self, r: &Recipient, audit: &AuditEntry) -> Result<()> {
@@ -282,10 +295,9 @@ impl Store {
 
     pub async fn recipient(&self, id: &str) -> Result<Option<Recipient>> {
         let row: Option<RecipientRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at \
-                 FROM recipients WHERE id = $1",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE id = $1"
+            ))
             .bind(id)
             .fetch_optional(p)
             .await
@@ -295,10 +307,9 @@ impl Store {
 
     pub async fn recipients(&self) -> Result<Vec<Recipient>> {
         let rows: Vec<RecipientRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at \
-                 FROM recipients ORDER BY created_at, id",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM recipients ORDER BY created_at, id"
+            ))
             .fetch_all(p)
             .await
         })?;

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use tutela_core::{Actor, Role};
 use utoipa::ToSchema;
 
@@ -112,7 +111,7 @@ pub async fn head(
         root_hash: hex::encode(&h.root),
         signature: hex::encode(&h.signature),
         public_key: hex::encode(state.audit.public_key()),
-        signed_at: h.signed_at.format(&Rfc3339).unwrap_or_default(),
+        signed_at: super::input::rfc3339(h.signed_at),
         hash: state.audit.alg().as_str().to_owned(),
     }))
 }
@@ -133,7 +132,7 @@ pub async fn entries(
             .map(|e| EntryView {
                 index: e.seq,
                 id: e.id,
-                at: e.at.format(&Rfc3339).unwrap_or_default(),
+                at: super::input::rfc3339(e.at),
                 actor: e.token_id,
                 role: e.role,
                 tenant: e.tenant,

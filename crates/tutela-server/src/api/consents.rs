@@ -9,7 +9,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
 use tutela_core::{tenant, Actor, Clause, Purpose, Role};
 use tutela_store::consents::{ConsentEntry, PurposeChange};
@@ -78,24 +77,8 @@ pub(crate) fn view(c: &ConsentEntry) -> ConsentView {
         recorded_by: c.role.clone(),
         guardian_ref: c.guardian_ref.clone(),
         evidence_ref: c.evidence_ref.clone(),
-        at: c.at.format(&Rfc3339).unwrap_or_default(),
+        at: super::input::rfc3339(c.at),
     }
-}
-
-/// References are identifiers, not content: short, printable, no spaces.
-fn reference(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let ok = (1..=128).contains(&raw.len())
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
-    if !ok {
-        return Err(ApiError::invalid(
-            "invalid_reference",
-            format!("`{field}` must be 1 to 128 printable ASCII characters without spaces"),
-        ));
-    }
-    Ok(Some(raw.to_owned()))
 }
 
 fn clause_of(scope: &ConsentScope) -> Clause {
@@ -144,8 +127,8 @@ pub async fn record_consent(
             clause: Some(Clause::r(44)),
         });
     }
-    let guardian_ref = reference("guardian_ref", body.guardian_ref.as_deref())?;
-    let evidence_ref = reference("evidence_ref", body.evidence_ref.as_deref())?;
+    let guardian_ref = super::input::reference("guardian_ref", body.guardian_ref.as_deref(), 128)?;
+    let evidence_ref = super::input::reference("evidence_ref", body.evidence_ref.as_deref(), 128)?;
     let by_guardian = body.guardian || scope == ConsentScope::Guardian;
     let now = state.clock.now();
     if by_guardian {
@@ -305,19 +288,8 @@ fn change_view(c: &PurposeChange) -> PurposeChangeView {
         controller: c.controller.clone(),
         reason: c.reason.clone(),
         notice_ref: c.notice_ref.clone(),
-        at: c.at.format(&Rfc3339).unwrap_or_default(),
+        at: super::input::rfc3339(c.at),
     }
-}
-
-fn text_field(name: &str, raw: &str, max: usize) -> Result<String, ApiError> {
-    let v = raw.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "invalid_purpose_change",
-            format!("`{name}` must be 1 to {max} characters without control characters"),
-        ));
-    }
-    Ok(v.to_owned())
 }
 
 /// Marks purposes as changed by a successor controller (R27): from now on, each
@@ -351,9 +323,16 @@ pub async fn record_purpose_change(
             message: e.to_string(),
             clause: Some(Clause::r(27)),
         })?;
-    let controller = text_field("controller", &body.controller, 200)?;
-    let reason = text_field("reason", &body.reason, 2000)?;
-    let notice_ref = reference("notice_ref", body.notice_ref.as_deref())?;
+    let controller = super::input::bounded_text(
+        "controller",
+        &body.controller,
+        200,
+        true,
+        "invalid_purpose_change",
+    )?;
+    let reason =
+        super::input::bounded_text("reason", &body.reason, 2000, true, "invalid_purpose_change")?;
+    let notice_ref = super::input::reference("notice_ref", body.notice_ref.as_deref(), 128)?;
     let now = state.clock.now();
     let rows: Vec<(PurposeChange, AuditEntry)> = purposes
         .into_iter()

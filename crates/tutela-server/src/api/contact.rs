@@ -197,7 +197,7 @@ pub async fn put_preferences(
         changes.extend(wanted(PreferenceTopic::Surveys, c));
     }
     let now = state.clock.now();
-    let current = state.store.preferences_of(&subject.id).await?;
+    let mut current = state.store.preferences_of(&subject.id).await?;
     // Only real changes are written (and audited).
     let rows: Vec<_> = changes
         .into_iter()
@@ -221,8 +221,11 @@ pub async fn put_preferences(
             .set_preferences_audited(&subject.id, &rows, "api", now)
             .await?;
     }
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    Ok(ApiJson(preferences_view(&prefs)))
+    // The stored state now is the old one with these changes applied.
+    for (t, c, on, _) in rows {
+        current.insert((t, c), on);
+    }
+    Ok(ApiJson(preferences_view(&current)))
 }
 
 /// A subject's contact preferences.
@@ -303,37 +306,18 @@ pub async fn send_gate(
         ));
     }
     let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    let d = contact::may_send(kind, channel, &prefs, tenant.state);
-    let now = state.clock.now();
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        kind,
-        channel,
-        template: body.template,
-        status: if d.send { "queued" } else { "suppressed" }.to_owned(),
-        reason: d.reason.to_owned(),
-        clause: d.clause.to_string(),
-        created_at: now,
-    };
-    let audit = AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: now,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(format!("{kind}:{channel}")),
-        action: "send_message".to_owned(),
-        decision: if d.send { "allow" } else { "deny" }.to_owned(),
-        reason: d.reason.to_owned(),
-        clause: Some(d.clause.to_string()),
-        seq: None,
-    };
-    state.store.insert_message_audited(&message, &audit).await?;
-    let unsubscribe_url = match (d.send, kind.topic(), channel) {
+    let message = pass_gate(
+        &state,
+        &actor,
+        &subject,
+        tenant.state,
+        (kind, channel),
+        &body.template,
+        None,
+    )
+    .await?;
+    let now = message.created_at;
+    let unsubscribe_url = match (message.status == "queued", kind.topic(), channel) {
         (true, Some(topic), ContactChannel::Email) => {
             let days = i64::from(state.config.links.unsubscribe_valid_days);
             let expires = (now + time::Duration::days(days)).unix_timestamp();
@@ -522,22 +506,43 @@ pub(crate) async fn send_service_notice(
         .tenant(&state.store, &subject.tenant)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    let gate = contact::may_send(
-        MessageKind::Service,
-        ContactChannel::Email,
-        &prefs,
+    let message = pass_gate(
+        state,
+        actor,
+        subject,
         tenant.state,
-    );
+        (MessageKind::Service, ContactChannel::Email),
+        template,
+        Some((template, clause)),
+    )
+    .await?;
+    Ok(message.id)
+}
+
+/// The send gate itself: decides one message with `contact::may_send`, stores it
+/// (queued or suppressed) and its audit entry together. `notice` = (audit reason,
+/// clause) for notices another workflow owes the subject; `None` records the gate's own.
+async fn pass_gate(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    tenant_state: tutela_core::tenant::TenantState,
+    (kind, channel): (MessageKind, ContactChannel),
+    template: &str,
+    notice: Option<(&str, Clause)>,
+) -> Result<Message, ApiError> {
+    let prefs = state.store.preferences_of(&subject.id).await?;
+    let d = contact::may_send(kind, channel, &prefs, tenant_state);
+    let (reason, clause) = notice.unwrap_or((d.reason, d.clause));
     let now = state.clock.now();
     let message = Message {
         id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
         subject: subject.id.clone(),
-        kind: MessageKind::Service,
-        channel: ContactChannel::Email,
+        kind,
+        channel,
         template: template.to_owned(),
-        status: if gate.send { "queued" } else { "suppressed" }.to_owned(),
-        reason: gate.reason.to_owned(),
+        status: if d.send { "queued" } else { "suppressed" }.to_owned(),
+        reason: d.reason.to_owned(),
         clause: clause.to_string(),
         created_at: now,
     };
@@ -549,13 +554,13 @@ pub(crate) async fn send_service_notice(
         tenant: Some(subject.tenant.to_string()),
         subject: Some(subject.id.to_string()),
         category: None,
-        purpose: Some("service:email".to_owned()),
+        purpose: Some(format!("{kind}:{channel}")),
         action: "send_message".to_owned(),
-        decision: if gate.send { "allow" } else { "deny" }.to_owned(),
-        reason: template.to_owned(),
+        decision: if d.send { "allow" } else { "deny" }.to_owned(),
+        reason: reason.to_owned(),
         clause: Some(clause.to_string()),
         seq: None,
     };
     state.store.insert_message_audited(&message, &audit).await?;
-    Ok(message.id)
+    Ok(message)
 }

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use tutela_core::{Clause, Role};
 use tutela_store::cookies::CookieConsent;
 use utoipa::ToSchema;
@@ -156,7 +155,7 @@ fn view(c: &CookieConsent) -> CookieConsentView {
         analytics: c.analytics,
         fraud_prevention: c.fraud_prevention,
         statement_version: c.statement_version.clone(),
-        at: c.at.format(&Rfc3339).unwrap_or_default(),
+        at: super::input::rfc3339(c.at),
     }
 }
 

@@ -7,6 +7,7 @@
 //! any data leaves. This is the one reader of personal data besides
 //! `records::read_record`: it serves the subject's own right of access, not a purpose.
 
+use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -16,7 +17,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 use time::Duration;
 use tutela_core::request::{RequestStatus, RequestType};
 use tutela_core::{Clause, Role};
@@ -65,10 +65,6 @@ struct Export {
     preferences: super::contact::PreferencesView,
     transfers: Vec<super::sharing::TransferView>,
     audit: Vec<ExportedAudit>,
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// The privacy officer prepares the download link of an access request in progress.

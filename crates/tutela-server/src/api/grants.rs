@@ -10,6 +10,7 @@
 //! The lifecycle is `tutela_core::grant` (pure); `decide` lets an overseas engineer read
 //! only under an active grant covering the category.
 
+use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -17,7 +18,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use tutela_core::actor::ScopeAccess;
 use tutela_core::grant::{GrantEvent, GrantLife, GrantState};
@@ -83,10 +83,6 @@ pub struct IncidentResolved {
     pub incident: String,
     /// Grants ended by this resolution.
     pub ended: Vec<String>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn life(g: &Grant) -> GrantLife {

@@ -7,6 +7,7 @@ pub mod contact;
 pub mod cookies;
 pub mod export;
 pub mod grants;
+mod input;
 pub mod policy;
 pub mod records;
 pub mod requests;

@@ -6,6 +6,7 @@
 //! Not here yet (issue 6 stays open): fulfilment (export, deletion, propagation to
 //! recipients) and one-time-code identity verification.
 
+use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -14,7 +15,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::policy::RefusalGround;
@@ -76,10 +76,6 @@ pub struct RequestView {
     /// On refusal: where the requester can turn (R35).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dispute_channels: Vec<String>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn life(r: &StoredRequest) -> RequestLife {
@@ -188,17 +184,6 @@ fn audit(actor: &Actor, r: &StoredRequest, action: &str, at: OffsetDateTime) -> 
     }
 }
 
-fn text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
-    let v = raw.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::invalid(
-            "invalid_text",
-            format!("`{field}` must be 1 to {max} characters"),
-        ));
-    }
-    Ok(v.to_owned())
-}
-
 /// Files a request.
 #[utoipa::path(
     post, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
@@ -267,7 +252,10 @@ pub async fn file_request(
     };
     if let Some(d) = &body.details {
         let mut notes = BTreeMap::new();
-        notes.insert("details".to_owned(), text("details", d, 10_000)?);
+        notes.insert(
+            "details".to_owned(),
+            super::input::bounded_text("details", d, 10_000, false, "invalid_text")?,
+        );
         r.sealed_text = seal_notes(&state, &r, &notes).await?;
     }
     let mut a = audit(&actor, &r, &format!("request_file_{kind}"), now);
@@ -512,7 +500,13 @@ pub async fn instruct(
     if actor.role() != Role::TenantAdmin {
         return Err(ApiError::forbidden_role("instruct on end users' requests"));
     }
-    let instruction = text("instruction", &body.instruction, 10_000)?;
+    let instruction = super::input::bounded_text(
+        "instruction",
+        &body.instruction,
+        10_000,
+        false,
+        "invalid_text",
+    )?;
     let r = step(
         &state,
         &actor,
@@ -570,7 +564,7 @@ pub async fn extend(
     ApiJson(body): ApiJson<Extension>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     officer(&actor)?;
-    let reason = text("reason", &body.reason, 2_000)?;
+    let reason = super::input::bounded_text("reason", &body.reason, 2_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
     let r = step(
         &state,
@@ -619,7 +613,8 @@ pub async fn complete(
     ApiJson(body): ApiJson<Completion>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     officer(&actor)?;
-    let response = text("response", &body.response, 20_000)?;
+    let response =
+        super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
     let r = step(
         &state,
@@ -660,7 +655,8 @@ pub async fn refuse(
         message: format!("{e}: a refusal must cite one of the eight legal grounds"),
         clause: Some(Clause::r(36)),
     })?;
-    let response = text("response", &body.response, 20_000)?;
+    let response =
+        super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
     let r = step(
         &state,

@@ -10,6 +10,7 @@
 //!   customer data disclosures notify the customer first unless a legal prohibition is
 //!   recorded (R23). Every decision, allow or deny, is audited.
 
+use super::input::rfc3339;
 use crate::api::{ApiJson, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -57,35 +58,6 @@ fn country(raw: &str) -> Result<Country, ApiError> {
     Country::parse(raw).map_err(|e| ApiError::invalid("invalid_country", e.to_string()))
 }
 
-fn name(raw: &str) -> Result<String, ApiError> {
-    let v = raw.trim();
-    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "invalid_name",
-            "name must be 1 to 200 characters",
-        ));
-    }
-    Ok(v.to_owned())
-}
-
-/// A reference is an identifier, never content: 1 to 256 printable ASCII, no spaces.
-fn reference(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    match raw {
-        None => Ok(None),
-        Some(r)
-            if (1..=256).contains(&r.len())
-                && r.chars()
-                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') =>
-        {
-            Ok(Some(r.to_owned()))
-        }
-        Some(_) => Err(ApiError::invalid(
-            "invalid_reference",
-            format!("`{field}` must be 1 to 256 printable ASCII characters without spaces"),
-        )),
-    }
-}
-
 fn audit(
     actor: &Actor,
     at: OffsetDateTime,
@@ -109,10 +81,6 @@ fn audit(
         clause: Some(clause.to_string()),
         seq: None,
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,7 +129,7 @@ pub async fn register_location(
     ApiJson(body): ApiJson<NewStorageLocation>,
 ) -> Result<(StatusCode, ApiJson<StorageLocationView>), ApiError> {
     require(&actor, &[Role::Operator], "register storage locations")?;
-    let name = name(&body.name)?;
+    let name = super::input::bounded_text("name", &body.name, 200, true, "invalid_name")?;
     let region = Region::parse(&body.region)
         .map_err(|e| ApiError::invalid("invalid_region", e.to_string()))?;
     let country = country(&body.country)?;
@@ -307,7 +275,7 @@ pub async fn register_recipient(
     ApiJson(body): ApiJson<NewRecipient>,
 ) -> Result<(StatusCode, ApiJson<RecipientInfo>), ApiError> {
     require(&actor, &[Role::Operator], "register recipients")?;
-    let name = name(&body.name)?;
+    let name = super::input::bounded_text("name", &body.name, 200, true, "invalid_name")?;
     let kind = RecipientKind::parse(&body.kind)
         .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
     let kind_policy = state
@@ -357,7 +325,8 @@ pub async fn register_recipient(
             clause: Some(kind_policy.clause),
         });
     }
-    let commitment_ref = reference("commitment_ref", body.commitment_ref.as_deref())?;
+    let commitment_ref =
+        super::input::reference("commitment_ref", body.commitment_ref.as_deref(), 256)?;
     if kind != RecipientKind::Authority && commitment_ref.is_none() {
         return Err(ApiError::Invalid {
             code: "commitment_required",
@@ -365,7 +334,7 @@ pub async fn register_recipient(
             clause: Some(Clause::r(21)),
         });
     }
-    let policy_ref = reference("policy_ref", body.policy_ref.as_deref())?;
+    let policy_ref = super::input::reference("policy_ref", body.policy_ref.as_deref(), 256)?;
     if kind_policy.requires_policy_ref && policy_ref.is_none() {
         return Err(ApiError::Invalid {
             code: "policy_ref_required",
@@ -530,13 +499,14 @@ pub async fn transfer(
                 message: e.to_string(),
                 clause: Some(Clause::r(28)),
             })?;
-            let r = reference("basis.reference", Some(&b.reference))?;
+            let r = super::input::reference("basis.reference", Some(&b.reference), 256)?;
             (Some(e), r)
         }
     };
-    let prohibition_ref = reference(
+    let prohibition_ref = super::input::reference(
         "legal_prohibition_ref",
         body.legal_prohibition_ref.as_deref(),
+        256,
     )?;
     let (subject, _) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
     let now = state.clock.now();
@@ -813,7 +783,8 @@ pub async fn redirect_complaint(
         &[Role::Operator, Role::PrivacyOfficer],
         "redirect third-party complaints",
     )?;
-    let complaint_ref = reference("complaint_ref", Some(&body.complaint_ref))?.unwrap_or_default();
+    let complaint_ref = super::input::reference("complaint_ref", Some(&body.complaint_ref), 256)?
+        .unwrap_or_default();
     let tenant_id =
         tutela_core::TenantId::parse(&body.tenant).map_err(|_| ApiError::not_found("tenant"))?;
     let tenant = state

@@ -2,6 +2,7 @@
 //! administrators register subjects. Another tenant's resources answer 404, never 403, so
 //! their existence does not leak.
 
+use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -9,8 +10,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::lookup::LookupKind;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
@@ -90,10 +89,6 @@ pub struct SubjectPage {
 pub struct PageQuery {
     pub after: Option<String>,
     pub limit: Option<u32>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
