@@ -30,6 +30,7 @@ fn bench(c: &mut Criterion) {
             tenant: &tenant,
             subject: &subject,
             tenant_state: TenantState::Active,
+            hold: tutela_core::erasure::SubjectHold::None,
             minor: false,
         },
         category,

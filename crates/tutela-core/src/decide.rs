@@ -7,7 +7,8 @@
 //! 1. scope (R2): other tenants' and other subjects' data is hidden (404);
 //!    auditors never read personal data;
 //! 2. lifecycle (R19, R41): erased or expired tenants have no data; a closed tenant's
-//!    data is frozen (423) except `legal_obligation` by a privacy officer;
+//!    data is frozen (423) except `legal_obligation` by a privacy officer; so is what
+//!    the law keeps of an erased subject (R33), and nothing else of it is touched;
 //! 3. overseas support (R7, R22): only under an active grant covering the category;
 //! 4. deletion needs no purpose (R33); minors (R43): nothing is stored for a minor without guardian consent;
 //! 5. successor purpose change (R27): a purpose changed by a successor controller needs
@@ -18,6 +19,7 @@
 
 use crate::actor::{Actor, Role};
 use crate::clause::Clause;
+use crate::erasure::SubjectHold;
 use crate::ids::{SubjectId, TenantId};
 use crate::policy::{Policy, PurposeCondition, PurposeVerdict};
 use crate::tenant::TenantState;
@@ -115,6 +117,8 @@ pub struct Target<'a> {
     pub tenant: &'a TenantId,
     pub subject: &'a SubjectId,
     pub tenant_state: TenantState,
+    /// After a deletion request (R19, R33): frozen for what the law keeps, or erased.
+    pub hold: SubjectHold,
     pub minor: bool,
 }
 
@@ -216,6 +220,21 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
         }
         TenantState::Trial | TenantState::Active => {}
     }
+    match t.hold {
+        SubjectHold::None => {}
+        SubjectHold::Erased => {
+            return Decision::deny(Denial::Forbidden, "subject_erased", Clause::r(33))
+        }
+        SubjectHold::Frozen { .. } => {
+            let legal = req.purpose == Purpose::LegalObligation
+                && actor.role() == Role::PrivacyOfficer
+                && req.action == Action::Read;
+            if !legal {
+                return Decision::deny(Denial::Frozen, "frozen_after_deletion", Clause::r(19));
+            }
+            return Decision::allow("legal_obligation_while_frozen", Clause::r(19), None);
+        }
+    }
 
     // 3. Overseas support access only under an active grant (R7).
     if is_overseas_support(actor) && (covering_grant(req).is_none() || req.action != Action::Read) {
@@ -300,6 +319,7 @@ mod tests {
         tenant: u8,
         subject: u8,
         state: TenantState,
+        hold: SubjectHold,
         minor: bool,
         category: Category,
         purpose: Purpose,
@@ -317,6 +337,7 @@ mod tests {
             tenant: 1,
             subject: 1,
             state: TenantState::Active,
+            hold: SubjectHold::None,
             minor: false,
             category: Category::Payment,
             purpose: Purpose::Transaction,
@@ -340,6 +361,7 @@ mod tests {
                     tenant: &tn,
                     subject: &sb,
                     tenant_state: c.state,
+                    hold: c.hold,
                     minor: c.minor,
                 },
                 category: c.category,
@@ -488,6 +510,43 @@ mod tests {
             },
             DENY,
             "R29",
+        );
+    }
+
+    #[test]
+    fn what_a_deletion_keeps_is_frozen_and_the_rest_is_gone_r19_r33() {
+        let frozen = SubjectHold::Frozen {
+            until: NOW + time::Duration::days(30),
+        };
+        for action in [Action::Read, Action::Write, Action::Delete] {
+            check(
+                Case {
+                    hold: frozen,
+                    action,
+                    ..base()
+                },
+                Effect::Deny(Denial::Frozen),
+                "R19",
+            );
+        }
+        check(
+            Case {
+                hold: frozen,
+                role: Role::PrivacyOfficer,
+                purpose: Purpose::LegalObligation,
+                ..base()
+            },
+            Effect::Allow,
+            "R19",
+        );
+        check(
+            Case {
+                hold: SubjectHold::Erased,
+                action: Action::Write,
+                ..base()
+            },
+            DENY,
+            "R33",
         );
     }
 

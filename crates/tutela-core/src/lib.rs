@@ -9,13 +9,17 @@
 mod macros;
 
 pub mod actor;
+pub mod anonymize;
 pub mod clause;
 pub mod clock;
 pub mod consent;
 pub mod contact;
 pub mod decide;
+pub mod delivery;
+pub mod erasure;
 pub mod grant;
 pub mod ids;
+pub mod lifecycle;
 pub mod lookup;
 pub mod policy;
 pub mod request;

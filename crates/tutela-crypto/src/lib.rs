@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod keys;
 pub mod link;
 pub mod token;
+pub mod webhook;
 
 use ring::rand::{SecureRandom, SystemRandom};
 

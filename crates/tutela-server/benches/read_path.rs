@@ -51,6 +51,8 @@ async fn fixture() -> Fixture {
         state: TenantState::Active,
         created_at: now,
         frozen_until: None,
+        trial_ends_at: None,
+        closed_at: None,
     };
     state.store.insert_tenant(&tenant, None).await.unwrap();
     let subject = Subject {
@@ -59,6 +61,9 @@ async fn fixture() -> Fixture {
         kind: SubjectKind::Administrator,
         adult_on: None,
         created_at: now,
+        erased_at: None,
+        frozen_until: None,
+        frozen_ground: None,
     };
     state.store.insert_subject(&subject).await.unwrap();
     let key = state
@@ -174,6 +179,7 @@ async fn read_for(f: &Fixture, purpose: Purpose) {
                     tenant: &f.subject.tenant,
                     subject: &f.subject.id,
                     tenant_state: TenantState::Active,
+                    hold: tutela_core::erasure::SubjectHold::None,
                     minor: false,
                 },
                 category: Category::Administrator,

@@ -110,6 +110,7 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         clock,
         metrics,
         audit_writer,
+        outbox_wake: Arc::new(tokio::sync::Notify::new()),
         config: Arc::new(config),
         vault: Arc::new(vault),
         audit: Arc::new(audit),
@@ -181,6 +182,9 @@ impl Application {
         // requests wrote and ends (before the database closes).
         let (stop_sealer, stopped) = tokio::sync::oneshot::channel::<()>();
         let sealer = tokio::spawn(run_sealer(self.state.clone(), stopped));
+        // The outbox sender (R34): deletion notices to recipients, retried until acknowledged.
+        let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+        let outbox = tokio::spawn(crate::outbox::run(self.state.clone(), outbox_stopped));
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
@@ -202,6 +206,10 @@ impl Application {
                     .serve(router.into_make_service())
                     .await?;
             }
+        }
+        let _ = stop_outbox.send(());
+        if let Err(e) = outbox.await {
+            tracing::error!(error = %e, "the outbox sender task failed");
         }
         let _ = stop_sealer.send(());
         if let Err(e) = sealer.await {

@@ -107,6 +107,46 @@ impl Default for GrantsConfig {
     }
 }
 
+/// The propagation outbox: deletion notices to recipients (R34).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// How often the sender looks for due notices when nothing wakes it.
+    pub poll_ms: u64,
+    /// How long one webhook attempt may take.
+    pub timeout_ms: u64,
+    /// The first retry waits this long; each further one twice as long.
+    pub backoff_base_secs: u32,
+    /// The longest wait between two attempts.
+    pub backoff_max_secs: u32,
+    /// Notices claimed (and sent concurrently) per round.
+    pub batch: u32,
+    /// How far a recipient's signed acknowledgement may be from our clock.
+    pub ack_tolerance_secs: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 1_000,
+            timeout_ms: 10_000,
+            backoff_base_secs: 30,
+            backoff_max_secs: 6 * 3600,
+            batch: 64,
+            ack_tolerance_secs: 300,
+        }
+    }
+}
+
+impl OutboxConfig {
+    pub fn backoff(&self) -> tutela_core::delivery::Backoff {
+        tutela_core::delivery::Backoff {
+            base: time::Duration::seconds(i64::from(self.backoff_base_secs.max(1))),
+            max: time::Duration::seconds(i64::from(self.backoff_max_secs.max(1))),
+        }
+    }
+}
+
 /// Audit log settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -162,6 +202,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub links: LinksConfig,
     pub grants: GrantsConfig,
+    pub outbox: OutboxConfig,
 }
 
 impl Default for Config {
@@ -179,6 +220,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             links: LinksConfig::default(),
             grants: GrantsConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -203,6 +245,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("links", &self.links)
             .field("grants", &self.grants)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -245,6 +288,7 @@ const CONFIG_KEYS: &[&str] = &[
     "audit",
     "links",
     "grants",
+    "outbox",
 ];
 
 impl Config {

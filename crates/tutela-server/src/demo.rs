@@ -35,6 +35,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<DemoReport> {
                 state: TenantState::Active,
                 created_at: now,
                 frozen_until: None,
+                trial_ends_at: None,
+                closed_at: None,
             };
             state.store.insert_tenant(&t, Some(DEMO_KEY)).await?;
             let today = now.date();
@@ -56,6 +58,9 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<DemoReport> {
                     kind,
                     adult_on,
                     created_at: now,
+                    erased_at: None,
+                    frozen_until: None,
+                    frozen_ground: None,
                 };
                 state.store.insert_subject(&s).await?;
             }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod metrics;
+pub mod outbox;
 pub mod state;
 pub mod tokens;
 pub mod vault;

@@ -24,6 +24,12 @@ pub struct RouteLabels {
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The process's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `acknowledged`, `accepted` or `failed`.
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
@@ -31,6 +37,8 @@ pub struct Metrics {
     pub policy_categories: Gauge,
     /// Open data-subject requests past their due time, as of the last listing (R35).
     pub requests_overdue: Gauge,
+    /// Webhook attempts to recipients, by outcome (R34).
+    pub webhook_attempts: Family<OutcomeLabels, Counter>,
     /// Audit group commits and the entries they carried (issue 3).
     audit_commits: Counter,
     audit_batch_size: Histogram,
@@ -51,6 +59,12 @@ impl Metrics {
             "requests_overdue",
             "Open data-subject requests past their due time (R35)",
             requests_overdue.clone(),
+        );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Deletion notices sent to recipients, by outcome (R34)",
+            webhook_attempts.clone(),
         );
         let audit_commits = Counter::default();
         let audit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
@@ -85,6 +99,7 @@ impl Metrics {
             http_duration,
             policy_categories,
             requests_overdue,
+            webhook_attempts,
             audit_commits,
             audit_batch_size,
         }

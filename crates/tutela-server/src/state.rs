@@ -20,4 +20,6 @@ pub struct AppState {
     pub cache: Arc<crate::cache::ReadCache>,
     /// Group commit for the audit entries of reads and denials.
     pub audit_writer: crate::audit_writer::AuditWriter,
+    /// Wakes the outbox sender when new notices are queued (R34).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }

@@ -11,6 +11,8 @@ use tutela_core::{Category, SubjectId, TenantId};
 use tutela_crypto::envelope::{self, Cipher, Key};
 use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
 use tutela_crypto::link::{LinkError, LinkKey};
+use tutela_crypto::webhook::WebhookSecret;
+use tutela_store::sharing::SealedSecret;
 use tutela_store::Store;
 
 /// Field-level encryption for records.
@@ -90,6 +92,21 @@ impl Vault {
         Ok(Some(envelope::unwrap_key(&tk, &aad, &wrapped)?))
     }
 
+    /// A new data key for a subject, wrapped by the tenant key but not stored: an erasure
+    /// re-seals what it keeps under it and swaps it in with the shred (R33).
+    pub async fn fresh_subject_key(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        subject: &SubjectId,
+    ) -> anyhow::Result<(Key, Vec<u8>)> {
+        let aad = keys::subject_key_aad(tenant.as_str(), subject.as_str());
+        let tk = self.tenant_key(store, tenant).await?;
+        let (_, wrapped) = keys::new_wrapped_key(self.cipher, &tk, &aad)?;
+        let key = envelope::unwrap_key(&tk, &aad, &wrapped)?;
+        Ok((key, wrapped))
+    }
+
     /// Blind-index keys for the look-up fields of a record (e-mail, phone), under the
     /// tenant's index key. Values that cannot be normalised get no key.
     pub async fn lookup_keys(
@@ -164,6 +181,60 @@ impl Vault {
         Ok(LinkKey::derive(&master)
             .verify(purpose, token, now)
             .map(|fields| fields.into_iter().skip(1).collect()))
+    }
+
+    /// Seals a recipient's webhook secret under the current master key (R34).
+    pub fn seal_webhook_secret(
+        &self,
+        recipient: &str,
+        secret: &WebhookSecret,
+    ) -> anyhow::Result<SealedSecret> {
+        let (id, master) = self.keys.master()?;
+        let sealed = envelope::seal(
+            self.cipher,
+            &master,
+            &webhook_aad(recipient),
+            secret.as_bytes(),
+        )?;
+        Ok(SealedSecret {
+            key_id: i64::from(id),
+            sealed,
+        })
+    }
+
+    /// Opens what [`Vault::seal_webhook_secret`] sealed.
+    pub fn open_webhook_secret(
+        &self,
+        recipient: &str,
+        sealed: &SealedSecret,
+    ) -> anyhow::Result<WebhookSecret> {
+        let master = self
+            .keys
+            .master_by_id(u32::try_from(sealed.key_id).context("master key id out of range")?)?;
+        let plain = envelope::open(&master, &webhook_aad(recipient), &sealed.sealed)?;
+        let bytes: [u8; 32] = plain
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("webhook secret has the wrong length"))?;
+        Ok(WebhookSecret::from_bytes(bytes))
+    }
+
+    /// A keyed digest of a one-time identity code for `request` (R35), so the stored
+    /// value cannot be brute-forced without the master key. The key id leads.
+    pub fn code_digest(&self, request: &str, code: &str) -> anyhow::Result<Vec<u8>> {
+        let (id, master) = self.keys.master()?;
+        Ok(code_digest_with(id, &master, request, code))
+    }
+
+    /// Checks a one-time code against its stored digest, in constant time.
+    pub fn code_matches(&self, request: &str, code: &str, digest: &[u8]) -> bool {
+        let Some((kid, _)) = digest.split_first_chunk::<4>() else {
+            return false;
+        };
+        let kid = u32::from_be_bytes(*kid);
+        let Ok(master) = self.keys.master_by_id(kid) else {
+            return false;
+        };
+        tutela_crypto::constant_time_eq(&code_digest_with(kid, &master, request, code), digest)
     }
 
     /// Unwraps a subject's data key from the chain loaded with its record.
@@ -291,6 +362,16 @@ impl Vault {
         }
         Ok(out)
     }
+}
+
+fn webhook_aad(recipient: &str) -> Vec<u8> {
+    format!("tutela:webhook-secret:{recipient}").into_bytes()
+}
+
+fn code_digest_with(kid: u32, master: &Key, request: &str, code: &str) -> Vec<u8> {
+    let mut out = kid.to_be_bytes().to_vec();
+    out.extend_from_slice(&keys::one_time_code_digest(master, request, code));
+    out
 }
 
 /// What a master-key rotation did.

@@ -34,6 +34,46 @@ type MessageRow = (
     i64,
 );
 
+fn decode_message(
+    (id, subject, kind, channel, template, status, reason, clause, at): MessageRow,
+) -> Result<Message> {
+    Ok(Message {
+        id,
+        subject: parse_col("subject_id", &subject, SubjectId::parse)?,
+        kind: parse_col("kind", &kind, MessageKind::parse)?,
+        channel: parse_col("channel", &channel, ContactChannel::parse)?,
+        template,
+        status,
+        reason,
+        clause,
+        created_at: from_micros(at)?,
+    })
+}
+
+/// Inserts a gated message (and its sealed parameters, if any) in an open transaction.
+macro_rules! insert_message {
+    ($tx:ident, $m:expr, $params:expr) => {{
+        let m = $m;
+        sqlx::query(
+            "INSERT INTO messages (id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&m.id)
+        .bind(m.subject.as_str())
+        .bind(m.kind.as_str())
+        .bind(m.channel.as_str())
+        .bind(&m.template)
+        .bind(&m.status)
+        .bind(&m.reason)
+        .bind(&m.clause)
+        .bind($crate::to_micros(m.created_at))
+        .bind($params)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use insert_message;
+
 impl Store {
     pub async fn preferences_of(&self, subject: &SubjectId) -> Result<Preferences> {
         let rows: Vec<(String, String, bool)> = on_pool!(self, |p| {
@@ -95,24 +135,49 @@ impl Store {
     pub async fn insert_message_audited(&self, m: &Message, audit: &AuditEntry) -> Result<()> {
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO messages (id, subject_id, kind, channel, template, status, reason, clause, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&m.id)
-            .bind(m.subject.as_str())
-            .bind(m.kind.as_str())
-            .bind(m.channel.as_str())
-            .bind(&m.template)
-            .bind(&m.status)
-            .bind(&m.reason)
-            .bind(&m.clause)
-            .bind(to_micros(m.created_at))
-            .execute(&mut *tx)
-            .await?;
+            insert_message!(tx, m, None::<&[u8]>);
             audit_and_commit!(tx, audit)
         })?;
         Ok(())
+    }
+
+    /// A message with its sealed parameters (for the delivery system that renders it).
+    pub async fn message_with_params(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Message, Option<Vec<u8>>)>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<Vec<u8>>,
+        );
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                    "SELECT id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params \
+                     FROM messages WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })?;
+        row.map(
+            |(id, subject, kind, channel, template, status, reason, clause, at, params)| {
+                Ok((
+                    decode_message((
+                        id, subject, kind, channel, template, status, reason, clause, at,
+                    ))?,
+                    params,
+                ))
+            },
+        )
+        .transpose()
     }
 
     /// Messages of a subject, oldest first.
@@ -126,22 +191,6 @@ impl Store {
             .fetch_all(p)
             .await
         })?;
-        rows.into_iter()
-            .map(
-                |(id, subject, kind, channel, template, status, reason, clause, at)| {
-                    Ok(Message {
-                        id,
-                        subject: parse_col("subject_id", &subject, SubjectId::parse)?,
-                        kind: parse_col("kind", &kind, MessageKind::parse)?,
-                        channel: parse_col("channel", &channel, ContactChannel::parse)?,
-                        template,
-                        status,
-                        reason,
-                        clause,
-                        created_at: from_micros(at)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(decode_message).collect()
     }
 }

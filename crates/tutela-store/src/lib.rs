@@ -9,11 +9,14 @@
 pub mod consents;
 pub mod contact;
 pub mod cookies;
+pub mod deliveries;
+pub mod erasure;
 pub mod grants;
 mod lease;
 mod migrate;
 mod postgres;
 pub mod requests;
+pub mod retention;
 pub mod sharing;
 mod sqlite;
 pub mod subjects;

@@ -66,6 +66,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "requests: data-subject requests",
         include_str!("../migrations/postgres/0012_requests.sql"),
     ),
+    (
+        13,
+        "fulfilment: erasure, propagation outbox, one-time identity codes",
+        include_str!("../migrations/postgres/0013_fulfilment.sql"),
+    ),
+    (
+        14,
+        "lifecycle: trials, closure, retention leases, anonymized aggregates, service terminations",
+        include_str!("../migrations/postgres/0014_lifecycle.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

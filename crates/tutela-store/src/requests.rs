@@ -1,7 +1,8 @@
 //! Data-subject request rows (issue 6). Status changes are optimistic
 //! (`WHERE status = <expected>`) and commit with their audit entry.
 
-use crate::vault::{audit_and_commit, AuditEntry};
+use crate::contact::{insert_message, Message};
+use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
 use time::OffsetDateTime;
 use tutela_core::request::{RequestStatus, RequestType};
@@ -90,7 +91,114 @@ fn decode(r: Row) -> Result<StoredRequest> {
     })
 }
 
+/// A one-time identity code issued for a request (R35): only its keyed digest is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub request: String,
+    pub channel: String,
+    pub code_digest: Vec<u8>,
+    /// The message that carried the code.
+    pub message: String,
+    pub attempts: u32,
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
 impl Store {
+    /// Issues a challenge (replacing an earlier one for the request) together with the
+    /// message that carries the code (its parameters sealed) and their audit entries.
+    pub async fn insert_challenge_audited(
+        &self,
+        c: &Challenge,
+        message: &Message,
+        sealed_params: &[u8],
+        audit: &[AuditEntry],
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            insert_message!(tx, message, Some(sealed_params));
+            sqlx::query("DELETE FROM identity_challenges WHERE request_id = $1")
+                .bind(&c.request)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO identity_challenges (request_id, channel, code_hash, message_id, attempts, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&c.request)
+            .bind(&c.channel)
+            .bind(c.code_digest.as_slice())
+            .bind(&c.message)
+            .bind(i64::from(c.attempts))
+            .bind(to_micros(c.expires_at))
+            .bind(to_micros(c.created_at))
+            .execute(&mut *tx)
+            .await?;
+            for a in audit {
+                bind_audit!(sqlx::query(INSERT_AUDIT), a)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    pub async fn challenge(&self, request: &str) -> Result<Option<Challenge>> {
+        type Row = (String, String, Vec<u8>, String, i64, i64, i64);
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT request_id, channel, code_hash, message_id, attempts, expires_at, created_at \
+                 FROM identity_challenges WHERE request_id = $1",
+            )
+            .bind(request)
+            .fetch_optional(p)
+            .await
+        })?;
+        row.map(
+            |(request, channel, code_digest, message, attempts, expires_at, created_at)| {
+                Ok(Challenge {
+                    request,
+                    channel,
+                    code_digest,
+                    message,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    expires_at: from_micros(expires_at)?,
+                    created_at: from_micros(created_at)?,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// Counts a wrong code, with its audit entry; returns the attempts made so far.
+    pub async fn count_challenge_attempt(&self, request: &str, audit: &AuditEntry) -> Result<u32> {
+        let n: Option<(i64,)> = on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query_as(
+                "UPDATE identity_challenges SET attempts = attempts + 1 WHERE request_id = $1 RETURNING attempts",
+            )
+            .bind(request)
+            .fetch_optional(&mut *tx)
+            .await?;
+            audit_and_commit!(tx, audit)?;
+            Ok::<_, sqlx::Error>(n)
+        })?;
+        Ok(n.map_or(0, |(n,)| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    /// Removes a used (or exhausted) challenge.
+    pub async fn delete_challenge(&self, request: &str) -> Result<()> {
+        on_writer!(self, |p| sqlx::query(
+            "DELETE FROM identity_challenges WHERE request_id = $1"
+        )
+        .bind(request)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     pub async fn insert_request_audited(
         &self,
         r: &StoredRequest,

@@ -29,9 +29,24 @@ pub struct Recipient {
     pub commitment_ref: Option<String>,
     /// The recipient's own privacy policy (R25).
     pub policy_ref: Option<String>,
-    /// Where deletions are propagated.
+    /// Where deletions are propagated (R34).
     pub webhook_url: Option<String>,
+    /// The webhook signing secret, sealed under a master key (R34).
+    pub webhook_secret: Option<SealedSecret>,
     pub created_at: OffsetDateTime,
+}
+
+/// A secret sealed under the master key `key_id`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: i64,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(key {})", self.key_id)
+    }
 }
 
 /// One entry of the transfer register.
@@ -113,6 +128,8 @@ type RecipientRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<Vec<u8>>,
+    Option<i64>,
     i64,
 );
 
@@ -127,6 +144,8 @@ fn decode_recipient(r: RecipientRow) -> Result<Recipient> {
         commitment_ref,
         policy_ref,
         webhook_url,
+        webhook_secret,
+        webhook_key_id,
         at,
     ) = r;
     Ok(Recipient {
@@ -139,6 +158,10 @@ fn decode_recipient(r: RecipientRow) -> Result<Recipient> {
         commitment_ref,
         policy_ref,
         webhook_url,
+        webhook_secret: match (webhook_secret, webhook_key_id) {
+            (Some(sealed), Some(key_id)) => Some(SealedSecret { key_id, sealed }),
+            _ => None,
+        },
         created_at: from_micros(at)?,
     })
 }
@@ -162,7 +185,7 @@ type TransferRow = (
 );
 
 const RECIPIENT_COLUMNS: &str = "id, name, kind, country, purposes, categories, \
-    commitment_ref, policy_ref, webhook_url, created_at";
+    commitment_ref, policy_ref, webhook_url, webhook_secret, webhook_key_id, created_at";
 
 const LOCATION_COLUMNS: &str = "id, name, region, country, categories, created_at";
 
@@ -273,8 +296,7 @@ impl Store {
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(
-                "INSERT INTO recipients (id, name, kind, country, purposes, categories, commitment_ref, policy_ref, webhook_url, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &format!("INSERT INTO recipients ({RECIPIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -285,6 +307,8 @@ impl Store {
             .bind(r.commitment_ref.as_deref())
             .bind(r.policy_ref.as_deref())
             .bind(r.webhook_url.as_deref())
+            .bind(r.webhook_secret.as_ref().map(|s| s.sealed.as_slice()))
+            .bind(r.webhook_secret.as_ref().map(|s| s.key_id))
             .bind(to_micros(r.created_at))
             .execute(&mut *tx)
             .await?;

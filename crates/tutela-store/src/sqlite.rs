@@ -67,6 +67,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "requests: data-subject requests",
         include_str!("../migrations/sqlite/0012_requests.sql"),
     ),
+    (
+        13,
+        "fulfilment: erasure, propagation outbox, one-time identity codes",
+        include_str!("../migrations/sqlite/0013_fulfilment.sql"),
+    ),
+    (
+        14,
+        "lifecycle: trials, closure, retention leases, anonymized aggregates, service terminations",
+        include_str!("../migrations/sqlite/0014_lifecycle.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

@@ -16,12 +16,36 @@ pub struct Subject {
     /// The day the subject comes of age, when a birth date was given (R43).
     pub adult_on: Option<Date>,
     pub created_at: OffsetDateTime,
+    /// When a deletion request erased the subject's data (R33).
+    pub erased_at: Option<OffsetDateTime>,
+    /// What the law keeps after erasure stays frozen until then (R19), on this ground.
+    pub frozen_until: Option<OffsetDateTime>,
+    pub frozen_ground: Option<String>,
 }
 
-type Row = (String, String, String, Option<i64>, i64);
-const COLUMNS: &str = "id, tenant_id, kind, adult_on, created_at";
+impl Subject {
+    /// The subject's hold at `now` (see `tutela_core::erasure::SubjectHold`).
+    pub fn hold(&self, now: OffsetDateTime) -> tutela_core::erasure::SubjectHold {
+        tutela_core::erasure::SubjectHold::at(self.erased_at.is_some(), self.frozen_until, now)
+    }
+}
 
-fn decode((id, tenant, kind, adult_on, created_at): Row) -> Result<Subject> {
+type Row = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+const COLUMNS: &str =
+    "id, tenant_id, kind, adult_on, created_at, erased_at, frozen_until, frozen_ground";
+
+fn decode(
+    (id, tenant, kind, adult_on, created_at, erased_at, frozen_until, frozen_ground): Row,
+) -> Result<Subject> {
     Ok(Subject {
         id: parse_col("subjects.id", &id, SubjectId::parse)?,
         tenant: parse_col("subjects.tenant_id", &tenant, TenantId::parse)?,
@@ -35,6 +59,9 @@ fn decode((id, tenant, kind, adult_on, created_at): Row) -> Result<Subject> {
             })
             .transpose()?,
         created_at: from_micros(created_at)?,
+        erased_at: erased_at.map(from_micros).transpose()?,
+        frozen_until: frozen_until.map(from_micros).transpose()?,
+        frozen_ground,
     })
 }
 
@@ -50,6 +77,29 @@ impl Store {
                 .execute(p)
                 .await
                 .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Inserts many subjects in one transaction (imports, benchmarks), 500 rows per
+    /// statement.
+    pub async fn insert_subjects(&self, subjects: &[Subject]) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            for chunk in subjects.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO subjects (id, tenant_id, kind, adult_on, created_at) ",
+                );
+                qb.push_values(chunk, |mut b, s| {
+                    b.push_bind(s.id.as_str())
+                        .push_bind(s.tenant.as_str())
+                        .push_bind(s.kind.as_str())
+                        .push_bind(s.adult_on.map(|d| i64::from(d.to_julian_day())))
+                        .push_bind(to_micros(s.created_at));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         })?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Tenants: the operator's customers (R2).
 
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use crate::vault::{audit_and_commit, AuditEntry};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
 use time::OffsetDateTime;
 use tutela_core::tenant::{TenantKind, TenantName, TenantState};
 use tutela_core::TenantId;
@@ -14,12 +15,38 @@ pub struct Tenant {
     pub state: TenantState,
     pub created_at: OffsetDateTime,
     pub frozen_until: Option<OffsetDateTime>,
+    /// When a trial ends (R41).
+    pub trial_ends_at: Option<OffsetDateTime>,
+    /// When the account was closed (R19).
+    pub closed_at: Option<OffsetDateTime>,
 }
 
-type Row = (String, String, String, String, i64, Option<i64>);
-const COLUMNS: &str = "id, name, kind, state, created_at, frozen_until";
+impl Tenant {
+    pub fn life(&self) -> tutela_core::lifecycle::TenantLife {
+        tutela_core::lifecycle::TenantLife {
+            state: self.state,
+            trial_ends_at: self.trial_ends_at,
+            closed_at: self.closed_at,
+            frozen_until: self.frozen_until,
+        }
+    }
+}
 
-fn decode((id, name, kind, state, created_at, frozen_until): Row) -> Result<Tenant> {
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+const COLUMNS: &str = "id, name, kind, state, created_at, frozen_until, trial_ends_at, closed_at";
+
+fn decode(
+    (id, name, kind, state, created_at, frozen_until, trial_ends_at, closed_at): Row,
+) -> Result<Tenant> {
     Ok(Tenant {
         id: parse_col("tenants.id", &id, TenantId::parse)?,
         name: parse_col("tenants.name", &name, TenantName::parse)?,
@@ -27,6 +54,8 @@ fn decode((id, name, kind, state, created_at, frozen_until): Row) -> Result<Tena
         state: parse_col("tenants.state", &state, TenantState::parse)?,
         created_at: from_micros(created_at)?,
         frozen_until: frozen_until.map(from_micros).transpose()?,
+        trial_ends_at: trial_ends_at.map(from_micros).transpose()?,
+        closed_at: closed_at.map(from_micros).transpose()?,
     })
 }
 
@@ -35,8 +64,8 @@ impl Store {
     pub async fn insert_tenant(&self, t: &Tenant, demo_key: Option<&str>) -> Result<()> {
         on_writer!(self, |p| {
             sqlx::query(
-                "INSERT INTO tenants (id, name, kind, state, created_at, frozen_until, demo_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO tenants (id, name, kind, state, created_at, frozen_until, demo_key, trial_ends_at, closed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(t.id.as_str())
             .bind(t.name.as_str())
@@ -45,6 +74,8 @@ impl Store {
             .bind(to_micros(t.created_at))
             .bind(t.frozen_until.map(to_micros))
             .bind(demo_key)
+            .bind(t.trial_ends_at.map(to_micros))
+            .bind(t.closed_at.map(to_micros))
             .execute(p)
             .await
             .map(|_| ())
@@ -59,6 +90,51 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         row.map(decode).transpose()
+    }
+
+    /// Writes a lifecycle transition if the tenant is still in `expected`, with its audit
+    /// entry. `StoreError::Conflict` when it changed meanwhile.
+    pub async fn update_tenant_life_audited(
+        &self,
+        id: &TenantId,
+        expected: TenantState,
+        life: &tutela_core::lifecycle::TenantLife,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE tenants SET state = $1, trial_ends_at = $2, closed_at = $3, frozen_until = $4 \
+                 WHERE id = $5 AND state = $6",
+            )
+            .bind(life.state.as_str())
+            .bind(life.trial_ends_at.map(to_micros))
+            .bind(life.closed_at.map(to_micros))
+            .bind(life.frozen_until.map(to_micros))
+            .bind(id.as_str())
+            .bind(expected.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+            audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    /// Tenants in any of `states` (the retention engine's work list), by id.
+    pub async fn tenants_in(&self, states: &[TenantState]) -> Result<Vec<Tenant>> {
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE state IN ({list}) ORDER BY id");
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
+        rows.into_iter().map(decode).collect()
     }
 
     /// The tenant created under a demo key, if any.

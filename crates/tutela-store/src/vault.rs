@@ -116,7 +116,7 @@ fn decode_head(
     })
 }
 
-const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_entries \
+pub(crate) const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) ";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
     (id, at, token_id, role, tenant_id, subject_id, category, purpose, action, decision, reason, clause) \
@@ -166,7 +166,7 @@ pub struct WrappedKeys {
 
 /// Rows per multi-row INSERT: 12 binds each stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind limits.
-const AUDIT_BATCH_ROWS: usize = 500;
+pub(crate) const AUDIT_BATCH_ROWS: usize = 500;
 /// Rows per sealing UPDATE (3 binds each).
 const SEAL_UPDATE_ROWS: usize = 500;
 
@@ -187,6 +187,31 @@ macro_rules! bind_audit {
     };
 }
 pub(crate) use bind_audit;
+
+/// Inserts audit entries in an open transaction, `AUDIT_BATCH_ROWS` per statement.
+macro_rules! insert_audit_rows {
+    ($tx:ident, $entries:expr) => {{
+        for chunk in $entries.chunks($crate::vault::AUDIT_BATCH_ROWS) {
+            let mut q = sqlx::QueryBuilder::new($crate::vault::INSERT_AUDIT_HEAD);
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.id)
+                    .push_bind($crate::to_micros(e.at))
+                    .push_bind(&e.token_id)
+                    .push_bind(&e.role)
+                    .push_bind(e.tenant.as_deref())
+                    .push_bind(e.subject.as_deref())
+                    .push_bind(e.category.as_deref())
+                    .push_bind(e.purpose.as_deref())
+                    .push_bind(&e.action)
+                    .push_bind(&e.decision)
+                    .push_bind(&e.reason)
+                    .push_bind(e.clause.as_deref());
+            });
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use insert_audit_rows;
 
 /// The last step of every audited write: appends `audit` to the open transaction and
 /// commits, so the action and its audit entry land together or not at all.
@@ -217,22 +242,7 @@ impl Store {
         for chunk in entries.chunks(AUDIT_BATCH_ROWS) {
             on_writer!(self, |p| {
                 let mut tx = p.begin().await?;
-                let mut q = sqlx::QueryBuilder::new(INSERT_AUDIT_HEAD);
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(&e.id)
-                        .push_bind(to_micros(e.at))
-                        .push_bind(&e.token_id)
-                        .push_bind(&e.role)
-                        .push_bind(e.tenant.as_deref())
-                        .push_bind(e.subject.as_deref())
-                        .push_bind(e.category.as_deref())
-                        .push_bind(e.purpose.as_deref())
-                        .push_bind(&e.action)
-                        .push_bind(&e.decision)
-                        .push_bind(&e.reason)
-                        .push_bind(e.clause.as_deref());
-                });
-                q.build().execute(&mut *tx).await?;
+                insert_audit_rows!(tx, chunk);
                 tx.commit().await
             })?;
         }

@@ -452,6 +452,18 @@ fn category(cx: &Ctx<'_>, c: &RawCategory) -> Result<CategoryPolicy, PolicyError
                 RetentionAction::parse,
             )?,
             clause: cx.clause(&c.retention.clause, &format!("{key}.retention.clause"))?,
+            legal_hold: c
+                .retention
+                .legal_hold
+                .as_ref()
+                .map(|h| {
+                    cx.text(
+                        h.get_ref(),
+                        h.span(),
+                        &format!("{key}.retention.legal_hold"),
+                    )
+                })
+                .transpose()?,
         },
     })
 }

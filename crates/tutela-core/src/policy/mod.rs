@@ -126,11 +126,16 @@ pub struct Prohibition {
 }
 
 /// How long a category is kept after account closure, and what happens then (R19).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Retention {
     pub after_closure_days: u32,
     pub action: RetentionAction,
     pub clause: Clause,
+    /// The law that requires keeping this category even when its subject asks for
+    /// deletion (R19, R33): the data is then kept frozen for `after_closure_days`
+    /// instead of deleted. `None`: a deletion request removes it at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<String>,
 }
 
 /// Everything the statement says about one category of personal information (R3).

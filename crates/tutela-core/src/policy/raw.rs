@@ -114,6 +114,7 @@ pub struct RawRetention {
     pub after_closure_days: Spanned<i64>,
     pub action: S,
     pub clause: S,
+    pub legal_hold: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

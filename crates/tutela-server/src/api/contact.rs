@@ -342,6 +342,90 @@ pub async fn send_gate(
     ))
 }
 
+/// A queued message as the delivery system sees it: what to render and the parameters
+/// (e.g. a one-time code), opened for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub subject: String,
+    pub kind: String,
+    pub channel: String,
+    pub template: String,
+    pub status: String,
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// The delivery system fetches a message to render it (service accounts only); opening
+/// its parameters is audited.
+#[utoipa::path(
+    get, path = "/v1/messages/{message}", tag = "contact", security(("bearer" = [])),
+    params(("message" = String, Path)),
+    responses((status = 200, body = QueuedMessage), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn get_message(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    crate::api::ApiPath(id): crate::api::ApiPath<String>,
+) -> Result<ApiJson<QueuedMessage>, ApiError> {
+    if actor.role() != Role::Service {
+        return Err(ApiError::forbidden_role("read messages for delivery"));
+    }
+    let (message, sealed) = state
+        .store
+        .message_with_params(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let subject = state
+        .cache
+        .subject(&state.store, &message.subject)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let mut params = std::collections::BTreeMap::new();
+    if let Some(sealed) = sealed {
+        // A shredded key leaves nothing to open (the message died with the data).
+        if let Some(key) = state
+            .vault
+            .subject_key(&state.store, &subject.tenant, &subject.id, false)
+            .await?
+        {
+            params = state.vault.open_notes(
+                &key,
+                &subject.id,
+                &format!("message:{}", message.id),
+                &sealed,
+            )?;
+            let now = state.clock.now();
+            state
+                .audit_writer
+                .append(AuditEntry {
+                    id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                    at: now,
+                    token_id: actor.token().to_string(),
+                    role: actor.role().to_string(),
+                    tenant: Some(subject.tenant.to_string()),
+                    subject: Some(subject.id.to_string()),
+                    category: None,
+                    purpose: Some(format!("{}:{}", message.kind, message.channel)),
+                    action: "message_params_read".to_owned(),
+                    decision: "allow".to_owned(),
+                    reason: format!("message:{}", message.id),
+                    clause: Some(message.clause.clone()),
+                    seq: None,
+                })
+                .await?;
+        }
+    }
+    Ok(ApiJson(QueuedMessage {
+        id: message.id,
+        subject: message.subject.to_string(),
+        kind: message.kind.to_string(),
+        channel: message.channel.to_string(),
+        template: message.template,
+        status: message.status,
+        params,
+    }))
+}
+
 /// What a valid unsubscribe token names.
 struct Unsubscribe {
     subject: Subject,
@@ -527,10 +611,35 @@ async fn pass_gate(
     actor: &Actor,
     subject: &Subject,
     tenant_state: tutela_core::tenant::TenantState,
-    (kind, channel): (MessageKind, ContactChannel),
+    kind_channel: (MessageKind, ContactChannel),
     template: &str,
     notice: Option<(&str, Clause)>,
 ) -> Result<Message, ApiError> {
+    let (message, audit) = gate(
+        state,
+        actor,
+        subject,
+        tenant_state,
+        kind_channel,
+        template,
+        notice,
+    )
+    .await?;
+    state.store.insert_message_audited(&message, &audit).await?;
+    Ok(message)
+}
+
+/// The gate's decision on one message, as the message row and its audit entry, for a
+/// caller that stores them with something else (a one-time code's challenge).
+pub(crate) async fn gate(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    tenant_state: tutela_core::tenant::TenantState,
+    (kind, channel): (MessageKind, ContactChannel),
+    template: &str,
+    notice: Option<(&str, Clause)>,
+) -> Result<(Message, AuditEntry), ApiError> {
     let prefs = state.store.preferences_of(&subject.id).await?;
     let d = contact::may_send(kind, channel, &prefs, tenant_state);
     let (reason, clause) = notice.unwrap_or((d.reason, d.clause));
@@ -561,6 +670,5 @@ async fn pass_gate(
         clause: Some(clause.to_string()),
         seq: None,
     };
-    state.store.insert_message_audited(&message, &audit).await?;
-    Ok(message)
+    Ok((message, audit))
 }

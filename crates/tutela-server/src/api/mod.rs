@@ -6,6 +6,7 @@ pub mod consents;
 pub mod contact;
 pub mod cookies;
 pub mod export;
+pub mod fulfil;
 pub mod grants;
 mod input;
 pub mod policy;
@@ -100,6 +101,12 @@ impl From<PathRejection> for ApiError {
         requests::complete,
         requests::refuse,
         export::prepare_export,
+        fulfil::erase,
+        fulfil::acknowledge,
+        fulfil::acknowledge_any,
+        fulfil::waive,
+        fulfil::send_identity_code,
+        contact::get_message,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -150,6 +157,15 @@ impl From<PathRejection> for ApiError {
         requests::Completion,
         requests::Refusal,
         export::ExportLink,
+        requests::DeliveryView,
+        requests::ErasureView,
+        fulfil::DeletionNotice,
+        fulfil::Ack,
+        fulfil::AckResult,
+        fulfil::Waiver,
+        fulfil::CodeRequest,
+        fulfil::CodeSent,
+        contact::QueuedMessage,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -241,6 +257,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{request}/complete", post(requests::complete))
         .route("/v1/requests/{request}/refuse", post(requests::refuse))
         .route("/v1/requests/{request}/export", post(export::prepare_export))
+        .route("/v1/requests/{request}/erase", post(fulfil::erase))
+        .route("/v1/requests/{request}/acks", post(fulfil::acknowledge))
+        .route("/v1/acks", post(fulfil::acknowledge_any))
+        .route("/v1/requests/{request}/deliveries/{recipient}/waive", post(fulfil::waive))
+        .route("/v1/requests/{request}/identity-code", post(fulfil::send_identity_code))
+        .route("/v1/messages/{message}", get(contact::get_message))
         .route("/d/{token}", get(export::download))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))

@@ -59,7 +59,7 @@ pub fn policy_json(p: &Policy) -> Value {
             "prohibited": c.prohibited.iter().map(|x| json!({"purpose": x.purpose, "clause": x.clause})).collect::<Vec<_>>(),
             "residency": c.residency,
             "overseas": {"rule": c.overseas, "clause": c.overseas_clause},
-            "retention": {"after_closure_days": c.retention.after_closure_days, "action": c.retention.action, "clause": c.retention.clause},
+            "retention": &c.retention,
             "clause": c.clause,
         })).collect::<Vec<_>>(),
         "recipient_kinds": p.recipient_kinds.iter().map(|k| json!({

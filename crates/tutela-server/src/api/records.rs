@@ -151,6 +151,7 @@ async fn authorize(
         tenant: &subject.tenant,
         subject: &subject.id,
         tenant_state: tenant.state,
+        hold: subject.hold(now),
         minor: tenant::is_minor(subject.adult_on, now.date()),
     };
     // R7: an overseas support engineer acts only under an approved, unexpired grant.

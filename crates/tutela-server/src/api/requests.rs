@@ -3,8 +3,8 @@
 //! completion and refusal, each step audited. The workflow is
 //! `tutela_core::request` (pure); free text is sealed under the subject's key.
 //!
-//! Not here yet (issue 6 stays open): fulfilment (export, deletion, propagation to
-//! recipients) and one-time-code identity verification.
+//! Fulfilment lives beside it: access exports in `export.rs`, erasure, propagation and
+//! one-time identity codes in `fulfil.rs`.
 
 use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
@@ -76,6 +76,53 @@ pub struct RequestView {
     /// On refusal: where the requester can turn (R35).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dispute_channels: Vec<String>,
+    /// For a fulfilled deletion: what was erased and what the law keeps (R19, R33).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureView>,
+    /// Each recipient's deletion notice (R34).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureView {
+    pub erased_at: String,
+    /// What the law keeps stays frozen until then (R19).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ground: Option<String>,
+}
+
+/// One recipient's deletion notice (R34).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub recipient: String,
+    /// pending, delivered, acknowledged, waived or manual.
+    pub status: String,
+    pub idempotency_key: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waived_reason: Option<String>,
+}
+
+fn delivery_view(d: &tutela_store::deliveries::Delivery) -> DeliveryView {
+    DeliveryView {
+        recipient: d.recipient.clone(),
+        status: d.status.to_string(),
+        idempotency_key: d.id.clone(),
+        attempts: d.attempts,
+        next_attempt_at: d.status.is_sendable().then(|| rfc3339(d.next_attempt_at)),
+        last_error: d.last_error.clone(),
+        acknowledged_at: d.acked_at.map(rfc3339),
+        waived_reason: d.waived_reason.clone(),
+    }
 }
 
 fn life(r: &StoredRequest) -> RequestLife {
@@ -89,11 +136,11 @@ fn life(r: &StoredRequest) -> RequestLife {
     }
 }
 
-fn scope_of(r: &StoredRequest) -> String {
+pub(crate) fn scope_of(r: &StoredRequest) -> String {
     format!("request:{}", r.id)
 }
 
-async fn open_notes(
+pub(crate) async fn open_notes(
     state: &AppState,
     r: &StoredRequest,
 ) -> Result<BTreeMap<String, String>, ApiError> {
@@ -134,9 +181,25 @@ async fn seal_notes(
     )?))
 }
 
-async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestView, ApiError> {
+pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestView, ApiError> {
     let now = state.clock.now();
+    let (erasure, deliveries) = if r.kind == RequestType::Delete {
+        let subject = state.store.subject(&r.subject).await?;
+        let erasure = subject.and_then(|s| {
+            Some(ErasureView {
+                erased_at: rfc3339(s.erased_at?),
+                frozen_until: s.frozen_until.map(rfc3339),
+                ground: s.frozen_ground,
+            })
+        });
+        let deliveries = state.store.deliveries_of(&r.id).await?;
+        (erasure, deliveries.iter().map(delivery_view).collect())
+    } else {
+        (None, Vec::new())
+    };
     Ok(RequestView {
+        erasure,
+        deliveries,
         id: r.id.clone(),
         subject: r.subject.to_string(),
         kind: r.kind.to_string(),
@@ -268,7 +331,11 @@ pub async fn file_request(
 
 /// Loads a request the caller may see: who filed it, the subject itself, its tenant's
 /// admin, the privacy office. Anyone else: 404.
-async fn visible(state: &AppState, actor: &Actor, id: &str) -> Result<StoredRequest, ApiError> {
+pub(crate) async fn visible(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<StoredRequest, ApiError> {
     let r = state
         .store
         .request(id)
@@ -391,6 +458,12 @@ async fn step(
     }
 }
 
+/// Who filed the request, or the subject it is about.
+fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
+    r.filed_by == actor.token().to_string()
+        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject))
+}
+
 fn officer(actor: &Actor) -> Result<(), ApiError> {
     if actor.role() == Role::PrivacyOfficer {
         Ok(())
@@ -409,9 +482,7 @@ pub async fn confirm(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     let r = visible(&state, &actor, &id).await?;
-    let is_requester = r.filed_by == actor.token().to_string()
-        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject));
-    if !is_requester {
+    if !is_requester(&actor, &r) {
         return Err(ApiError::forbidden_role("confirm another person's request"));
     }
     let r = step(
@@ -429,10 +500,14 @@ pub async fn confirm(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
-    /// document, video_call, in_person or callback.
+    /// `one_time_code` (the requester presents the code sent by
+    /// `/identity-code`), or, recorded by the privacy officer: document, video_call,
+    /// in_person or callback.
     pub method: String,
-    /// A reference to the evidence (never the document itself).
-    pub evidence: String,
+    /// For an officer's verification: a reference to the evidence (never the document).
+    pub evidence: Option<String>,
+    /// For `one_time_code`: the six digits received.
+    pub code: Option<String>,
 }
 
 /// The privacy officer records how the requester's identity was verified (R35).
@@ -445,6 +520,39 @@ pub async fn verify(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Verification>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
+    if body.method == "one_time_code" {
+        let code = body.code.as_deref().ok_or_else(|| {
+            ApiError::invalid("code_required", "one_time_code needs the `code` received")
+        })?;
+        let r = visible(&state, &actor, &id).await?;
+        if !is_requester(&actor, &r) {
+            return Err(ApiError::forbidden_role(
+                "present another person's identity code",
+            ));
+        }
+        if r.status != RequestStatus::Received {
+            return Err(ApiError::Conflict {
+                code: "request_state",
+                message: format!("a request that is {} cannot be verified", r.status),
+                clause: Some(Clause::r(35)),
+            });
+        }
+        let message = super::fulfil::check_identity_code(&state, &actor, &r, code).await?;
+        let r = step(
+            &state,
+            &actor,
+            r,
+            RequestEvent::VerifyIdentity,
+            "request_verify",
+            |u, _| {
+                u.verification_method = Some("one_time_code".to_owned());
+                u.verification_ref = Some(message);
+                Ok(())
+            },
+        )
+        .await?;
+        return Ok(ApiJson(view(&state, &r).await?));
+    }
     officer(&actor)?;
     if !matches!(
         body.method.as_str(),
@@ -452,10 +560,10 @@ pub async fn verify(
     ) {
         return Err(ApiError::invalid(
             "invalid_method",
-            "method must be document, video_call, in_person or callback",
+            "method must be one_time_code, document, video_call, in_person or callback",
         ));
     }
-    let evidence = body.evidence.trim();
+    let evidence = body.evidence.as_deref().unwrap_or("").trim();
     if evidence.is_empty() || evidence.len() > 256 || evidence.contains(char::is_whitespace) {
         return Err(ApiError::invalid(
             "invalid_evidence",
@@ -616,6 +724,14 @@ pub async fn complete(
     let response =
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
+    // The workflow's own objections (identity, confirmation) come first.
+    if r.kind == RequestType::Delete
+        && life(&r)
+            .apply(RequestEvent::Complete, state.clock.now())
+            .is_ok()
+    {
+        deletion_fulfilled(&state, &r).await?;
+    }
     let r = step(
         &state,
         &actor,
@@ -629,6 +745,38 @@ pub async fn complete(
     )
     .await?;
     Ok(ApiJson(view(&state, &r).await?))
+}
+
+/// A deletion completes only once the data is erased (R33) and every recipient has
+/// acknowledged or been waived by the officer (R34).
+async fn deletion_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
+    let subject = state.store.subject(&r.subject).await?;
+    if subject.and_then(|s| s.erased_at).is_none() {
+        return Err(ApiError::Conflict {
+            code: "not_erased",
+            message: "erase the subject's data first (POST /v1/requests/{id}/erase)".into(),
+            clause: Some(Clause::r(33)),
+        });
+    }
+    let waiting: Vec<String> = state
+        .store
+        .deliveries_of(&r.id)
+        .await?
+        .into_iter()
+        .filter(|d| !d.status.is_settled())
+        .map(|d| format!("{} ({})", d.recipient, d.status))
+        .collect();
+    if !waiting.is_empty() {
+        return Err(ApiError::Conflict {
+            code: "awaiting_acknowledgements",
+            message: format!(
+                "recipients have not acknowledged the deletion: {}; wait, or record why one cannot (waive)",
+                waiting.join(", ")
+            ),
+            clause: Some(Clause::r(34)),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

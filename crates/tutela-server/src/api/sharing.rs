@@ -25,6 +25,7 @@ use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::policy::{ConsentException, RecipientKind};
 use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
 use tutela_core::{Actor, Category, Clause, Country, Purpose, Region, Role, SubjectId};
+use tutela_crypto::webhook::WebhookSecret;
 use tutela_store::sharing::{Recipient, StorageLocation, Transfer, TransferFilter};
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
@@ -247,6 +248,11 @@ pub struct RecipientInfo {
     pub policy_ref: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// The webhook signing secret (hex), shown once, when the recipient is registered
+    /// with a `webhook_url` (R34). Deletion notices carry
+    /// `Tutela-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." || body)>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 fn recipient_view(r: &Recipient) -> RecipientInfo {
@@ -260,6 +266,7 @@ fn recipient_view(r: &Recipient) -> RecipientInfo {
         commitment_ref: r.commitment_ref.clone(),
         policy_ref: r.policy_ref.clone(),
         webhook_url: r.webhook_url.clone(),
+        webhook_secret: None,
     }
 }
 
@@ -359,8 +366,17 @@ pub async fn register_recipient(
         }
     };
     let now = state.clock.now();
+    let id = format!("rcp_{}", uuid::Uuid::now_v7().simple());
+    let secret = match webhook_url {
+        Some(_) => Some(WebhookSecret::generate().map_err(|e| ApiError::Internal(e.into()))?),
+        None => None,
+    };
+    let webhook_secret = secret
+        .as_ref()
+        .map(|s| state.vault.seal_webhook_secret(&id, s))
+        .transpose()?;
     let recipient = Recipient {
-        id: format!("rcp_{}", uuid::Uuid::now_v7().simple()),
+        id,
         name,
         kind,
         country,
@@ -369,6 +385,7 @@ pub async fn register_recipient(
         commitment_ref,
         policy_ref,
         webhook_url,
+        webhook_secret,
         created_at: now,
     };
     let a = audit(
@@ -380,7 +397,9 @@ pub async fn register_recipient(
         kind_policy.clause,
     );
     state.store.insert_recipient(&recipient, &a).await?;
-    Ok((StatusCode::CREATED, ApiJson(recipient_view(&recipient))))
+    let mut view = recipient_view(&recipient);
+    view.webhook_secret = secret.map(|s| s.to_hex());
+    Ok((StatusCode::CREATED, ApiJson(view)))
 }
 
 #[utoipa::path(
@@ -515,6 +534,19 @@ pub async fn transfer(
     entry.subject = Some(subject.id.to_string());
     entry.category = categories.first().map(ToString::to_string);
     entry.purpose = Some(purpose.to_string());
+    // R19, R33: nothing of an erased subject leaves, and what the law keeps is frozen.
+    if let Some(clause) = subject.hold(now).clause() {
+        entry.reason = "subject_erased".into();
+        entry.clause = Some(clause.to_string());
+        state.audit_writer.append(entry).await?;
+        return Err(ApiError::Locked {
+            code: "subject_erased",
+            message:
+                "this subject's data was erased; what the law keeps is frozen and is not disclosed"
+                    .into(),
+            clause: Some(clause),
+        });
+    }
     // R21: an unregistered recipient receives nothing.
     let Some(recipient) = state.store.recipient(&body.recipient).await? else {
         entry.reason = "recipient_not_registered".into();

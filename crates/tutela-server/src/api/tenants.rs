@@ -30,6 +30,8 @@ pub struct NewTenant {
     /// Start as a trial (R41).
     #[serde(default)]
     pub trial: bool,
+    /// How long the trial lasts (1 to 365 days; default 30). Only with `trial`.
+    pub trial_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +50,10 @@ pub struct TenantView {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_ends_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
 }
 
 /// `POST /v1/tenants/{tenant}/subjects` body.
@@ -152,7 +158,7 @@ fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError
     }
 }
 
-fn tenant_view(t: Tenant) -> TenantView {
+pub(crate) fn tenant_view(t: Tenant) -> TenantView {
     TenantView {
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
@@ -160,6 +166,8 @@ fn tenant_view(t: Tenant) -> TenantView {
         state: t.state.to_string(),
         created_at: rfc3339(t.created_at),
         frozen_until: t.frozen_until.map(rfc3339),
+        trial_ends_at: t.trial_ends_at.map(rfc3339),
+        closed_at: t.closed_at.map(rfc3339),
     }
 }
 
@@ -195,6 +203,23 @@ pub async fn create_tenant(
         .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))?;
     let kind = TenantKind::parse(&body.kind)
         .map_err(|e| ApiError::invalid("invalid_kind", e.to_string()))?;
+    let trial_days = match (body.trial, body.trial_days) {
+        (_, Some(d)) if !(1..=365).contains(&d) => {
+            return Err(ApiError::invalid(
+                "invalid_trial_days",
+                "trial_days must be 1 to 365",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_trial_days",
+                "trial_days needs `trial: true`",
+            ))
+        }
+        (true, d) => Some(d.unwrap_or(30)),
+        (false, None) => None,
+    };
+    let now = state.clock.now();
     let tenant = Tenant {
         id: crate::ids::tenant(),
         name,
@@ -204,8 +229,10 @@ pub async fn create_tenant(
         } else {
             TenantState::Active
         },
-        created_at: state.clock.now(),
+        created_at: now,
         frozen_until: None,
+        trial_ends_at: trial_days.map(|d| now + time::Duration::days(i64::from(d))),
+        closed_at: None,
     };
     state.store.insert_tenant(&tenant, None).await?;
     tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
@@ -315,6 +342,9 @@ pub async fn create_subject(
         kind,
         adult_on,
         created_at: now,
+        erased_at: None,
+        frozen_until: None,
+        frozen_ground: None,
     };
     state.store.insert_subject(&subject).await?;
     tracing::info!(tenant = %subject.tenant, subject = %subject.id, kind = %subject.kind, "subject registered");

@@ -18,6 +18,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
+    config: Config,
     pg_db: Option<PgDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -119,8 +120,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     tweak(&mut config);
-    let clock = Arc::new(ManualClock::new(T0));
-    let app = Application::build(config, clock.clone())
+    start(config, Arc::new(ManualClock::new(T0)), data_dir, pg_db).await
+}
+
+async fn start(
+    config: Config,
+    clock: Arc<ManualClock>,
+    data_dir: tempfile::TempDir,
+    pg_db: Option<PgDatabase>,
+) -> TestApp {
+    // reqwest's rustls backend uses the process-wide provider (ring), as the server does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = Application::build(config.clone(), clock.clone())
         .await
         .expect("application builds");
     let base = format!("http://{}", app.local_addr());
@@ -135,6 +146,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         clock,
         state,
         data_dir,
+        config,
         pg_db,
         shutdown: Some(tx),
         server: Some(server),
@@ -229,6 +241,37 @@ impl TestApp {
             .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
             .await;
         (tenant, subject, admin)
+    }
+
+    /// Stops the server and starts a new one on the same data, configuration and clock
+    /// (a new port): what a restart keeps is what the database kept.
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+        let (config, clock) = (self.config.clone(), self.clock.clone());
+        let pg_db = self.pg_db.take();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        start(config, clock, data_dir, pg_db).await
+    }
+
+    /// Polls `check` (real time, every 20 ms, up to 20 s) until it returns `Some`:
+    /// for work a background task does (the outbox sender), never for timing.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        for _ in 0..1000 {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
     }
 
     /// Stops the server gracefully and waits for it.

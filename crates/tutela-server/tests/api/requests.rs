@@ -81,6 +81,15 @@ async fn a_deletion_request_shows_its_consequences_and_needs_verification_and_co
         None,
     )
     .await;
+    // Not complete before the data is erased (R33).
+    assert_error(
+        act(&app, &po, &id, "complete", json!({"response": "done"})).await,
+        409,
+        "not_erased",
+        Some("R33"),
+    )
+    .await;
+    assert_eq!(act(&app, &po, &id, "erase", json!({})).await.status(), 200);
     let r = act(
         &app,
         &po,

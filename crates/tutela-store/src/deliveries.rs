@@ -1,0 +1,272 @@
+//! The propagation outbox (issue 6; R34): one row per (request, recipient), written in
+//! the same transaction as the erasure that causes it, so a deletion never exists
+//! without its notifications. Senders claim due rows with a lease (`leased_until`), so
+//! two replicas never send the same row at once; a crashed sender's lease just expires.
+
+use crate::vault::{audit_and_commit, AuditEntry};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Pool, Result, Store};
+use time::OffsetDateTime;
+use tutela_core::delivery::DeliveryStatus;
+
+/// One recipient's notification of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Also the idempotency key sent with every attempt.
+    pub id: String,
+    /// The data-subject request that caused it; `None` for a retention erasure.
+    pub request: Option<String>,
+    pub recipient: String,
+    /// The one subject it concerns; `None` for a batch (the body lists the subjects).
+    pub subject: Option<String>,
+    pub status: DeliveryStatus,
+    /// The JSON body sent (ids and vocabulary only).
+    pub body: String,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    /// A short code of the last failure (`http_503`, `timeout`, ...); never a body.
+    pub last_error: Option<String>,
+    pub acked_at: Option<OffsetDateTime>,
+    pub waived_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+pub(crate) const COLUMNS: &str =
+    "id, request_id, recipient_id, subject_id, status, body, attempts, \
+    next_attempt_at, last_error, acked_at, waived_reason, created_at, updated_at";
+
+type Row = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn decode(r: Row) -> Result<Delivery> {
+    let (
+        id,
+        request,
+        recipient,
+        subject,
+        status,
+        body,
+        attempts,
+        next_attempt_at,
+        last_error,
+        acked_at,
+        waived_reason,
+        created_at,
+        updated_at,
+    ) = r;
+    Ok(Delivery {
+        id,
+        request,
+        recipient,
+        subject,
+        status: parse_col("status", &status, DeliveryStatus::parse)?,
+        body,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: from_micros(next_attempt_at)?,
+        last_error,
+        acked_at: acked_at.map(from_micros).transpose()?,
+        waived_reason,
+        created_at: from_micros(created_at)?,
+        updated_at: from_micros(updated_at)?,
+    })
+}
+
+/// Inserts deliveries inside an open transaction (the erasure's), 500 per statement.
+macro_rules! insert_deliveries {
+    ($tx:ident, $deliveries:expr) => {{
+        for chunk in $deliveries.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO deliveries ({}) ",
+                $crate::deliveries::COLUMNS
+            ));
+            qb.push_values(chunk, |mut b, d| {
+                b.push_bind(&d.id)
+                    .push_bind(&d.request)
+                    .push_bind(&d.recipient)
+                    .push_bind(&d.subject)
+                    .push_bind(d.status.as_str())
+                    .push_bind(&d.body)
+                    .push_bind(i64::from(d.attempts))
+                    .push_bind($crate::to_micros(d.next_attempt_at))
+                    .push_bind(d.last_error.as_deref())
+                    .push_bind(d.acked_at.map($crate::to_micros))
+                    .push_bind(d.waived_reason.as_deref())
+                    .push_bind($crate::to_micros(d.created_at))
+                    .push_bind($crate::to_micros(d.updated_at));
+            });
+            if !chunk.is_empty() {
+                qb.build().execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
+pub(crate) use insert_deliveries;
+
+/// How an attempt, an acknowledgement or a waiver changes a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    pub acked_at: Option<OffsetDateTime>,
+    pub waived_reason: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+impl Store {
+    /// The deliveries of a request, by recipient.
+    pub async fn deliveries_of(&self, request: &str) -> Result<Vec<Delivery>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY recipient_id");
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(request)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
+        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(decode).transpose()
+    }
+
+    /// Claims up to `limit` deliveries due at `now` that no live lease holds, leasing them
+    /// until `lease_until`. On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps two replicas off
+    /// the same rows; SQLite has one writer, so the claim is already exclusive.
+    pub async fn claim_due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let lock = match self.writer {
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Pool::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET leased_until = $1 WHERE id IN (\
+               SELECT id FROM deliveries \
+               WHERE status IN ('pending', 'delivered') AND next_attempt_at <= $2 \
+                 AND (leased_until IS NULL OR leased_until <= $2) \
+               ORDER BY next_attempt_at, id LIMIT $3{lock}) \
+             RETURNING {COLUMNS}"
+        );
+        let rows: Vec<Row> = on_writer!(self, |p| sqlx::query_as(&sql)
+            .bind(to_micros(lease_until))
+            .bind(to_micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        let mut out = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+        Ok(out)
+    }
+
+    /// The earliest time a sendable delivery falls due, if any (the sender sleeps until
+    /// then or until woken).
+    pub async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>> {
+        let row: Option<(Option<i64>,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivered')"
+        )
+        .fetch_optional(p)
+        .await
+        })?;
+        row.and_then(|(t,)| t).map(from_micros).transpose()
+    }
+
+    /// Records the outcomes of one sending round in a single transaction (each as
+    /// [`Store::update_delivery_audited`] would); returns how many changed.
+    pub async fn update_deliveries_audited(
+        &self,
+        updates: &[(String, DeliveryUpdate, AuditEntry)],
+    ) -> Result<usize> {
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let mut changed = 0;
+            let mut audits = Vec::with_capacity(updates.len());
+            for (id, u, audit) in updates {
+                let n = sqlx::query(
+                    "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+                     acked_at = $5, waived_reason = $6, updated_at = $7, leased_until = NULL \
+                     WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
+                )
+                .bind(u.status.as_str())
+                .bind(i64::from(u.attempts))
+                .bind(to_micros(u.next_attempt_at))
+                .bind(u.last_error.as_deref())
+                .bind(u.acked_at.map(to_micros))
+                .bind(u.waived_reason.as_deref())
+                .bind(to_micros(u.at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    changed += 1;
+                    audits.push(audit.clone());
+                }
+            }
+            crate::vault::insert_audit_rows!(tx, audits);
+            tx.commit().await?;
+            Ok::<_, crate::StoreError>(changed)
+        })
+    }
+
+    /// Writes a delivery's new state unless it is already settled (acknowledged or
+    /// waived: a late attempt result never undoes an acknowledgement), releasing its
+    /// lease, with the audit entry. Returns whether it changed.
+    pub async fn update_delivery_audited(
+        &self,
+        id: &str,
+        u: &DeliveryUpdate,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+                 acked_at = $5, waived_reason = $6, updated_at = $7, leased_until = NULL \
+                 WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
+            )
+            .bind(u.status.as_str())
+            .bind(i64::from(u.attempts))
+            .bind(to_micros(u.next_attempt_at))
+            .bind(u.last_error.as_deref())
+            .bind(u.acked_at.map(to_micros))
+            .bind(u.waived_reason.as_deref())
+            .bind(to_micros(u.at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            audit_and_commit!(tx, audit)?;
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Erasing a subject (issue 6; R19, R33, R34): one transaction that crypto-shreds the
+//! subject's data key, removes the deleted categories' rows and look-up keys, re-seals
+//! what the law keeps under a fresh key, marks the subject erased (and frozen), queues
+//! the notifications to recipients and appends the audit entries. Either all of it
+//! happens or none of it does, so no subject is ever left half-deleted.
+
+use crate::deliveries::{insert_deliveries, Delivery};
+use crate::vault::{insert_audit_rows, AuditEntry};
+use crate::{on_writer, to_micros, Result, Store, StoreError};
+use time::OffsetDateTime;
+use tutela_core::{Category, SubjectId};
+
+/// Everything an erasure writes.
+#[derive(Debug)]
+pub struct Erasure<'a> {
+    pub subject: &'a SubjectId,
+    /// Categories whose records are removed.
+    pub delete: &'a [Category],
+    /// Kept records re-sealed under `new_key`: (category, version, packed fields).
+    pub resealed: &'a [(Category, i64, Vec<u8>)],
+    /// The subject's fresh data key, wrapped by the tenant key. The old key is deleted
+    /// (crypto-shred); the new one protects only what is kept and the request's
+    /// correspondence.
+    pub new_key: &'a [u8],
+    /// The request's own notes re-sealed under the new key: (request id, sealed).
+    pub request_notes: Option<(&'a str, &'a [u8])>,
+    pub erased_at: OffsetDateTime,
+    pub frozen_until: Option<OffsetDateTime>,
+    pub frozen_ground: Option<&'a str>,
+    pub deliveries: &'a [Delivery],
+    pub audit: &'a [AuditEntry],
+}
+
+impl Store {
+    /// Applies an erasure atomically. `StoreError::Conflict` if the subject was erased
+    /// meanwhile (a second erasure must not re-key what the first froze).
+    pub async fn erase_subject(&self, e: &Erasure<'_>) -> Result<()> {
+        let subject = e.subject.as_str();
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE subjects SET erased_at = $1, frozen_until = $2, frozen_ground = $3 \
+                 WHERE id = $4 AND erased_at IS NULL",
+            )
+            .bind(to_micros(e.erased_at))
+            .bind(e.frozen_until.map(to_micros))
+            .bind(e.frozen_ground)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+            // Frozen data is not looked up for business (R19): every look-up key goes.
+            for sql in [
+                "DELETE FROM subject_lookup WHERE subject_id = $1",
+                "DELETE FROM contact_preferences WHERE subject_id = $1",
+                "DELETE FROM subject_keys WHERE subject_id = $1",
+            ] {
+                sqlx::query(sql).bind(subject).execute(&mut *tx).await?;
+            }
+            for c in e.delete {
+                sqlx::query("DELETE FROM records WHERE subject_id = $1 AND category = $2")
+                    .bind(subject)
+                    .bind(c.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (c, version, fields) in e.resealed {
+                sqlx::query(
+                    "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
+                )
+                .bind(fields.as_slice())
+                .bind(subject)
+                .bind(c.as_str())
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)")
+                .bind(subject)
+                .bind(e.new_key)
+                .execute(&mut *tx)
+                .await?;
+            // Other requests' sealed notes were under the shredded key: unreadable now,
+            // so they are dropped rather than kept as noise.
+            sqlx::query("UPDATE requests SET sealed_text = NULL WHERE subject_id = $1")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            if let Some((request, sealed)) = e.request_notes {
+                sqlx::query("UPDATE requests SET sealed_text = $1 WHERE id = $2")
+                    .bind(sealed)
+                    .bind(request)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE messages SET sealed_params = NULL WHERE subject_id = $1")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            insert_deliveries!(tx, e.deliveries);
+            insert_audit_rows!(tx, e.audit);
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Distinct recipients the transfer register lists for a subject.
+    pub async fn transfer_recipients_of(&self, subject: &SubjectId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = crate::on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT DISTINCT recipient_id FROM transfers WHERE subject_id = $1 ORDER BY recipient_id"
+        )
+        .bind(subject.as_str())
+        .fetch_all(p)
+        .await
+        })?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+}

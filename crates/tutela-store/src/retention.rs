@@ -1,0 +1,546 @@
+//! The retention engine's storage (issue 7; R19, R20, R41): finding subjects whose data
+//! is due, leasing them so two replicas never process the same subject, and applying a
+//! batch of outcomes (shred, remove, re-key, aggregate, notify, audit) in one
+//! transaction, so a crash leaves every subject either untouched or finished.
+
+use crate::deliveries::{insert_deliveries, Delivery};
+use crate::vault::{insert_audit_rows, AuditEntry, SealedRecord, WrappedKeys};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Pool, Result, Store};
+use time::OffsetDateTime;
+use tutela_core::anonymize::Aggregate;
+use tutela_core::{Category, SubjectId, TenantId};
+
+/// Which subjects have due work.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidates<'a> {
+    /// Every subject of the tenant not yet erased (its retention has fully ended).
+    WholeTenant(&'a TenantId),
+    /// Subjects of the tenant holding records in these categories.
+    TenantCategories(&'a TenantId, &'a [Category]),
+    /// Subjects holding records of a terminated service.
+    Service(&'a str),
+    /// Subjects erased on request whose legal hold has ended (R19, R33).
+    EndedHolds,
+}
+
+/// Category lists are closed vocabulary, so they can be inlined as SQL literals.
+fn category_list(categories: &[Category]) -> String {
+    if categories.is_empty() {
+        return "''".to_owned();
+    }
+    categories
+        .iter()
+        .map(|c| format!("'{}'", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(predicate, binds)`: the predicate over `subjects s` uses `$1` = now, and `$2` when
+/// `binds` has a value.
+fn predicate(c: Candidates<'_>) -> (String, Option<String>) {
+    match c {
+        Candidates::WholeTenant(t) => (
+            "s.tenant_id = $2 AND s.erased_at IS NULL AND $1 = $1".to_owned(),
+            Some(t.to_string()),
+        ),
+        Candidates::TenantCategories(t, cats) => (
+            format!(
+                "s.tenant_id = $2 AND $1 = $1 AND EXISTS (SELECT 1 FROM records r WHERE r.subject_id = s.id AND r.category IN ({}))",
+                category_list(cats)
+            ),
+            Some(t.to_string()),
+        ),
+        Candidates::Service(service) => (
+            "$1 = $1 AND EXISTS (SELECT 1 FROM records r WHERE r.subject_id = s.id AND r.service = $2)".to_owned(),
+            Some(service.to_owned()),
+        ),
+        Candidates::EndedHolds => (
+            "s.frozen_until IS NOT NULL AND s.frozen_until <= $1".to_owned(),
+            None,
+        ),
+    }
+}
+
+/// What happens to one subject in a retention batch.
+#[derive(Debug, Clone)]
+pub struct SubjectOutcome {
+    pub subject: SubjectId,
+    /// Categories whose records are removed (after anonymization, where that applies).
+    pub remove: Vec<Category>,
+    /// Everything is gone: shred the key, mark the subject erased.
+    pub erase: bool,
+    /// Otherwise: the kept records re-sealed under `new_key` (the old key is shredded).
+    pub resealed: Vec<(Category, i64, Vec<u8>)>,
+    pub new_key: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// How many subjects have due work (for dry runs and progress bars).
+    pub async fn count_candidates(&self, c: Candidates<'_>, now: OffsetDateTime) -> Result<u64> {
+        let (pred, bind) = predicate(c);
+        let sql = format!("SELECT count(*) FROM subjects s WHERE {pred}");
+        let (n,): (i64,) = on_pool!(self, |p| {
+            let q = sqlx::query_as(&sql).bind(to_micros(now));
+            match &bind {
+                Some(b) => q.bind(b.as_str()).fetch_one(p).await,
+                None => q.fetch_one(p).await,
+            }
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Leases up to `limit` candidate subjects no live lease holds, for `owner` until
+    /// `lease_until`. On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps concurrent claims
+    /// apart; SQLite's single writer makes the claim exclusive already.
+    pub async fn claim_candidates(
+        &self,
+        c: Candidates<'_>,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<SubjectId>> {
+        let (pred, bind) = predicate(c);
+        let lock = match self.writer {
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Pool::Sqlite(_) => "",
+        };
+        // Binds: $1 now, $2 the predicate's value (or a dummy), $3 lease, $4 owner, $5 limit.
+        let sql = format!(
+            "UPDATE subjects SET retention_lease_until = $3, retention_lease_owner = $4 \
+             WHERE id IN (SELECT s.id FROM subjects s WHERE {pred} \
+               AND (s.retention_lease_until IS NULL OR s.retention_lease_until <= $1) \
+               AND ($2 = $2) ORDER BY s.id LIMIT $5{lock}) \
+             RETURNING id"
+        );
+        let rows: Vec<(String,)> = on_writer!(self, |p| {
+            sqlx::query_as(&sql)
+                .bind(to_micros(now))
+                .bind(bind.as_deref().unwrap_or(""))
+                .bind(to_micros(lease_until))
+                .bind(owner)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+        })?;
+        let mut ids = rows
+            .into_iter()
+            .map(|(id,)| parse_col("subjects.id", &id, SubjectId::parse))
+            .collect::<Result<Vec<_>>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The records of `subjects` with their key chains and tenants, in one query.
+    pub async fn records_of_subjects(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(TenantId, SealedRecord, WrappedKeys)>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            String,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT r.subject_id, s.tenant_id, r.category, r.version, r.service, r.fields, r.updated_at, \
+                 sk.wrapped, tk.master_key_id, tk.wrapped \
+                 FROM records r JOIN subjects s ON s.id = r.subject_id \
+                 JOIN subject_keys sk ON sk.subject_id = r.subject_id \
+                 JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id WHERE r.subject_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for s in subjects {
+                sep.push_bind(s.as_str());
+            }
+            qb.push(") ORDER BY r.subject_id, r.category");
+            qb.build_query_as().fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(
+                |(subject, tenant, category, version, service, fields, at, sk, mk, tk)| {
+                    Ok((
+                        parse_col("tenant_id", &tenant, TenantId::parse)?,
+                        SealedRecord {
+                            subject: parse_col("subject_id", &subject, SubjectId::parse)?,
+                            category: parse_col("category", &category, Category::parse)?,
+                            version,
+                            service,
+                            fields,
+                            updated_at: from_micros(at)?,
+                        },
+                        WrappedKeys {
+                            master_key_id: mk,
+                            tenant_key: tk,
+                            subject_key: sk,
+                        },
+                    ))
+                },
+            )
+            .collect()
+    }
+
+    /// Applies a batch atomically, only for subjects still leased to `owner` (a lease that
+    /// expired and was taken over is left to its new holder). Returns how many subjects
+    /// were applied; 0 means the whole batch was skipped.
+    pub async fn apply_retention_batch(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        outcomes: &[SubjectOutcome],
+        aggregates: &[Aggregate],
+        deliveries: &[Delivery],
+        audit: &[AuditEntry],
+    ) -> Result<usize> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            // Every subject of the batch must still be ours, or nothing is written.
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT count(*) FROM subjects WHERE retention_lease_owner = ",
+            );
+            qb.push_bind(owner);
+            qb.push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for o in outcomes {
+                sep.push_bind(o.subject.as_str());
+            }
+            qb.push(")");
+            let (held,): (i64,) = qb.build_query_as().fetch_one(&mut *tx).await?;
+            if usize::try_from(held).unwrap_or(0) != outcomes.len() {
+                tx.rollback().await?;
+                return Ok(0);
+            }
+            let erased: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| o.erase)
+                .map(|o| o.subject.as_str())
+                .collect();
+            for chunk in erased.chunks(500) {
+                for table in [
+                    "records",
+                    "subject_lookup",
+                    "contact_preferences",
+                    "subject_keys",
+                ] {
+                    let mut qb = sqlx::QueryBuilder::new(format!(
+                        "DELETE FROM {table} WHERE subject_id IN ("
+                    ));
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for sql in [
+                    "UPDATE requests SET sealed_text = NULL WHERE subject_id IN (",
+                    "UPDATE messages SET sealed_params = NULL WHERE subject_id IN (",
+                ] {
+                    let mut qb = sqlx::QueryBuilder::new(sql);
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut qb = sqlx::QueryBuilder::new(
+                    "UPDATE subjects SET frozen_until = NULL, frozen_ground = NULL, \
+                     retention_lease_until = NULL, retention_lease_owner = NULL, erased_at = coalesce(erased_at, ",
+                );
+                qb.push_bind(to_micros(now));
+                qb.push(") WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+            for o in outcomes.iter().filter(|o| !o.erase) {
+                let subject = o.subject.as_str();
+                for c in &o.remove {
+                    sqlx::query("DELETE FROM records WHERE subject_id = $1 AND category = $2")
+                        .bind(subject)
+                        .bind(c.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (c, version, fields) in &o.resealed {
+                    sqlx::query(
+                        "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
+                    )
+                    .bind(fields.as_slice())
+                    .bind(subject)
+                    .bind(c.as_str())
+                    .bind(*version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(key) = &o.new_key {
+                    sqlx::query("DELETE FROM subject_keys WHERE subject_id = $1")
+                        .bind(subject)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)")
+                        .bind(subject)
+                        .bind(key.as_slice())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE requests SET sealed_text = NULL WHERE subject_id = $1")
+                        .bind(subject)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "UPDATE subjects SET retention_lease_until = NULL, retention_lease_owner = NULL WHERE id = $1",
+                )
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for a in aggregates {
+                sqlx::query(
+                    "INSERT INTO anonymized_aggregates (category, service, period, attribute, value, count) \
+                     VALUES ($1, $2, $3, $4, $5, 1) \
+                     ON CONFLICT (category, service, period, attribute, value) \
+                     DO UPDATE SET count = anonymized_aggregates.count + 1",
+                )
+                .bind(a.category.as_str())
+                .bind(&a.service)
+                .bind(&a.period)
+                .bind(a.attribute)
+                .bind(a.value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_deliveries!(tx, deliveries);
+            insert_audit_rows!(tx, audit);
+            tx.commit().await?;
+            Ok::<_, crate::StoreError>(outcomes.len())
+        })
+    }
+
+    /// Gives up leases (a dry run, or work that turned out to be empty).
+    pub async fn release_leases(&self, owner: &str) -> Result<()> {
+        on_writer!(self, |p| sqlx::query(
+            "UPDATE subjects SET retention_lease_until = NULL, retention_lease_owner = NULL \
+             WHERE retention_lease_owner = $1"
+        )
+        .bind(owner)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The anonymized aggregates (R19), for reports and tests.
+    pub async fn anonymized_aggregates(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, String, i64)>> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT category, service, period, attribute, value, count FROM anonymized_aggregates \
+             ORDER BY category, service, period, attribute, value"
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Recipients that the transfer register lists for any of `subjects`, with the
+    /// subjects each got.
+    pub async fn transfer_recipients_of_many(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(String, String)>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(on_pool!(self, |p| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT DISTINCT recipient_id, subject_id FROM transfers WHERE subject_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for s in subjects {
+                sep.push_bind(s.as_str());
+            }
+            qb.push(") ORDER BY recipient_id, subject_id");
+            qb.build_query_as().fetch_all(p).await
+        })?)
+    }
+
+    /// Whether any subject of the tenant is not yet erased.
+    pub async fn tenant_has_live_subjects(&self, tenant: &TenantId) -> Result<bool> {
+        let row: Option<(i64,)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT 1 FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL LIMIT 1"
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.is_some())
+    }
+}
+
+/// A service termination (R20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTermination {
+    pub service: String,
+    pub effective_at: OffsetDateTime,
+    pub announced_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A portal announcement to a tenant (R20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub id: String,
+    pub tenant: TenantId,
+    pub kind: String,
+    /// What it is about (a service id): never personal data.
+    pub subject: String,
+    pub effective_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Records a termination with its announcements and their audit entries. A service
+    /// terminated twice keeps its first record (`StoreError::Conflict`).
+    pub async fn insert_termination_audited(
+        &self,
+        t: &StoredTermination,
+        announcements: &[Announcement],
+        audit: &[AuditEntry],
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO service_terminations (service, effective_at, announced_at, finished_at) VALUES ($1, $2, $3, NULL)",
+            )
+            .bind(&t.service)
+            .bind(to_micros(t.effective_at))
+            .bind(to_micros(t.announced_at))
+            .execute(&mut *tx)
+            .await?;
+            for a in announcements {
+                sqlx::query(
+                    "INSERT INTO announcements (id, tenant_id, kind, subject, effective_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&a.id)
+                .bind(a.tenant.as_str())
+                .bind(&a.kind)
+                .bind(&a.subject)
+                .bind(a.effective_at.map(to_micros))
+                .bind(to_micros(a.created_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit_rows!(tx, audit);
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    pub async fn terminations(&self) -> Result<Vec<StoredTermination>> {
+        let rows: Vec<(String, i64, i64, Option<i64>)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT service, effective_at, announced_at, finished_at FROM service_terminations ORDER BY service"
+        )
+        .fetch_all(p)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(service, e, a, f)| {
+                Ok(StoredTermination {
+                    service,
+                    effective_at: from_micros(e)?,
+                    announced_at: from_micros(a)?,
+                    finished_at: f.map(from_micros).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn finish_termination_audited(
+        &self,
+        service: &str,
+        at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE service_terminations SET finished_at = $1 WHERE service = $2 AND finished_at IS NULL")
+                .bind(to_micros(at))
+                .bind(service)
+                .execute(&mut *tx)
+                .await?;
+            crate::vault::audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    /// Tenants with records of `service` (who must hear of its termination).
+    pub async fn tenants_using_service(&self, service: &str) -> Result<Vec<TenantId>> {
+        let rows: Vec<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT DISTINCT s.tenant_id FROM records r JOIN subjects s ON s.id = r.subject_id \
+             WHERE r.service = $1 ORDER BY s.tenant_id"
+        )
+        .bind(service)
+        .fetch_all(p)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(t,)| parse_col("tenant_id", &t, TenantId::parse))
+            .collect()
+    }
+
+    pub async fn announcements_of(&self, tenant: &TenantId) -> Result<Vec<Announcement>> {
+        let rows: Vec<(String, String, String, String, Option<i64>, i64)> =
+            on_pool!(self, |p| sqlx::query_as(
+                "SELECT id, tenant_id, kind, subject, effective_at, created_at FROM announcements \
+             WHERE tenant_id = $1 ORDER BY created_at, id"
+            )
+            .bind(tenant.as_str())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, tenant, kind, subject, e, c)| {
+                Ok(Announcement {
+                    id,
+                    tenant: parse_col("tenant_id", &tenant, TenantId::parse)?,
+                    kind,
+                    subject,
+                    effective_at: e.map(from_micros).transpose()?,
+                    created_at: from_micros(c)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Administrators of a tenant (who get its notices).
+    pub async fn administrators_of(&self, tenant: &TenantId) -> Result<Vec<SubjectId>> {
+        let rows: Vec<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id FROM subjects WHERE tenant_id = $1 AND kind = 'administrator' AND erased_at IS NULL ORDER BY id"
+        )
+        .bind(tenant.as_str())
+        .fetch_all(p)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(s,)| parse_col("subject_id", &s, SubjectId::parse))
+            .collect()
+    }
+}
