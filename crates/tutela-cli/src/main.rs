@@ -42,6 +42,23 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Delete or anonymize what has reached the end of its retention period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Run the retention engine once: expire ended trials, remove categories whose period
+    /// ended after closure, erase tenants and subjects whose periods all ended, remove
+    /// terminated services' data. Safe to interrupt: the next run finishes the work.
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Print what would happen and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,7 +253,94 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(AuditCommand::Verify { common }) => audit_verify(common, clock).await,
         Command::Keys(KeysCommand::Rotate { common }) => keys_rotate(common, clock).await,
+        Command::Retention(RetentionCommand::Run { common, dry_run }) => {
+            retention_run(common, dry_run, clock).await
+        }
     }
+}
+
+async fn retention_run(
+    common: CommonArgs,
+    dry_run: bool,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    use tutela_server::retention::{self, RunOptions};
+    let config = load_config(&common, None, None)?;
+    init_logging(LogFormat::Human, "info,sqlx=warn");
+    let state = tutela_server::app::open_state(config, clock).await?;
+    let opts = RunOptions {
+        dry_run,
+        batch: state.config.retention.batch,
+        lease_secs: state.config.retention.lease_secs,
+    };
+    // A progress bar on a terminal (sized by a dry pass), log lines every second otherwise.
+    let bar = if !dry_run && std::io::stderr().is_terminal() {
+        let plan = retention::run(
+            &state,
+            RunOptions {
+                dry_run: true,
+                ..opts
+            },
+            &mut |_| {},
+        )
+        .await?;
+        let bar = indicatif::ProgressBar::new(plan.subjects_due);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} subjects ({per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let mut last_line: Option<std::time::Instant> = None;
+    let summary = retention::run(&state, opts, &mut |s| {
+        let done = s.subjects_erased + s.subjects_rekeyed;
+        match &bar {
+            Some(b) => b.set_position(done),
+            None if !s.dry_run
+                && last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) =>
+            {
+                tracing::info!(
+                    subjects_done = done,
+                    subjects_due = s.subjects_due,
+                    "retention progress"
+                );
+                last_line = Some(std::time::Instant::now());
+            }
+            None => {}
+        }
+    })
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = summary?;
+    let verb = if dry_run { "would" } else { "did" };
+    for item in &summary.plan {
+        println!(
+            "{verb} {:<24} {:<40} {:>8} subjects  ({})",
+            item.action, item.scope, item.subjects, item.clause
+        );
+    }
+    println!(
+        "summary{}: {} trials expired, {} tenants erased, {} subjects erased, {} subjects re-keyed, {} records deleted, {} anonymized, {} notices queued, {} services finished, in {:.1} s",
+        if dry_run { " (dry run, nothing changed)" } else { "" },
+        summary.trials_expired,
+        summary.tenants_erased,
+        summary.subjects_erased,
+        summary.subjects_rekeyed,
+        summary.records_deleted,
+        summary.records_anonymized,
+        summary.notices_queued,
+        summary.services_finished,
+        started.elapsed().as_secs_f64()
+    );
+    state.store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {

@@ -484,3 +484,158 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
         }
     }
 }
+
+/// Seeds `n` subjects (support + administrator records) in a tenant closed long enough
+/// ago that everything is due, through the store's import path.
+fn seed_closed_tenant(data: &Path, n: usize) -> (String, Vec<tutela_core::SubjectId>) {
+    use tutela_core::tenant::TenantState;
+    use tutela_core::Category;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = tutela_server::Config {
+            data_dir: data.to_owned(),
+            policy: Some(POLICY.into()),
+            ..tutela_server::Config::default()
+        };
+        let state = tutela_server::app::open_state(
+            config,
+            std::sync::Arc::new(tutela_core::clock::SystemClock),
+        )
+        .await
+        .unwrap();
+        let closed = state.clock.now() - time::Duration::days(2000);
+        let spec = tutela_server::seed::SeedSpec {
+            subjects: n,
+            state: TenantState::Closed,
+            closed_at: Some(closed),
+            frozen_until: Some(closed + time::Duration::days(1095)),
+            records: vec![
+                (
+                    Category::Support,
+                    "azure".into(),
+                    [("description".to_owned(), "disk full".to_owned())].into(),
+                ),
+                (
+                    Category::Administrator,
+                    "azure".into(),
+                    [("name".to_owned(), "王五".to_owned())].into(),
+                ),
+            ],
+        };
+        let (tenant, ids) = tutela_server::seed::tenant_with_subjects(&state, &spec)
+            .await
+            .unwrap();
+        state.store.close().await;
+        (tenant.to_string(), ids)
+    })
+}
+
+/// For every subject: erased with no key and no records, or untouched (key and both
+/// records). Returns how many are erased.
+fn erased_count(data: &Path, ids: &[tutela_core::SubjectId]) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite:{}", data.join("tutela.db").display());
+        let store = tutela_store::Store::connect(&url).await.unwrap();
+        let mut erased = 0;
+        for id in ids {
+            let subject = store.subject(id).await.unwrap().unwrap();
+            let key = store.subject_key(id).await.unwrap();
+            let records = store.records_with_keys_of(id).await.unwrap().len();
+            let rows = store
+                .records_of_subjects(std::slice::from_ref(id))
+                .await
+                .unwrap()
+                .len();
+            match (subject.erased_at.is_some(), key.is_some(), records, rows) {
+                (true, false, 0, 0) => erased += 1,
+                (false, true, 2, 2) => {}
+                other => panic!("{id} is half-deleted: {other:?}"),
+            }
+        }
+        store.close().await;
+        erased
+    })
+}
+
+#[test]
+fn a_killed_retention_run_leaves_no_half_deleted_subject_and_the_next_run_finishes_r19() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (tenant, ids) = seed_closed_tenant(&data, 20_000);
+    let data_arg = data.to_str().unwrap();
+
+    // A dry run reports and changes nothing.
+    let out = tutela(&[
+        "retention",
+        "run",
+        "--dry-run",
+        "--data-dir",
+        data_arg,
+        "--policy",
+        POLICY,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("would erase_subjects"), "{stdout}");
+    assert!(stdout.contains("20000 subjects"), "{stdout}");
+    assert!(stdout.contains("dry run, nothing changed"), "{stdout}");
+
+    // A real run, killed with SIGKILL as soon as it reports progress.
+    let mut child = Command::new(BIN)
+        .args([
+            "retention",
+            "run",
+            "--data-dir",
+            data_arg,
+            "--policy",
+            POLICY,
+        ])
+        .env_remove("TUTELA_DATABASE_URL")
+        .env("TUTELA_RETENTION__BATCH", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .expect("retention run ended before reporting progress")
+            .unwrap();
+        if line.contains("retention progress") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let erased = erased_count(&data, &ids);
+    assert!(
+        erased > 0 && erased < ids.len(),
+        "killed mid-run: {erased} of {}",
+        ids.len()
+    );
+
+    // The next run finishes the work and erases the tenant.
+    let out = tutela(&[
+        "retention",
+        "run",
+        "--data-dir",
+        data_arg,
+        "--policy",
+        POLICY,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 tenants erased"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} subjects erased", ids.len() - erased)),
+        "{stdout}"
+    );
+    assert_eq!(erased_count(&data, &ids), ids.len());
+    assert!(stdout.contains(&format!("tenant:{tenant}")));
+}

@@ -30,7 +30,7 @@ use tutela_server::tokens::{self, TokenRequest};
 use tutela_server::{Application, Config};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord};
+use tutela_store::vault::{AuditEntry, SealedRecord};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -150,64 +150,57 @@ async fn main() {
     let admin = mint(Role::TenantAdmin, Some(&tenant.id)).await;
     let officer = mint(Role::PrivacyOfficer, None).await;
     let operator = mint(Role::Operator, None).await;
-    // Every subject's support record, sealed under its own key, with its audit entry.
-    let seeded = Arc::new(AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for part in all.chunks(all.len().div_ceil(8).max(1)) {
-        let (state, part, seeded) = (state.clone(), part.to_vec(), seeded.clone());
-        let tenant_id = tenant.id.clone();
-        tasks.spawn(async move {
-            for s in part {
-                let key = state
-                    .vault
-                    .subject_key(&state.store, &tenant_id, &s.id, true)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                let fields: BTreeMap<String, String> =
-                    [("description".to_owned(), "VM will not boot".to_owned())].into();
-                let sealed = state
-                    .vault
-                    .seal_fields(&key, &s.id, Category::Support, 1, &fields)
-                    .unwrap();
-                let record = SealedRecord {
-                    subject: s.id.clone(),
-                    category: Category::Support,
-                    version: 1,
-                    service: "azure".into(),
-                    fields: sealed,
-                    updated_at: now,
-                };
-                let audit = AuditEntry {
-                    id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                    at: now,
-                    token_id: "bench".into(),
-                    role: "service".into(),
-                    tenant: Some(tenant_id.to_string()),
-                    subject: Some(s.id.to_string()),
-                    category: Some("support".into()),
-                    purpose: Some("support".into()),
-                    action: "write".into(),
-                    decision: "allow".into(),
-                    reason: "seed".into(),
-                    clause: Some("R13".into()),
-                    seq: None,
-                };
-                let extras = RecordExtras {
-                    tenant: &tenant_id,
-                    keys: &[],
-                    location: None,
-                };
-                state
-                    .store
-                    .put_record_audited(&record, 0, &audit, &extras)
-                    .await
-                    .unwrap();
-                seeded.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+    // Every subject's support record, sealed under its own key, with its audit entry,
+    // imported in bulk.
+    let mut seeded = 0usize;
+    for chunk in all.chunks(5_000) {
+        let mut keys = Vec::with_capacity(chunk.len());
+        let mut records = Vec::with_capacity(chunk.len());
+        let mut audit = Vec::with_capacity(chunk.len());
+        for s in chunk {
+            let (key, wrapped) = state
+                .vault
+                .fresh_subject_key(&state.store, &tenant.id, &s.id)
+                .await
+                .unwrap();
+            let fields: BTreeMap<String, String> =
+                [("description".to_owned(), "VM will not boot".to_owned())].into();
+            let sealed = state
+                .vault
+                .seal_fields(&key, &s.id, Category::Support, 1, &fields)
+                .unwrap();
+            keys.push((s.id.clone(), wrapped));
+            records.push(SealedRecord {
+                subject: s.id.clone(),
+                category: Category::Support,
+                version: 1,
+                service: "azure".into(),
+                fields: sealed,
+                updated_at: now,
+            });
+            audit.push(AuditEntry {
+                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                at: now,
+                token_id: "bench".into(),
+                role: "service".into(),
+                tenant: Some(tenant.id.to_string()),
+                subject: Some(s.id.to_string()),
+                category: Some("support".into()),
+                purpose: Some("support".into()),
+                action: "write".into(),
+                decision: "allow".into(),
+                reason: "seed".into(),
+                clause: Some("R13".into()),
+                seq: None,
+            });
+        }
+        state
+            .store
+            .import_records(&keys, &records, &audit)
+            .await
+            .unwrap();
+        seeded += chunk.len();
     }
-    while tasks.join_next().await.is_some() {}
     let client = reqwest::Client::new();
     for (name, kind) in [("helpdesk", "subprocessor"), ("sister", "affiliate")] {
         let r = client
@@ -220,8 +213,16 @@ async fn main() {
         assert_eq!(r.status(), 201);
     }
     println!(
-        "seeded {} subjects with records in {:.1} s",
-        seeded.load(Ordering::Relaxed),
+        "seeded {seeded} subjects with records in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    // Let the audit sealer catch up with the seed entries first.
+    while !state.store.unsealed_audit(1).await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "audit sealed after {:.1} s",
         seeding.elapsed().as_secs_f64()
     );
 

@@ -185,6 +185,12 @@ impl Application {
         // The outbox sender (R34): deletion notices to recipients, retried until acknowledged.
         let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
         let outbox = tokio::spawn(crate::outbox::run(self.state.clone(), outbox_stopped));
+        // The retention scheduler (R19, R20, R41).
+        let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+        let retention = tokio::spawn(crate::retention::run_scheduler(
+            self.state.clone(),
+            retention_stopped,
+        ));
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
@@ -206,6 +212,10 @@ impl Application {
                     .serve(router.into_make_service())
                     .await?;
             }
+        }
+        let _ = stop_retention.send(());
+        if let Err(e) = retention.await {
+            tracing::error!(error = %e, "the retention scheduler task failed");
         }
         let _ = stop_outbox.send(());
         if let Err(e) = outbox.await {

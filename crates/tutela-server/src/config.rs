@@ -147,6 +147,28 @@ impl OutboxConfig {
     }
 }
 
+/// The retention engine (R19, R20, R41).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between scheduled runs inside `serve`; 0 turns the scheduler off.
+    pub interval_secs: u64,
+    /// Subjects per batch (one transaction each).
+    pub batch: u32,
+    /// How long a batch's subjects stay leased to the run preparing it.
+    pub lease_secs: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            batch: 500,
+            lease_secs: 300,
+        }
+    }
+}
+
 /// Audit log settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,6 +225,7 @@ pub struct Config {
     pub links: LinksConfig,
     pub grants: GrantsConfig,
     pub outbox: OutboxConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -221,6 +244,7 @@ impl Default for Config {
             links: LinksConfig::default(),
             grants: GrantsConfig::default(),
             outbox: OutboxConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -246,6 +270,7 @@ impl std::fmt::Debug for Config {
             .field("links", &self.links)
             .field("grants", &self.grants)
             .field("outbox", &self.outbox)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -289,6 +314,7 @@ const CONFIG_KEYS: &[&str] = &[
     "links",
     "grants",
     "outbox",
+    "retention",
 ];
 
 impl Config {

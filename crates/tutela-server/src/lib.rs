@@ -17,6 +17,8 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod outbox;
+pub mod retention;
+pub mod seed;
 pub mod state;
 pub mod tokens;
 pub mod vault;

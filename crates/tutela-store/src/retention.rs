@@ -67,8 +67,11 @@ pub struct SubjectOutcome {
     pub subject: SubjectId,
     /// Categories whose records are removed (after anonymization, where that applies).
     pub remove: Vec<Category>,
-    /// Everything is gone: shred the key, mark the subject erased.
+    /// Everything is gone: remove every row and shred the key.
     pub erase: bool,
+    /// With `erase`: the subject itself is gone (nothing may be written for it again).
+    /// Not when only a service's or a category's data went and the person may come back.
+    pub mark_erased: bool,
     /// Otherwise: the kept records re-sealed under `new_key` (the old key is shredded).
     pub resealed: Vec<(Category, i64, Vec<u8>)>,
     pub new_key: Option<Vec<u8>>,
@@ -163,6 +166,12 @@ impl Store {
             for s in subjects {
                 sep.push_bind(s.as_str());
             }
+            // The same list on the key table keeps PostgreSQL from hash-joining all of it.
+            qb.push(") AND sk.subject_id IN (");
+            let mut sep = qb.separated(", ");
+            for s in subjects {
+                sep.push_bind(s.as_str());
+            }
             qb.push(") ORDER BY r.subject_id, r.category");
             qb.build_query_as().fetch_all(p).await
         })?;
@@ -191,14 +200,14 @@ impl Store {
     }
 
     /// Applies a batch atomically, only for subjects still leased to `owner` (a lease that
-    /// expired and was taken over is left to its new holder). Returns how many subjects
-    /// were applied; 0 means the whole batch was skipped.
+    /// expired and was taken over is left to its new holder). `aggregates` are counts to
+    /// add. Returns how many subjects were applied; 0 means the whole batch was skipped.
     pub async fn apply_retention_batch(
         &self,
         owner: &str,
         now: OffsetDateTime,
         outcomes: &[SubjectOutcome],
-        aggregates: &[Aggregate],
+        aggregates: &[(Aggregate, i64)],
         deliveries: &[Delivery],
         audit: &[AuditEntry],
     ) -> Result<usize> {
@@ -259,8 +268,23 @@ impl Store {
                 }
                 let mut qb = sqlx::QueryBuilder::new(
                     "UPDATE subjects SET frozen_until = NULL, frozen_ground = NULL, \
-                     retention_lease_until = NULL, retention_lease_owner = NULL, erased_at = coalesce(erased_at, ",
+                     retention_lease_until = NULL, retention_lease_owner = NULL WHERE id IN (",
                 );
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+            let gone: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| o.erase && o.mark_erased)
+                .map(|o| o.subject.as_str())
+                .collect();
+            for chunk in gone.chunks(500) {
+                let mut qb =
+                    sqlx::QueryBuilder::new("UPDATE subjects SET erased_at = coalesce(erased_at, ");
                 qb.push_bind(to_micros(now));
                 qb.push(") WHERE id IN (");
                 let mut sep = qb.separated(", ");
@@ -312,18 +336,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            for a in aggregates {
+            for (a, n) in aggregates {
                 sqlx::query(
                     "INSERT INTO anonymized_aggregates (category, service, period, attribute, value, count) \
-                     VALUES ($1, $2, $3, $4, $5, 1) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (category, service, period, attribute, value) \
-                     DO UPDATE SET count = anonymized_aggregates.count + 1",
+                     DO UPDATE SET count = anonymized_aggregates.count + excluded.count",
                 )
                 .bind(a.category.as_str())
                 .bind(&a.service)
                 .bind(&a.period)
                 .bind(a.attribute)
                 .bind(a.value)
+                .bind(*n)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -383,12 +408,14 @@ impl Store {
 
     /// Whether any subject of the tenant is not yet erased.
     pub async fn tenant_has_live_subjects(&self, tenant: &TenantId) -> Result<bool> {
-        let row: Option<(i64,)> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT 1 FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL LIMIT 1"
+        let row: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL LIMIT 1"
         )
         .bind(tenant.as_str())
         .fetch_optional(p)
-        .await)?;
+        .await
+        })?;
         Ok(row.is_some())
     }
 }

@@ -723,6 +723,52 @@ impl Store {
         .transpose()
     }
 
+    /// Imports new subjects' data in bulk: their wrapped data keys and first records, with
+    /// one audit entry each, in one transaction (500 rows per statement). For migrating
+    /// existing data into tutela and for seeding benchmarks; records must not exist yet.
+    pub async fn import_records(
+        &self,
+        keys: &[(SubjectId, Vec<u8>)],
+        records: &[SealedRecord],
+        audit: &[AuditEntry],
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            for chunk in keys.chunks(500) {
+                let mut qb =
+                    sqlx::QueryBuilder::new("INSERT INTO subject_keys (subject_id, wrapped) ");
+                qb.push_values(chunk, |mut b, (s, w)| {
+                    b.push_bind(s.as_str()).push_bind(w.as_slice());
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            for chunk in records.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO records (subject_id, category, version, service, fields, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.subject.as_str())
+                        .push_bind(r.category.as_str())
+                        .push_bind(r.version)
+                        .push_bind(&r.service)
+                        .push_bind(r.fields.as_slice())
+                        .push_bind(to_micros(r.updated_at));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            insert_audit_rows!(tx, audit);
+            tx.commit().await
+        })?;
+        // A bulk load leaves PostgreSQL's planner statistics stale (it would then scan
+        // whole tables for key look-ups); refresh them as any bulk load should.
+        if let crate::Pool::Postgres(p) = &self.writer {
+            sqlx::query("ANALYZE subjects, subject_keys, records")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes a record and appends its audit entry in one transaction; returns whether
     /// a record existed.
     pub async fn delete_record_audited(

@@ -9,6 +9,8 @@ pub mod export;
 pub mod fulfil;
 pub mod grants;
 mod input;
+pub mod lifecycle;
+pub(crate) use input::rfc3339;
 pub mod policy;
 pub mod records;
 pub mod requests;
@@ -107,6 +109,11 @@ impl From<PathRejection> for ApiError {
         fulfil::waive,
         fulfil::send_identity_code,
         contact::get_message,
+        lifecycle::close_tenant,
+        lifecycle::activate_tenant,
+        lifecycle::terminate_service,
+        lifecycle::announcements,
+        lifecycle::run_retention,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -166,6 +173,11 @@ impl From<PathRejection> for ApiError {
         fulfil::CodeRequest,
         fulfil::CodeSent,
         contact::QueuedMessage,
+        lifecycle::NewTermination,
+        lifecycle::TerminationView,
+        lifecycle::AnnouncementView,
+        crate::retention::Summary,
+        crate::retention::PlanItem,
         grants::GrantRequest,
         grants::GrantView,
         grants::GrantAccess,
@@ -263,6 +275,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{request}/deliveries/{recipient}/waive", post(fulfil::waive))
         .route("/v1/requests/{request}/identity-code", post(fulfil::send_identity_code))
         .route("/v1/messages/{message}", get(contact::get_message))
+        .route("/v1/tenants/{tenant}/close", post(lifecycle::close_tenant))
+        .route("/v1/tenants/{tenant}/activate", post(lifecycle::activate_tenant))
+        .route("/v1/tenants/{tenant}/announcements", get(lifecycle::announcements))
+        .route("/v1/services/{service}/terminate", post(lifecycle::terminate_service))
+        .route("/v1/retention/run", post(lifecycle::run_retention))
         .route("/d/{token}", get(export::download))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))

@@ -527,13 +527,34 @@ pub async fn transfer(
         body.legal_prohibition_ref.as_deref(),
         256,
     )?;
-    let (subject, _) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
+    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
     let now = state.clock.now();
     let mut entry = audit(&actor, now, "transfer", false, "", Clause::r(21));
     entry.tenant = Some(subject.tenant.to_string());
     entry.subject = Some(subject.id.to_string());
     entry.category = categories.first().map(ToString::to_string);
     entry.purpose = Some(purpose.to_string());
+    // R19, R41: a closed, expired or erased account's data is not disclosed.
+    if !matches!(
+        tenant.state,
+        tutela_core::tenant::TenantState::Trial | tutela_core::tenant::TenantState::Active
+    ) {
+        let clause = Clause::r(
+            if tenant.state == tutela_core::tenant::TenantState::Expired {
+                41
+            } else {
+                19
+            },
+        );
+        entry.reason = "account_frozen".into();
+        entry.clause = Some(clause.to_string());
+        state.audit_writer.append(entry).await?;
+        return Err(ApiError::Locked {
+            code: "frozen",
+            message: format!("the account is {}; its data is not disclosed", tenant.state),
+            clause: Some(clause),
+        });
+    }
     // R19, R33: nothing of an erased subject leaves, and what the law keeps is frozen.
     if let Some(clause) = subject.hold(now).clause() {
         entry.reason = "subject_erased".into();

@@ -9,6 +9,10 @@ ALTER TABLE tenants ADD COLUMN closed_at BIGINT;
 ALTER TABLE subjects ADD COLUMN retention_lease_until BIGINT;
 ALTER TABLE subjects ADD COLUMN retention_lease_owner TEXT;
 CREATE INDEX subjects_frozen ON subjects(frozen_until) WHERE frozen_until IS NOT NULL;
+-- The engine walks a tenant's live subjects in id order; erased ones must not be rescanned.
+CREATE INDEX subjects_live ON subjects(tenant_id, id) WHERE erased_at IS NULL;
+-- Erasure clears a subject's sealed message parameters.
+CREATE INDEX messages_subject ON messages(subject_id);
 CREATE INDEX records_service ON records(service, subject_id);
 
 -- What anonymization leaves (R19): counts per category, service, month and a generalized
