@@ -45,6 +45,31 @@ enum Command {
     /// Delete or anonymize what has reached the end of its retention period.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Find or remove personal information in support text (logs, chats, tickets).
+    #[command(subcommand)]
+    Pii(PiiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PiiCommand {
+    /// Print the personal information found as JSON lines
+    /// `{"line","start","end","type"}` (1-based line, UTF-8 byte offsets, end
+    /// exclusive; never the text itself).
+    Scan {
+        /// The file to read, or `-` for standard input.
+        file: PathBuf,
+    },
+    /// Write the text with every finding replaced.
+    Redact {
+        /// The file to read, or `-` for standard input.
+        file: PathBuf,
+        /// `mask` (keep the last 4), `tag` (`<TYPE>`) or `hash` (`<TYPE:hmac>`).
+        #[arg(long, default_value = "tag")]
+        operator: String,
+        /// For `hash`: the 32-byte key as hex (keep one per tenant so joins still work).
+        #[arg(long, env = "TUTELA_PII_HASH_KEY", hide_env_values = true)]
+        hash_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,7 +281,86 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(RetentionCommand::Run { common, dry_run }) => {
             retention_run(common, dry_run, clock).await
         }
+        Command::Pii(cmd) => pii(cmd),
     }
+}
+
+/// `tutela pii scan|redact`: streams the input line by line (constant memory), with a
+/// progress bar on a terminal for large files.
+fn pii(cmd: PiiCommand) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, BufReader, BufWriter, IsTerminal as _, Write as _};
+    let file = match &cmd {
+        PiiCommand::Scan { file } | PiiCommand::Redact { file, .. } => file.clone(),
+    };
+    let (mut input, size): (Box<dyn BufRead>, Option<u64>) = if file.as_os_str() == "-" {
+        (
+            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+            None,
+        )
+    } else {
+        let f = std::fs::File::open(&file)
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, f)), size)
+    };
+    let bar = match size {
+        Some(len) if len > 8 << 20 && std::io::stderr().is_terminal() => {
+            let bar = indicatif::ProgressBar::new(len);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            Some(bar)
+        }
+        _ => None,
+    };
+    let progress = |bytes: u64| {
+        if let Some(b) = &bar {
+            b.set_position(bytes);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let result = match cmd {
+        PiiCommand::Scan { .. } => tutela_pii::stream::scan(&mut input, &mut out, progress),
+        PiiCommand::Redact {
+            operator, hash_key, ..
+        } => {
+            let key = match hash_key {
+                Some(h) => Some(
+                    hex::decode(h.trim())
+                        .ok()
+                        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                        .ok_or_else(|| {
+                            UsageError("--hash-key must be 64 hex digits (32 bytes)".into())
+                        })?,
+                ),
+                None => None,
+            };
+            let op = tutela_pii::Operator::parse(&operator, key).ok_or_else(|| {
+                UsageError(format!(
+                    "--operator must be mask, tag or hash (hash needs --hash-key); got `{operator}`"
+                ))
+            })?;
+            tutela_pii::stream::redact(
+                &mut input,
+                &mut out,
+                &tutela_pii::Redactor::new(op),
+                progress,
+            )
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    out.flush()?;
+    let totals = result.with_context(|| format!("reading {}", file.display()))?;
+    eprintln!(
+        "{} lines, {} bytes, {} findings",
+        totals.lines, totals.bytes, totals.spans
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn retention_run(

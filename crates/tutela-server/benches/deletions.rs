@@ -2,8 +2,8 @@
 //! a store of `SUBJECTS` subjects (default 100,000) each holding a support record that
 //! two registered recipients receive, and a local receiver that acknowledges every
 //! signed notice. Then `DELETIONS` (default 1,000) deletion requests run over HTTP with
-//! 16 concurrent clients: file, verify identity, confirm consequences, start, erase (shred
-//! + notices queued), wait until both recipients acknowledged, complete. Reported:
+//! 16 concurrent clients: file, verify identity, confirm consequences, start, erase (shred,
+//! notices queued), wait until both recipients acknowledged, complete. Reported:
 //! requests/s from the first filing to the last completion, and per-request latency.
 //!
 //!   cargo bench -p tutela-server --bench deletions
@@ -31,6 +31,9 @@ use tutela_server::{Application, Config};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
 use tutela_store::vault::{AuditEntry, SealedRecord};
+
+/// One request's total time and its phases (to erased, waiting for acks, completing).
+type Timing = (Duration, [Duration; 3]);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -234,7 +237,7 @@ async fn main() {
         .map(|s| s.id.to_string())
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(targets));
-    let latencies: Arc<std::sync::Mutex<Vec<(Duration, [Duration; 3])>>> =
+    let latencies: Arc<std::sync::Mutex<Vec<Timing>>> =
         Arc::new(std::sync::Mutex::new(Vec::with_capacity(deletions)));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -258,7 +261,7 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     let all_lat = latencies.lock().unwrap().clone();
-    let mean_ms = |f: &dyn Fn(&(Duration, [Duration; 3])) -> Duration| {
+    let mean_ms = |f: &dyn Fn(&Timing) -> Duration| {
         let total: Duration = all_lat.iter().map(f).sum();
         total.as_secs_f64() * 1000.0 / all_lat.len().max(1) as f64
     };

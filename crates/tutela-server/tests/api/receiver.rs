@@ -119,9 +119,8 @@ async fn hook(
             .and_then(|v| v.to_str().ok()),
     ) {
         (Some(secret), Some(sig)) => {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
             // The server runs on a test clock: accept any timestamp, check the MAC.
-            secret.verify(sig, &body, now, i64::MAX / 2).is_ok()
+            secret.verify(sig, &body, 0, i64::MAX / 4).is_ok()
         }
         _ => false,
     };
