@@ -639,3 +639,49 @@ fn a_killed_retention_run_leaves_no_half_deleted_subject_and_the_next_run_finish
     assert_eq!(erased_count(&data, &ids), ids.len());
     assert!(stdout.contains(&format!("tenant:{tenant}")));
 }
+
+#[test]
+fn pii_scan_prints_spans_without_values_and_redact_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("support.log");
+    std::fs::write(
+        &file,
+        "联系人：欧阳娜娜 手机13912345678\nno pii here v2.3.14\nmail li.lei@example.com.\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = tutela(&["pii", "scan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let spans: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(spans.len(), 3, "{stdout}");
+    assert_eq!(spans[1]["type"], "CN_MOBILE");
+    assert_eq!(spans[2]["line"], 3);
+    assert!(!stdout.contains("13912345678") && !stdout.contains("欧阳"));
+    let out = tutela(&["pii", "redact", path, "--operator", "mask"]);
+    assert_eq!(out.status.code(), Some(0));
+    let redacted = text(&out.stdout);
+    assert!(
+        redacted.contains("*******5678") && !redacted.contains("欧阳娜娜"),
+        "{redacted}"
+    );
+    assert!(redacted.contains("no pii here v2.3.14"));
+    // Bad usage and invalid UTF-8 are clear errors.
+    assert_eq!(
+        tutela(&["pii", "redact", path, "--operator", "hash"])
+            .status
+            .code(),
+        Some(2)
+    );
+    std::fs::write(&file, b"fine\n\xff\xfe broken\n").unwrap();
+    let out = tutela(&["pii", "scan", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("line 2 is not valid UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -162,17 +162,25 @@ fn at_ascii(line: &str, i: usize) -> Outcome {
 fn at_ascii_found(line: &str, i: usize) -> Result<(usize, PiiType), usize> {
     let b = line.as_bytes();
     let c = b[i];
-    if is_word(c) {
+    // The alphanumeric run and what ends it decide which recognizers can apply, so most
+    // words are rejected after one look.
+    let mut run_end = i;
+    while run_end < b.len() && is_word(b[run_end]) {
+        run_end += 1;
+    }
+    let run = run_end - i;
+    let term = b.get(run_end).copied();
+    if is_word(c) && matches!(term, Some(b'@' | b'.' | b'_' | b'%' | b'+' | b'-')) {
         if let Some(end) = email(b, i) {
             return Ok((end, PiiType::Email));
         }
     }
-    if c.is_ascii_hexdigit() {
+    if c.is_ascii_hexdigit() && term == Some(b':') {
         if let Some(end) = ipv6(line, i) {
             return Ok((end, PiiType::Ipv6));
         }
     }
-    if c.is_ascii_digit() {
+    if c.is_ascii_digit() && term == Some(b'.') {
         if let Some(end) = ipv4(b, i) {
             return Ok((end, PiiType::Ipv4));
         }
@@ -184,12 +192,12 @@ fn at_ascii_found(line: &str, i: usize) -> Result<(usize, PiiType), usize> {
             (consumed, None) => skip = consumed,
         }
     }
-    if c.is_ascii_alphanumeric() {
+    if run == 9 || run == 18 {
         if let Some(found) = alnum_code(b, i) {
             return Ok(found);
         }
     }
-    if c.is_ascii_uppercase() {
+    if c.is_ascii_uppercase() && term == Some(b' ') && (2..=15).contains(&run) {
         if let Some(end) = names::english_name(line, i) {
             return Ok((end, PiiType::PersonEn));
         }

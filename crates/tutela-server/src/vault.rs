@@ -107,6 +107,14 @@ impl Vault {
         Ok((key, wrapped))
     }
 
+    /// The tenant's key for the PII `hash` operator (R13): derived from the tenant's
+    /// index key, so the same value hashes the same across the tenant's support data
+    /// (joins still work) and differently in every other tenant.
+    pub async fn pii_hash_key(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<[u8; 32]> {
+        let index_key = keys::index_key_of(&self.tenant_key(store, tenant).await?);
+        Ok(keys::blind_index(&index_key, "pii-hash-key", "v1"))
+    }
+
     /// Blind-index keys for the look-up fields of a record (e-mail, phone), under the
     /// tenant's index key. Values that cannot be normalised get no key.
     pub async fn lookup_keys(

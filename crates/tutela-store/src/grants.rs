@@ -25,10 +25,14 @@ pub struct Grant {
     pub decided_at: Option<OffsetDateTime>,
     pub expires_at: Option<OffsetDateTime>,
     pub ended_at: Option<OffsetDateTime>,
+    /// The customer approved access to personal information too (R7, R22); otherwise
+    /// support data is shown redacted.
+    pub personal_information: bool,
 }
 
 const GRANT_COLUMNS: &str = "id, tenant_id, incident, categories, reason, duration_minutes, \
-    requested_by, requested_at, pending_until, state, decided_by, decided_at, expires_at, ended_at";
+    requested_by, requested_at, pending_until, state, decided_by, decided_at, expires_at, ended_at, \
+    personal_information";
 
 type GrantRow = (
     String,
@@ -45,6 +49,7 @@ type GrantRow = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    bool,
 );
 
 fn opt_time(v: Option<i64>) -> Result<Option<OffsetDateTime>> {
@@ -67,6 +72,7 @@ fn decode(r: GrantRow) -> Result<Grant> {
         decided_at,
         expires_at,
         ended_at,
+        personal_information,
     ) = r;
     Ok(Grant {
         id,
@@ -86,6 +92,7 @@ fn decode(r: GrantRow) -> Result<Grant> {
         decided_at: opt_time(decided_at)?,
         expires_at: opt_time(expires_at)?,
         ended_at: opt_time(ended_at)?,
+        personal_information,
     })
 }
 
@@ -103,7 +110,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO grants ({GRANT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ))
             .bind(&g.id)
             .bind(g.tenant.as_str())
@@ -119,6 +126,7 @@ impl Store {
             .bind(g.decided_at.map(to_micros))
             .bind(g.expires_at.map(to_micros))
             .bind(g.ended_at.map(to_micros))
+            .bind(g.personal_information)
             .execute(&mut *tx)
             .await?;
             audit_and_commit!(tx, audit)

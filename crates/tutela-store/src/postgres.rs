@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle: trials, closure, retention leases, anonymized aggregates, service terminations",
         include_str!("../migrations/postgres/0014_lifecycle.sql"),
     ),
+    (
+        15,
+        "grants: explicit cover of personal information",
+        include_str!("../migrations/postgres/0015_grant_personal_information.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -77,6 +77,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle: trials, closure, retention leases, anonymized aggregates, service terminations",
         include_str!("../migrations/sqlite/0014_lifecycle.sql"),
     ),
+    (
+        15,
+        "grants: explicit cover of personal information",
+        include_str!("../migrations/sqlite/0015_grant_personal_information.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

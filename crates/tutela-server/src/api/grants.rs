@@ -39,6 +39,10 @@ pub struct GrantRequest {
     pub reason: String,
     /// How long access lasts once approved; default and maximum `grants.max_minutes`.
     pub minutes: Option<u32>,
+    /// Ask the customer for access to personal information too (R7, R22). Without it,
+    /// support data is shown with personal information redacted.
+    #[serde(default)]
+    pub personal_information: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,6 +61,8 @@ pub struct GrantView {
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
+    /// Approving this grant also approves access to personal information.
+    pub personal_information: bool,
 }
 
 /// One access made under a grant.
@@ -107,6 +113,7 @@ fn view(g: &Grant, now: OffsetDateTime) -> GrantView {
         pending_until: rfc3339(g.pending_until),
         expires_at: g.expires_at.map(rfc3339),
         ended_at: g.ended_at.map(rfc3339),
+        personal_information: g.personal_information,
     }
 }
 
@@ -209,6 +216,7 @@ pub async fn request_grant(
         decided_at: None,
         expires_at: None,
         ended_at: None,
+        personal_information: body.personal_information,
     };
     state
         .store
@@ -409,10 +417,12 @@ pub async fn resolve_incident(
 
 /// The grants an overseas support engineer may act under for `tenant` right now, as
 /// `decide` needs them, with their ids in the same order.
+/// The active grants of a tenant as `decide` sees them, with each one's (id, whether it
+/// covers personal information), index for index.
 pub(crate) async fn active_grant_views(
     state: &AppState,
     tenant: &TenantId,
-) -> Result<(Vec<tutela_core::decide::GrantView>, Vec<String>), ApiError> {
+) -> Result<(Vec<tutela_core::decide::GrantView>, Vec<(String, bool)>), ApiError> {
     let now = state.clock.now();
     let grants = state.store.active_grants(tenant, now).await?;
     let views = grants
@@ -429,7 +439,7 @@ pub(crate) async fn active_grant_views(
     let ids = grants
         .iter()
         .filter(|g| g.expires_at.is_some())
-        .map(|g| g.id.clone())
+        .map(|g| (g.id.clone(), g.personal_information))
         .collect();
     Ok((views, ids))
 }

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub(crate) use input::rfc3339;
 pub mod policy;
 pub mod records;
+pub mod redact;
 pub mod requests;
 pub mod sharing;
 pub mod system;
@@ -114,6 +115,7 @@ impl From<PathRejection> for ApiError {
         lifecycle::terminate_service,
         lifecycle::announcements,
         lifecycle::run_retention,
+        redact::redact,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -176,6 +178,9 @@ impl From<PathRejection> for ApiError {
         lifecycle::NewTermination,
         lifecycle::TerminationView,
         lifecycle::AnnouncementView,
+        redact::RedactRequest,
+        redact::FoundSpan,
+        redact::Redacted,
         crate::retention::Summary,
         crate::retention::PlanItem,
         grants::GrantRequest,
@@ -280,6 +285,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}/announcements", get(lifecycle::announcements))
         .route("/v1/services/{service}/terminate", post(lifecycle::terminate_service))
         .route("/v1/retention/run", post(lifecycle::run_retention))
+        .route("/v1/redact", post(redact::redact))
         .route("/d/{token}", get(export::download))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))

@@ -133,6 +133,35 @@ struct Authorized {
     /// For a read allowed by express consent: the record and its keys, fetched in the
     /// same query as the consent entry.
     prefetched: Option<(SealedRecord, WrappedKeys)>,
+    /// Personal information must be removed before the data leaves: training use (R13),
+    /// or an overseas engineer's grant that does not cover it (R7, R22).
+    redact: bool,
+}
+
+/// Support-data fields that identify a person whatever they contain: withheld whole in a
+/// redacted view. Free-text fields are scanned and their findings replaced (R13).
+const IDENTIFYING_SUPPORT_FIELDS: &[&str] = &["contact", "chat_personalization"];
+
+/// The redacted view of support data (R7, R13, R22).
+fn redact_fields(fields: &mut BTreeMap<String, String>) {
+    let redactor = tutela_pii::Redactor::new(tutela_pii::Operator::Tag);
+    let mut spans = Vec::new();
+    for (name, value) in fields.iter_mut() {
+        if IDENTIFYING_SUPPORT_FIELDS.contains(&name.as_str()) {
+            *value = "<REDACTED>".to_owned();
+            continue;
+        }
+        let mut out = String::with_capacity(value.len());
+        for (n, line) in value.split('\n').enumerate() {
+            if n > 0 {
+                out.push('\n');
+            }
+            spans.clear();
+            tutela_pii::scan_line(line, &mut spans);
+            redactor.redact_line(line, &spans, &mut out);
+        }
+        *value = out;
+    }
 }
 
 /// The shared front of every record route: load the subject, decide, and on a deny
@@ -239,9 +268,13 @@ async fn authorize(
     let mut audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
     // An access under a grant is audited with the grant's id, so the customer can list
     // every access made under each grant.
-    if let Some(id) = d.grant.and_then(|i| grant_ids.get(i)) {
+    let mut grant_covers_pi = true;
+    if let Some((id, covers)) = d.grant.and_then(|i| grant_ids.get(i)) {
         audit.reason = format!("grant:{id}");
+        grant_covers_pi = *covers;
     }
+    let redact = d.condition == Some(tutela_core::policy::PurposeCondition::PiiRemoved)
+        || (category == Category::Support && !grant_covers_pi);
     if !d.is_allowed() {
         state.audit_writer.append(audit).await?;
         return Err(denial_error(&d));
@@ -251,6 +284,7 @@ async fn authorize(
         decision: d,
         audit,
         prefetched,
+        redact,
     })
 }
 
@@ -470,6 +504,7 @@ pub(crate) async fn read_record(
         decision: d,
         audit,
         prefetched,
+        redact,
     } = authorize(state, actor, raw_subject, category, purpose, Action::Read).await?;
     let found = match prefetched {
         Some(p) => Some(p),
@@ -489,6 +524,9 @@ pub(crate) async fn read_record(
         state
             .vault
             .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
+    if redact {
+        redact_fields(&mut fields);
+    }
     // R12: card numbers are shown masked unless the purpose is the transaction itself.
     if purpose != Purpose::Transaction {
         if let Some(card) = fields.get_mut("card_number") {

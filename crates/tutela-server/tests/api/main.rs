@@ -23,6 +23,7 @@ mod grants;
 mod lifecycle;
 mod receiver;
 mod records;
+mod redact;
 mod requests;
 mod sharing;
 mod tenants;
