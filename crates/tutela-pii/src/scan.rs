@@ -202,7 +202,8 @@ fn at_ascii_found(line: &str, i: usize) -> Result<(usize, PiiType), usize> {
             return Ok((end, PiiType::PersonEn));
         }
     }
-    Err(skip)
+    // Nothing starts inside a word: resume after it (or after a longer digit sequence).
+    Err(skip.max(run_end))
 }
 
 fn local_char(c: u8) -> bool {

@@ -38,7 +38,7 @@ pub fn for_each_line(
         t.lines += 1;
         t.bytes += n as u64;
         let content = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let line = std::str::from_utf8(content).map_err(|e| StreamError::InvalidUtf8 {
+        let line = simdutf8::compat::from_utf8(content).map_err(|e| StreamError::InvalidUtf8 {
             line: t.lines,
             byte: e.valid_up_to(),
         })?;
