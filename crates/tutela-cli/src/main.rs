@@ -338,6 +338,13 @@ fn pii(cmd: PiiCommand) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
+            if operator == "token" {
+                return Err(UsageError(
+                    "token operator needs the vault to keep the originals: use POST /v1/redact"
+                        .into(),
+                )
+                .into());
+            }
             let op = tutela_pii::Operator::parse(&operator, key).ok_or_else(|| {
                 UsageError(format!(
                     "--operator must be mask, tag or hash (hash needs --hash-key); got `{operator}`"

@@ -139,6 +139,41 @@ fn redaction_never_lets_the_value_through() {
     );
 }
 
+#[test]
+fn tokens_keep_the_format_and_are_deterministic_per_key() {
+    let line = "手机 139-1234-5678, mail li.lei@example.com";
+    let spans = found_spans(line);
+    let token = |key: [u8; 32]| {
+        let mut out = String::new();
+        let mut seen = Vec::new();
+        Redactor::new(Operator::Token { key }).redact_line_with(
+            line,
+            &spans,
+            &mut out,
+            &mut |k, v, t| {
+                seen.push((k, v.to_owned(), t.to_owned()));
+            },
+        );
+        (out, seen)
+    };
+    let (a, seen) = token([1; 32]);
+    let (b, _) = token([1; 32]);
+    let (c, _) = token([2; 32]);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert!(!a.contains("139-1234-5678") && !a.contains("li.lei"));
+    assert_eq!(seen.len(), 2);
+    let (_, value, tok) = &seen[0];
+    assert_eq!(value, "139-1234-5678");
+    assert_eq!(tok.len(), value.len());
+    assert!(tok
+        .chars()
+        .zip(value.chars())
+        .all(|(t, v)| t.is_ascii_digit() == v.is_ascii_digit()));
+    assert_eq!(&tok[3..4], "-");
+    assert!(seen[1].2.ends_with("@example.com") || seen[1].2.contains('@'));
+}
+
 fn found_spans(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     scan_line(text, &mut spans);

@@ -115,6 +115,58 @@ impl Vault {
         Ok(keys::blind_index(&index_key, "pii-hash-key", "v1"))
     }
 
+    /// Keys for PII tokens of a tenant (R13): the token key (format-preserving tokens),
+    /// the digest key (finding a token's row) and the tenant key that seals originals.
+    pub async fn pii_token_keys(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+    ) -> anyhow::Result<([u8; 32], Key, Key)> {
+        let tk = self.tenant_key(store, tenant).await?;
+        let index_key = keys::index_key_of(&tk);
+        let token_key = keys::blind_index(&index_key, "pii-token-key", "v1");
+        let digest_key = Key::from_bytes(keys::blind_index(&index_key, "pii-token-digest", "v1"));
+        Ok((token_key, digest_key, tk))
+    }
+
+    /// A keyed digest of a token (so the table does not list tokens).
+    pub fn token_digest(&self, digest_key: &Key, kind: &str, token: &str) -> Vec<u8> {
+        keys::blind_index(digest_key, kind, token).to_vec()
+    }
+
+    /// Seals a token's original under the tenant key.
+    pub fn seal_token_value(
+        &self,
+        tenant_key: &Key,
+        tenant: &TenantId,
+        kind: &str,
+        value: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let aad = format!("tutela:pii-token:{tenant}:{kind}");
+        Ok(envelope::seal(
+            self.cipher,
+            tenant_key,
+            aad.as_bytes(),
+            value.as_bytes(),
+        )?)
+    }
+
+    /// Opens what [`Vault::seal_token_value`] sealed.
+    pub fn open_token_value(
+        &self,
+        tenant_key: &Key,
+        tenant: &TenantId,
+        kind: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<String> {
+        let aad = format!("tutela:pii-token:{tenant}:{kind}");
+        Ok(String::from_utf8(envelope::open(
+            tenant_key,
+            aad.as_bytes(),
+            sealed,
+        )?)?)
+    }
+
     /// Blind-index keys for the look-up fields of a record (e-mail, phone), under the
     /// tenant's index key. Values that cannot be normalised get no key.
     pub async fn lookup_keys(

@@ -81,6 +81,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "grants: explicit cover of personal information",
         include_str!("../migrations/postgres/0015_grant_personal_information.sql"),
     ),
+    (
+        16,
+        "pii tokens: sealed originals of format-preserving tokens",
+        include_str!("../migrations/postgres/0016_pii_tokens.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -571,3 +571,56 @@ impl Store {
             .collect()
     }
 }
+
+/// A token's sealed original (R13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiiToken {
+    pub tenant: TenantId,
+    pub token_digest: Vec<u8>,
+    pub kind: String,
+    pub sealed_value: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Records tokens (a token already known is left as it is), with the audit entry.
+    pub async fn insert_pii_tokens_audited(
+        &self,
+        tokens: &[PiiToken],
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            for t in tokens {
+                sqlx::query(
+                    "INSERT INTO pii_tokens (tenant_id, token_digest, kind, sealed_value, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, token_digest) DO NOTHING",
+                )
+                .bind(t.tenant.as_str())
+                .bind(t.token_digest.as_slice())
+                .bind(&t.kind)
+                .bind(t.sealed_value.as_slice())
+                .bind(to_micros(t.created_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            crate::vault::audit_and_commit!(tx, audit)
+        })?;
+        Ok(())
+    }
+
+    /// A token's (kind, sealed original), if this tenant handed it out.
+    pub async fn pii_token(
+        &self,
+        tenant: &TenantId,
+        digest: &[u8],
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT kind, sealed_value FROM pii_tokens WHERE tenant_id = $1 AND token_digest = $2"
+        )
+        .bind(tenant.as_str())
+        .bind(digest)
+        .fetch_optional(p)
+        .await)?)
+    }
+}

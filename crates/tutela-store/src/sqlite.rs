@@ -82,6 +82,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "grants: explicit cover of personal information",
         include_str!("../migrations/sqlite/0015_grant_personal_information.sql"),
     ),
+    (
+        16,
+        "pii tokens: sealed originals of format-preserving tokens",
+        include_str!("../migrations/sqlite/0016_pii_tokens.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and a pool of exactly one writer (see

@@ -116,6 +116,7 @@ impl From<PathRejection> for ApiError {
         lifecycle::announcements,
         lifecycle::run_retention,
         redact::redact,
+        redact::detokenize,
         grants::request_grant,
         grants::get_grant,
         grants::approve_grant,
@@ -181,6 +182,9 @@ impl From<PathRejection> for ApiError {
         redact::RedactRequest,
         redact::FoundSpan,
         redact::Redacted,
+        redact::TokenRef,
+        redact::DetokenizeRequest,
+        redact::Detokenized,
         crate::retention::Summary,
         crate::retention::PlanItem,
         grants::GrantRequest,
@@ -286,6 +290,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/services/{service}/terminate", post(lifecycle::terminate_service))
         .route("/v1/retention/run", post(lifecycle::run_retention))
         .route("/v1/redact", post(redact::redact))
+        .route("/v1/detokenize", post(redact::detokenize))
         .route("/d/{token}", get(export::download))
         .route("/v1/grants", post(grants::request_grant))
         .route("/v1/grants/{grant}", get(grants::get_grant))

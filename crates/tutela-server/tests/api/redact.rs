@@ -215,3 +215,88 @@ async fn training_and_overseas_support_get_support_data_without_personal_informa
     assert_eq!(seen["contact"], "王小明 13800138000");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn format_preserving_tokens_are_reversed_only_for_an_allowed_purpose_r13() {
+    let app = spawn_app().await;
+    let (tenant, _, admin) = app.tenant_with_admin("Token Co").await;
+    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let officer = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let text = "手机 139-1234-5678 卡号 6222021234567890128";
+    let r = app
+        .post(
+            "/v1/redact",
+            &service,
+            json!({"text": text, "operator": "token", "tenant": tenant.to_string()}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let out = v["text"].as_str().unwrap();
+    assert!(
+        !out.contains("139-1234-5678") && !out.contains("6222021234567890128"),
+        "{out}"
+    );
+    assert_eq!(out.len(), text.len(), "format preserved: {out}");
+    let mobile_token = &out[v["spans"][0]["start"].as_u64().unwrap() as usize
+        ..v["spans"][0]["end"].as_u64().unwrap() as usize];
+    assert_eq!(&mobile_token[3..4], "-");
+    // Deterministic: the same value gives the same token (joins still work).
+    let again: Value = app
+        .post(
+            "/v1/redact",
+            &service,
+            json!({"text": text, "operator": "token", "tenant": tenant.to_string()}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["text"], v["text"]);
+
+    let ask = |token: String, purpose: &'static str, who: String| {
+        let (app, tenant) = (&app, tenant.to_string());
+        async move {
+            app.post("/v1/detokenize", &who, json!({"tenant": tenant, "purpose": purpose, "tokens": [{"type": "CN_MOBILE", "token": token}, {"type": "CN_MOBILE", "token": "000-0000-0000"}]})).await
+        }
+    };
+    let r = ask(mobile_token.to_owned(), "support", officer.clone()).await;
+    assert_eq!(r.status(), 200);
+    let back: Value = r.json().await.unwrap();
+    assert_eq!(back["values"], json!(["139-1234-5678", null]));
+    assert_eq!(
+        ask(mobile_token.to_owned(), "troubleshooting", admin.clone())
+            .await
+            .status(),
+        200
+    );
+    assert_error(
+        ask(mobile_token.to_owned(), "training", officer.clone()).await,
+        403,
+        "purpose_not_allowed",
+        Some("R13"),
+    )
+    .await;
+    assert_error(
+        ask(mobile_token.to_owned(), "support", service.clone()).await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    let (_, _, other_admin) = app.tenant_with_admin("Other Co").await;
+    assert_error(
+        ask(mobile_token.to_owned(), "support", other_admin).await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    // The vault keeps no token in clear and no original in clear.
+    let db = std::fs::read(app.data_dir.path().join("tutela.db")).unwrap_or_default();
+    let hay = String::from_utf8_lossy(&db);
+    assert!(!hay.contains("139-1234-5678"));
+    app.stop().await;
+}
