@@ -19,18 +19,14 @@
 )]
 
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tutela_core::clock::SystemClock;
-use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
+use tutela_core::tenant::TenantState;
 use tutela_core::{Category, Region, Role};
 use tutela_server::tokens::{self, TokenRequest};
 use tutela_server::{Application, Config};
-use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
-use tutela_store::vault::{AuditEntry, SealedRecord};
 
 /// One request's total time and its phases (to erased, waiting for acks, completing).
 type Timing = (Duration, [Duration; 3]);
@@ -103,33 +99,20 @@ async fn main() {
 
     // --- Seeding (not timed in the figure) ---
     let seeding = Instant::now();
-    let now = state.clock.now();
-    let tenant = Tenant {
-        id: tutela_server::ids::tenant(),
-        name: TenantName::parse("Bench Co").unwrap(),
-        kind: TenantKind::Enterprise,
+    let spec = tutela_server::seed::SeedSpec {
+        subjects,
         state: TenantState::Active,
-        created_at: now,
-        frozen_until: None,
-        trial_ends_at: None,
         closed_at: None,
+        frozen_until: None,
+        records: vec![(
+            Category::Support,
+            "azure".into(),
+            [("description".to_owned(), "VM will not boot".to_owned())].into(),
+        )],
     };
-    state.store.insert_tenant(&tenant, None).await.unwrap();
-    let all: Vec<Subject> = (0..subjects)
-        .map(|_| Subject {
-            id: tutela_server::ids::subject(),
-            tenant: tenant.id.clone(),
-            kind: SubjectKind::EndUser,
-            adult_on: None,
-            created_at: now,
-            erased_at: None,
-            frozen_until: None,
-            frozen_ground: None,
-        })
-        .collect();
-    for chunk in all.chunks(10_000) {
-        state.store.insert_subjects(chunk).await.unwrap();
-    }
+    let (tenant_id, all) = tutela_server::seed::tenant_with_subjects(&state, &spec)
+        .await
+        .unwrap();
     let mint = |role, tenant: Option<&tutela_core::TenantId>| {
         let state = state.clone();
         let tenant = tenant.cloned();
@@ -150,60 +133,9 @@ async fn main() {
             .1
         }
     };
-    let admin = mint(Role::TenantAdmin, Some(&tenant.id)).await;
+    let admin = mint(Role::TenantAdmin, Some(&tenant_id)).await;
     let officer = mint(Role::PrivacyOfficer, None).await;
     let operator = mint(Role::Operator, None).await;
-    // Every subject's support record, sealed under its own key, with its audit entry,
-    // imported in bulk.
-    let mut seeded = 0usize;
-    for chunk in all.chunks(5_000) {
-        let mut keys = Vec::with_capacity(chunk.len());
-        let mut records = Vec::with_capacity(chunk.len());
-        let mut audit = Vec::with_capacity(chunk.len());
-        for s in chunk {
-            let (key, wrapped) = state
-                .vault
-                .fresh_subject_key(&state.store, &tenant.id, &s.id)
-                .await
-                .unwrap();
-            let fields: BTreeMap<String, String> =
-                [("description".to_owned(), "VM will not boot".to_owned())].into();
-            let sealed = state
-                .vault
-                .seal_fields(&key, &s.id, Category::Support, 1, &fields)
-                .unwrap();
-            keys.push((s.id.clone(), wrapped));
-            records.push(SealedRecord {
-                subject: s.id.clone(),
-                category: Category::Support,
-                version: 1,
-                service: "azure".into(),
-                fields: sealed,
-                updated_at: now,
-            });
-            audit.push(AuditEntry {
-                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                at: now,
-                token_id: "bench".into(),
-                role: "service".into(),
-                tenant: Some(tenant.id.to_string()),
-                subject: Some(s.id.to_string()),
-                category: Some("support".into()),
-                purpose: Some("support".into()),
-                action: "write".into(),
-                decision: "allow".into(),
-                reason: "seed".into(),
-                clause: Some("R13".into()),
-                seq: None,
-            });
-        }
-        state
-            .store
-            .import_records(&keys, &records, &audit)
-            .await
-            .unwrap();
-        seeded += chunk.len();
-    }
     let client = reqwest::Client::new();
     for (name, kind) in [("helpdesk", "subprocessor"), ("sister", "affiliate")] {
         let r = client
@@ -216,7 +148,8 @@ async fn main() {
         assert_eq!(r.status(), 201);
     }
     println!(
-        "seeded {seeded} subjects with records in {:.1} s",
+        "seeded {} subjects with records in {:.1} s",
+        all.len(),
         seeding.elapsed().as_secs_f64()
     );
 
@@ -234,7 +167,7 @@ async fn main() {
         .iter()
         .step_by((subjects / deletions).max(1))
         .take(deletions)
-        .map(|s| s.id.to_string())
+        .map(ToString::to_string)
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(targets));
     let latencies: Arc<std::sync::Mutex<Vec<Timing>>> =

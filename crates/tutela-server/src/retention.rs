@@ -22,7 +22,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 use tutela_core::anonymize;
-use tutela_core::delivery::DeliveryStatus;
 use tutela_core::lifecycle::{TenantEvent, TenantLife};
 use tutela_core::policy::RetentionAction;
 use tutela_core::tenant::TenantState;
@@ -549,25 +548,7 @@ async fn notices(
         })
         .to_string();
         let sendable = r.webhook_url.is_some() && r.webhook_secret.is_some();
-        out.push(Delivery {
-            id,
-            request: None,
-            recipient: r.id.clone(),
-            subject: None,
-            status: if sendable {
-                DeliveryStatus::Pending
-            } else {
-                DeliveryStatus::Manual
-            },
-            body,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: (!sendable).then(|| "no_webhook".to_owned()),
-            acked_at: None,
-            waived_reason: None,
-            created_at: now,
-            updated_at: now,
-        });
+        out.push(Delivery::queued(id, None, &r.id, sendable, None, body, now));
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 //! without its notifications. Senders claim due rows with a lease (`leased_until`), so
 //! two replicas never send the same row at once; a crashed sender's lease just expires.
 
-use crate::vault::{audit_and_commit, AuditEntry};
+use crate::vault::AuditEntry;
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Pool, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::delivery::DeliveryStatus;
@@ -29,6 +29,40 @@ pub struct Delivery {
     pub waived_reason: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+impl Delivery {
+    /// A new notice, due now: `pending` when the recipient has a webhook and secret,
+    /// else `manual` (the officer settles it).
+    pub fn queued(
+        id: String,
+        request: Option<String>,
+        recipient: &str,
+        sendable: bool,
+        subject: Option<String>,
+        body: String,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            request,
+            recipient: recipient.to_owned(),
+            subject,
+            status: if sendable {
+                DeliveryStatus::Pending
+            } else {
+                DeliveryStatus::Manual
+            },
+            body,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: (!sendable).then(|| "no_webhook".to_owned()),
+            acked_at: None,
+            waived_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 pub(crate) const COLUMNS: &str =
@@ -243,30 +277,7 @@ impl Store {
         u: &DeliveryUpdate,
         audit: &AuditEntry,
     ) -> Result<bool> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
-                 acked_at = $5, waived_reason = $6, updated_at = $7, leased_until = NULL \
-                 WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
-            )
-            .bind(u.status.as_str())
-            .bind(i64::from(u.attempts))
-            .bind(to_micros(u.next_attempt_at))
-            .bind(u.last_error.as_deref())
-            .bind(u.acked_at.map(to_micros))
-            .bind(u.waived_reason.as_deref())
-            .bind(to_micros(u.at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            audit_and_commit!(tx, audit)?;
-            Ok(true)
-        })
+        let one = [(id.to_owned(), u.clone(), audit.clone())];
+        Ok(self.update_deliveries_audited(&one).await? == 1)
     }
 }

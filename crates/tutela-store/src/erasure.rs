@@ -31,6 +31,25 @@ pub struct Erasure<'a> {
     pub audit: &'a [AuditEntry],
 }
 
+/// In an open transaction: writes records re-sealed under a subject's new key (same
+/// version, so their associated data still binds).
+macro_rules! reseal_records {
+    ($tx:ident, $subject:expr, $resealed:expr) => {{
+        for (c, version, fields) in $resealed {
+            sqlx::query(
+                "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
+            )
+            .bind(fields.as_slice())
+            .bind($subject)
+            .bind(c.as_str())
+            .bind(*version)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use reseal_records;
+
 impl Store {
     /// Applies an erasure atomically. `StoreError::Conflict` if the subject was erased
     /// meanwhile (a second erasure must not re-key what the first froze).
@@ -68,17 +87,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for (c, version, fields) in e.resealed {
-                sqlx::query(
-                    "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
-                )
-                .bind(fields.as_slice())
-                .bind(subject)
-                .bind(c.as_str())
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
-            }
+            reseal_records!(tx, subject, e.resealed);
             sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)")
                 .bind(subject)
                 .bind(e.new_key)

@@ -303,17 +303,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for (c, version, fields) in &o.resealed {
-                    sqlx::query(
-                        "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
-                    )
-                    .bind(fields.as_slice())
-                    .bind(subject)
-                    .bind(c.as_str())
-                    .bind(*version)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                crate::erasure::reseal_records!(tx, subject, &o.resealed);
                 if let Some(key) = &o.new_key {
                     sqlx::query("DELETE FROM subject_keys WHERE subject_id = $1")
                         .bind(subject)

@@ -198,25 +198,15 @@ pub async fn erase(
         })
         .map_err(|e| ApiError::Internal(e.into()))?;
         let sendable = rcp.webhook_url.is_some() && rcp.webhook_secret.is_some();
-        deliveries.push(Delivery {
-            id: delivery_id,
-            request: Some(r.id.clone()),
-            recipient: rcp.id.clone(),
-            subject: Some(subject.id.to_string()),
-            status: if sendable {
-                DeliveryStatus::Pending
-            } else {
-                DeliveryStatus::Manual
-            },
+        deliveries.push(Delivery::queued(
+            delivery_id,
+            Some(r.id.clone()),
+            &rcp.id,
+            sendable,
+            Some(subject.id.to_string()),
             body,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: (!sendable).then(|| "no_webhook".to_owned()),
-            acked_at: None,
-            waived_reason: None,
-            created_at: now,
-            updated_at: now,
-        });
+            now,
+        ));
     }
 
     let mut audit = vec![entry(&actor, &r, "erase_subject", None, Clause::r(33), now)];
