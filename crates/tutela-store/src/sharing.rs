@@ -317,6 +317,34 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a recipient's webhook secret, with the audit entry. Returns whether the
+    /// recipient exists and has a webhook.
+    pub async fn set_webhook_secret_audited(
+        &self,
+        id: &str,
+        secret: &SealedSecret,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE recipients SET webhook_secret = $1, webhook_key_id = $2 WHERE id = $3 AND webhook_url IS NOT NULL",
+            )
+            .bind(secret.sealed.as_slice())
+            .bind(secret.key_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            audit_and_commit!(tx, audit)?;
+            Ok(true)
+        })
+    }
+
     pub async fn recipient(&self, id: &str) -> Result<Option<Recipient>> {
         let row: Option<RecipientRow> = on_pool!(self, |p| {
             sqlx::query_as(&format!(

@@ -90,6 +90,7 @@ impl From<PathRejection> for ApiError {
         sharing::list_locations,
         sharing::register_recipient,
         sharing::list_recipients,
+        sharing::rotate_webhook_secret,
         sharing::transfer,
         sharing::register,
         sharing::redirect_complaint,
@@ -266,6 +267,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/recipients",
             post(sharing::register_recipient).get(sharing::list_recipients),
         )
+        .route("/v1/recipients/{recipient}/webhook-secret", post(sharing::rotate_webhook_secret))
         .route("/v1/transfers", post(sharing::transfer).get(sharing::register))
         .route("/v1/third-party-complaints", post(sharing::redirect_complaint))
         .route("/v1/requests", post(requests::file_request).get(requests::list_requests))

@@ -402,6 +402,47 @@ pub async fn register_recipient(
     Ok((StatusCode::CREATED, ApiJson(view)))
 }
 
+/// Rotates a recipient's webhook secret (operator): the new one is shown once, and
+/// notices and acknowledgements are signed with it from now on (R34).
+#[utoipa::path(
+    post, path = "/v1/recipients/{recipient}/webhook-secret", tag = "sharing", security(("bearer" = [])),
+    params(("recipient" = String, Path)),
+    responses((status = 200, body = RecipientInfo), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    crate::api::ApiPath(id): crate::api::ApiPath<String>,
+) -> Result<ApiJson<RecipientInfo>, ApiError> {
+    require(&actor, &[Role::Operator], "rotate webhook secrets")?;
+    let secret = WebhookSecret::generate().map_err(|e| ApiError::Internal(e.into()))?;
+    let sealed = state.vault.seal_webhook_secret(&id, &secret)?;
+    let now = state.clock.now();
+    let a = audit(
+        &actor,
+        now,
+        "recipient_secret_rotate",
+        true,
+        &format!("recipient:{id}"),
+        Clause::r(34),
+    );
+    if !state
+        .store
+        .set_webhook_secret_audited(&id, &sealed, &a)
+        .await?
+    {
+        return Err(ApiError::not_found("recipient with a webhook"));
+    }
+    let recipient = state
+        .store
+        .recipient(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipient"))?;
+    let mut view = recipient_view(&recipient);
+    view.webhook_secret = Some(secret.to_hex());
+    Ok(ApiJson(view))
+}
+
 #[utoipa::path(
     get, path = "/v1/recipients", tag = "sharing", security(("bearer" = [])),
     responses((status = 200, body = [RecipientInfo]), (status = 403, body = crate::error::ErrorBody))

@@ -366,14 +366,59 @@ async fn a_deletion_shreds_keeps_what_the_law_requires_frozen_and_reaches_every_
         None,
     )
     .await;
-    let r = w.ack(&id, &cards, &cards_key, &cards_secret).await;
+    // The operator rotates the recipient's secret: the old one stops working.
+    assert_error(
+        w.app
+            .post(
+                &format!("/v1/recipients/{cards}/webhook-secret"),
+                &w.service,
+                json!({}),
+            )
+            .await,
+        403,
+        "forbidden",
+        None,
+    )
+    .await;
+    assert_error(
+        w.app
+            .post(
+                &format!("/v1/recipients/{sister}/webhook-secret"),
+                &w.operator,
+                json!({}),
+            )
+            .await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    let r = w
+        .app
+        .post(
+            &format!("/v1/recipients/{cards}/webhook-secret"),
+            &w.operator,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let rotated = r.json::<Value>().await.unwrap()["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rotated, cards_secret);
+    assert_error(
+        w.ack(&id, &cards, &cards_key, &cards_secret).await,
+        403,
+        "invalid_signature",
+        Some("R34"),
+    )
+    .await;
+    let r = w.ack(&id, &cards, &cards_key, &rotated).await;
     assert_eq!(r.status(), 200);
     assert_eq!(w.delivery(&id, &cards).await["status"], "acknowledged");
     // Acknowledging twice is harmless.
-    assert_eq!(
-        w.ack(&id, &cards, &cards_key, &cards_secret).await.status(),
-        200
-    );
+    assert_eq!(w.ack(&id, &cards, &cards_key, &rotated).await.status(), 200);
 
     // The officer records why the affiliate cannot acknowledge by webhook.
     assert_error(
