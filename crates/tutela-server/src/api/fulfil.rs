@@ -44,20 +44,11 @@ fn entry(
     clause: Clause,
     at: OffsetDateTime,
 ) -> AuditEntry {
+    // The request workflow's entry, with this step's category and clause.
     AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(r.tenant.to_string()),
-        subject: Some(r.subject.to_string()),
         category: category.map(|c| c.to_string()),
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason: format!("request:{}", r.id),
         clause: Some(clause.to_string()),
-        seq: None,
+        ..super::requests::audit(actor, r, action, at)
     }
 }
 

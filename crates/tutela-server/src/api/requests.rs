@@ -229,7 +229,12 @@ pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestV
     })
 }
 
-fn audit(actor: &Actor, r: &StoredRequest, action: &str, at: OffsetDateTime) -> AuditEntry {
+pub(crate) fn audit(
+    actor: &Actor,
+    r: &StoredRequest,
+    action: &str,
+    at: OffsetDateTime,
+) -> AuditEntry {
     AuditEntry {
         id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
         at,
