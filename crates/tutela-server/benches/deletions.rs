@@ -172,6 +172,8 @@ async fn main() {
     let queue = Arc::new(std::sync::Mutex::new(targets));
     let latencies: Arc<std::sync::Mutex<Vec<Timing>>> =
         Arc::new(std::sync::Mutex::new(Vec::with_capacity(deletions)));
+    let syncs_before = state.store.durable_syncs();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -193,6 +195,8 @@ async fn main() {
         r.unwrap();
     }
     let elapsed = started.elapsed();
+    let syncs = state.store.durable_syncs() - syncs_before;
+    let cpu = cpu_seconds();
     let all_lat = latencies.lock().unwrap().clone();
     let mean_ms = |f: &dyn Fn(&Timing) -> Duration| {
         let total: Duration = all_lat.iter().map(f).sum();
@@ -225,8 +229,32 @@ async fn main() {
         pct(0.5),
         pct(0.99)
     );
+    println!(
+        "CPU of the whole process (server, clients, receiver): {:.1} s user, {:.1} s system over {:.1} s ({:.2} cores busy)",
+        cpu.0 - cpu_before.0,
+        cpu.1 - cpu_before.1,
+        elapsed.as_secs_f64(),
+        (cpu.0 - cpu_before.0 + cpu.1 - cpu_before.1) / elapsed.as_secs_f64()
+    );
+    if state.store.backend() == tutela_store::Backend::Sqlite {
+        println!("{syncs} WAL syncs (group commit) for the measured part");
+    }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// User and system CPU seconds of this process so far (Linux `/proc/self/stat`, in the
+/// kernel's 100 Hz clock ticks).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let tick = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
+    (tick(11), tick(12))
 }
 
 async fn call(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {

@@ -118,33 +118,45 @@ fn decode(r: Row) -> Result<Delivery> {
     })
 }
 
-/// Inserts deliveries inside an open transaction (the erasure's), 500 per statement.
+/// Adds the statements inserting deliveries to a [`crate::script::Script`], 500 rows
+/// per statement.
+macro_rules! push_deliveries {
+    ($script:ident, $deliveries:expr) => {{
+        for chunk in $deliveries.chunks(500) {
+            if chunk.is_empty() {
+                continue;
+            }
+            $script
+                .statement(&format!(
+                    "INSERT INTO deliveries ({}) ",
+                    $crate::deliveries::COLUMNS
+                ))
+                .push_values(chunk, |mut b, d| {
+                    b.push_bind(&d.id)
+                        .push_bind(&d.request)
+                        .push_bind(&d.recipient)
+                        .push_bind(&d.subject)
+                        .push_bind(d.status.as_str())
+                        .push_bind(&d.body)
+                        .push_bind(i64::from(d.attempts))
+                        .push_bind($crate::to_micros(d.next_attempt_at))
+                        .push_bind(d.last_error.as_deref())
+                        .push_bind(d.acked_at.map($crate::to_micros))
+                        .push_bind(d.waived_reason.as_deref())
+                        .push_bind($crate::to_micros(d.created_at))
+                        .push_bind($crate::to_micros(d.updated_at));
+                });
+        }
+    }};
+}
+pub(crate) use push_deliveries;
+
+/// Inserts deliveries in an open transaction, 500 per statement.
 macro_rules! insert_deliveries {
     ($tx:ident, $deliveries:expr) => {{
-        for chunk in $deliveries.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::new(format!(
-                "INSERT INTO deliveries ({}) ",
-                $crate::deliveries::COLUMNS
-            ));
-            qb.push_values(chunk, |mut b, d| {
-                b.push_bind(&d.id)
-                    .push_bind(&d.request)
-                    .push_bind(&d.recipient)
-                    .push_bind(&d.subject)
-                    .push_bind(d.status.as_str())
-                    .push_bind(&d.body)
-                    .push_bind(i64::from(d.attempts))
-                    .push_bind($crate::to_micros(d.next_attempt_at))
-                    .push_bind(d.last_error.as_deref())
-                    .push_bind(d.acked_at.map($crate::to_micros))
-                    .push_bind(d.waived_reason.as_deref())
-                    .push_bind($crate::to_micros(d.created_at))
-                    .push_bind($crate::to_micros(d.updated_at));
-            });
-            if !chunk.is_empty() {
-                qb.build().execute(&mut *$tx).await?;
-            }
-        }
+        let mut script = $crate::script::Script::new();
+        $crate::deliveries::push_deliveries!(script, $deliveries);
+        $crate::script::run_script!($tx, script);
     }};
 }
 pub(crate) use insert_deliveries;

@@ -4,8 +4,8 @@
 //! the notifications to recipients and appends the audit entries. Either all of it
 //! happens or none of it does, so no subject is ever left half-deleted.
 
-use crate::deliveries::{insert_deliveries, Delivery};
-use crate::vault::{insert_audit_rows, AuditEntry};
+use crate::deliveries::Delivery;
+use crate::vault::AuditEntry;
 use crate::{on_writer, to_micros, Result, Store, StoreError};
 use time::OffsetDateTime;
 use tutela_core::{Category, SubjectId};
@@ -72,46 +72,59 @@ impl Store {
                 tx.rollback().await?;
                 return Err(StoreError::Conflict);
             }
+            // The rest in one round trip on SQLite (`script.rs`): the writer is held for
+            // one query instead of a dozen.
+            let mut script = crate::script::Script::new();
             // Frozen data is not looked up for business (R19): every look-up key goes.
             for sql in [
-                "DELETE FROM subject_lookup WHERE subject_id = $1",
-                "DELETE FROM contact_preferences WHERE subject_id = $1",
-                "DELETE FROM subject_keys WHERE subject_id = $1",
+                "DELETE FROM subject_lookup WHERE subject_id = ",
+                "DELETE FROM contact_preferences WHERE subject_id = ",
+                "DELETE FROM subject_keys WHERE subject_id = ",
             ] {
-                sqlx::query(sql).bind(subject).execute(&mut *tx).await?;
+                script.statement(sql).push_bind(subject);
             }
             for c in e.delete {
-                sqlx::query("DELETE FROM records WHERE subject_id = $1 AND category = $2")
-                    .bind(subject)
-                    .bind(c.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                script
+                    .statement("DELETE FROM records WHERE subject_id = ")
+                    .push_bind(subject)
+                    .push(" AND category = ")
+                    .push_bind(c.as_str());
             }
-            reseal_records!(tx, subject, e.resealed);
-            sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)")
-                .bind(subject)
-                .bind(e.new_key)
-                .execute(&mut *tx)
-                .await?;
+            for (c, version, fields) in e.resealed {
+                script
+                    .statement("UPDATE records SET fields = ")
+                    .push_bind(fields.as_slice())
+                    .push(" WHERE subject_id = ")
+                    .push_bind(subject)
+                    .push(" AND category = ")
+                    .push_bind(c.as_str())
+                    .push(" AND version = ")
+                    .push_bind(*version);
+            }
+            script
+                .statement("INSERT INTO subject_keys (subject_id, wrapped) VALUES (")
+                .push_bind(subject)
+                .push(", ")
+                .push_bind(e.new_key)
+                .push(")");
             // Other requests' sealed notes were under the shredded key: unreadable now,
             // so they are dropped rather than kept as noise.
-            sqlx::query("UPDATE requests SET sealed_text = NULL WHERE subject_id = $1")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+            script
+                .statement("UPDATE requests SET sealed_text = NULL WHERE subject_id = ")
+                .push_bind(subject);
             if let Some((request, sealed)) = e.request_notes {
-                sqlx::query("UPDATE requests SET sealed_text = $1 WHERE id = $2")
-                    .bind(sealed)
-                    .bind(request)
-                    .execute(&mut *tx)
-                    .await?;
+                script
+                    .statement("UPDATE requests SET sealed_text = ")
+                    .push_bind(sealed)
+                    .push(" WHERE id = ")
+                    .push_bind(request);
             }
-            sqlx::query("UPDATE messages SET sealed_params = NULL WHERE subject_id = $1")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
-            insert_deliveries!(tx, e.deliveries);
-            insert_audit_rows!(tx, e.audit);
+            script
+                .statement("UPDATE messages SET sealed_params = NULL WHERE subject_id = ")
+                .push_bind(subject);
+            crate::deliveries::push_deliveries!(script, e.deliveries);
+            crate::vault::push_audit_rows!(script, e.audit);
+            crate::script::run_script!(tx, script);
             tx.commit().await
         })?;
         Ok(())

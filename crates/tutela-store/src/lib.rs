@@ -12,11 +12,13 @@ pub mod cookies;
 pub mod deliveries;
 pub mod erasure;
 pub mod grants;
+mod group_sync;
 mod lease;
 mod migrate;
 mod postgres;
 pub mod requests;
 pub mod retention;
+mod script;
 pub mod sharing;
 mod sqlite;
 pub mod subjects;
@@ -44,10 +46,20 @@ pub(crate) use on_pool;
 /// makes a second one wait in a busy handler that sleeps in millisecond steps; routing
 /// every write through one dedicated connection turns that into a fair async queue.
 /// PostgreSQL writes share the main pool.
+///
+/// On SQLite, `$body` must finish its transaction, and the write is made durable after it
+/// by a group-commit barrier (see `group_sync.rs`): when a store method returns, what it
+/// wrote is on stable storage, as with `synchronous=FULL`, at a fraction of the syncs.
 macro_rules! on_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.writer {
-            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Sqlite($pool) => {
+                let out = $body;
+                if let Some(sync) = &$store.group_sync {
+                    sync.barrier().await?;
+                }
+                out
+            }
             $crate::Pool::Postgres($pool) => $body,
         }
     };
@@ -104,6 +116,9 @@ pub enum StoreError {
     ConcurrentSeal,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
+    /// Syncing to stable storage failed; the store refuses writes until restarted.
+    #[error("the store cannot make writes durable: {0}")]
+    Durability(std::sync::Arc<str>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -124,6 +139,8 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Writes (SQLite: one connection; PostgreSQL: the same pool as reads).
     pub(crate) writer: Pool,
+    /// SQLite's group commit (see `on_writer!`); PostgreSQL syncs at commit itself.
+    pub(crate) group_sync: Option<std::sync::Arc<group_sync::GroupSync>>,
 }
 
 impl Store {
@@ -135,6 +152,7 @@ impl Store {
             return Ok(Self {
                 writer: pool.clone(),
                 pool,
+                group_sync: None,
             });
         } else if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -147,9 +165,11 @@ impl Store {
             url
         };
         let (readers, writer) = sqlite::connect(Path::new(path)).await?;
+        let group_sync = group_sync::GroupSync::new(Path::new(path), Some(readers.clone()));
         Ok(Self {
             pool: Pool::Sqlite(readers),
             writer: Pool::Sqlite(writer),
+            group_sync: Some(std::sync::Arc::new(group_sync)),
         })
     }
 
@@ -158,6 +178,12 @@ impl Store {
         let store = Self::connect(url).await?;
         store.migrate(now).await?;
         Ok(store)
+    }
+
+    /// WAL syncs performed by SQLite's group commit (0 on PostgreSQL): each covers every
+    /// write committed before it started.
+    pub fn durable_syncs(&self) -> u64 {
+        self.group_sync.as_ref().map_or(0, |s| s.syncs())
     }
 
     pub fn backend(&self) -> Backend {
@@ -179,7 +205,10 @@ impl Store {
     /// Closes every connection (on shutdown; flushes the SQLite WAL).
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await);
-        on_writer!(self, |p| p.close().await);
+        match &self.writer {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 
     /// Lists `(table, column)` pairs of tutela's own tables, sorted: lets a test check
@@ -212,4 +241,156 @@ pub(crate) fn parse_col<T, E: std::fmt::Display>(
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T> {
     parse(value).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::requests::StoredRequest;
+    use crate::subjects::Subject;
+    use crate::tenants::Tenant;
+    use crate::vault::AuditEntry;
+    use time::OffsetDateTime;
+    use tutela_core::request::{RequestStatus, RequestType};
+    use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
+    use tutela_core::{SubjectId, TenantId};
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        Store::open(&url, OffsetDateTime::UNIX_EPOCH).await.unwrap()
+    }
+
+    fn audit(n: u8, action: &str) -> AuditEntry {
+        AuditEntry {
+            id: format!("aud_test_{n}"),
+            at: OffsetDateTime::UNIX_EPOCH,
+            token_id: "tok_test".into(),
+            role: "privacy_officer".into(),
+            tenant: None,
+            subject: None,
+            category: None,
+            purpose: None,
+            action: action.into(),
+            decision: "allow".into(),
+            reason: "test".into(),
+            clause: None,
+            seq: None,
+        }
+    }
+
+    /// The group-commit contract (`group_sync.rs`): a write method returns only after a
+    /// WAL sync that started after its commit; reads cause none.
+    #[tokio::test]
+    async fn sqlite_writes_return_after_a_wal_sync_and_reads_cause_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let after_migrations = store.durable_syncs();
+        assert!(after_migrations >= 1, "migrations are writes too");
+        store.ping().await.unwrap();
+        store.request("req_missing").await.unwrap();
+        assert_eq!(store.durable_syncs(), after_migrations);
+        store.append_audit(&audit(1, "test.write")).await.unwrap();
+        assert!(store.durable_syncs() > after_migrations);
+    }
+
+    /// A request transition and its audit entry run as one script (one round trip on
+    /// SQLite): a stale expected status changes nothing and writes no audit entry (R35).
+    #[tokio::test]
+    async fn a_stale_request_transition_is_a_conflict_and_leaves_no_audit_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let tenant = TenantId::from_bytes([1; 16]);
+        let subject = SubjectId::from_bytes([2; 16]);
+        store
+            .insert_tenant(
+                &Tenant {
+                    id: tenant.clone(),
+                    name: TenantName::parse("Test tenant").unwrap(),
+                    kind: TenantKind::Enterprise,
+                    state: TenantState::Active,
+                    created_at: now,
+                    frozen_until: None,
+                    trial_ends_at: None,
+                    closed_at: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .insert_subject(&Subject {
+                id: subject.clone(),
+                tenant: tenant.clone(),
+                kind: SubjectKind::Contact,
+                adult_on: None,
+                created_at: now,
+                erased_at: None,
+                frozen_until: None,
+                frozen_ground: None,
+            })
+            .await
+            .unwrap();
+        let filed = StoredRequest {
+            id: "req_test".into(),
+            subject,
+            tenant,
+            kind: RequestType::Delete,
+            status: RequestStatus::Received,
+            filed_by: "tok_test".into(),
+            filed_role: "tenant_admin".into(),
+            received_at: now,
+            due_at: now,
+            confirmed: false,
+            extended: false,
+            sealed_text: None,
+            verification_method: None,
+            verification_ref: None,
+            refusal_ground: None,
+            updated_at: now,
+        };
+        store
+            .insert_request_audited(&filed, &audit(1, "request.filed"))
+            .await
+            .unwrap();
+        let verified = StoredRequest {
+            status: RequestStatus::IdentityVerified,
+            verification_method: Some("document".into()),
+            ..filed.clone()
+        };
+        store
+            .update_request_audited(
+                &verified,
+                RequestStatus::Received,
+                &audit(2, "request.verified"),
+            )
+            .await
+            .unwrap();
+        // A second writer that still believes the request is `received` loses.
+        let stale = StoredRequest {
+            status: RequestStatus::Refused,
+            ..filed
+        };
+        let err = store
+            .update_request_audited(
+                &stale,
+                RequestStatus::Received,
+                &audit(3, "request.refused"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err}");
+        let now_stored = store.request("req_test").await.unwrap().unwrap();
+        assert_eq!(now_stored.status, RequestStatus::IdentityVerified);
+        assert_eq!(now_stored.verification_method.as_deref(), Some("document"));
+        let actions: Vec<String> = store
+            .audit_by_reason("test")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["request.filed", "request.verified"]);
+    }
 }

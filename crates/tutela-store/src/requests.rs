@@ -204,30 +204,32 @@ impl Store {
         r: &StoredRequest,
         audit: &AuditEntry,
     ) -> Result<()> {
+        let insert = format!("INSERT INTO requests ({COLUMNS}) ");
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;
-            sqlx::query(&format!(
-                "INSERT INTO requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-            ))
-            .bind(&r.id)
-            .bind(r.subject.as_str())
-            .bind(r.tenant.as_str())
-            .bind(r.kind.as_str())
-            .bind(r.status.as_str())
-            .bind(&r.filed_by)
-            .bind(&r.filed_role)
-            .bind(to_micros(r.received_at))
-            .bind(to_micros(r.due_at))
-            .bind(r.confirmed)
-            .bind(r.extended)
-            .bind(r.sealed_text.as_deref())
-            .bind(r.verification_method.as_deref())
-            .bind(r.verification_ref.as_deref())
-            .bind(r.refusal_ground.as_deref())
-            .bind(to_micros(r.updated_at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
+            // One round trip on SQLite (`script.rs`).
+            let mut script = crate::script::Script::new();
+            script.statement(&insert).push_values([r], |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(r.subject.as_str())
+                    .push_bind(r.tenant.as_str())
+                    .push_bind(r.kind.as_str())
+                    .push_bind(r.status.as_str())
+                    .push_bind(&r.filed_by)
+                    .push_bind(&r.filed_role)
+                    .push_bind(to_micros(r.received_at))
+                    .push_bind(to_micros(r.due_at))
+                    .push_bind(r.confirmed)
+                    .push_bind(r.extended)
+                    .push_bind(r.sealed_text.as_deref())
+                    .push_bind(r.verification_method.as_deref())
+                    .push_bind(r.verification_ref.as_deref())
+                    .push_bind(r.refusal_ground.as_deref())
+                    .push_bind(to_micros(r.updated_at));
+            });
+            crate::vault::push_audit_rows!(script, [audit]);
+            crate::script::run_script!(tx, script);
+            tx.commit().await
         })?;
         Ok(())
     }
@@ -266,30 +268,39 @@ impl Store {
     ) -> Result<()> {
         on_writer!(self, |p| {
             let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "UPDATE requests SET status = $1, due_at = $2, confirmed = $3, extended = $4, sealed_text = $5, \
-                 verification_method = $6, verification_ref = $7, refusal_ground = $8, updated_at = $9 \
-                 WHERE id = $10 AND status = $11",
-            )
-            .bind(r.status.as_str())
-            .bind(to_micros(r.due_at))
-            .bind(r.confirmed)
-            .bind(r.extended)
-            .bind(r.sealed_text.as_deref())
-            .bind(r.verification_method.as_deref())
-            .bind(r.verification_ref.as_deref())
-            .bind(r.refusal_ground.as_deref())
-            .bind(to_micros(r.updated_at))
-            .bind(&r.id)
-            .bind(expected.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
+            // The update and its audit entry in one round trip on SQLite (`script.rs`);
+            // the update matched unless fewer than two rows changed.
+            let mut script = crate::script::Script::new();
+            script
+                .statement("UPDATE requests SET status = ")
+                .push_bind(r.status.as_str())
+                .push(", due_at = ")
+                .push_bind(to_micros(r.due_at))
+                .push(", confirmed = ")
+                .push_bind(r.confirmed)
+                .push(", extended = ")
+                .push_bind(r.extended)
+                .push(", sealed_text = ")
+                .push_bind(r.sealed_text.as_deref())
+                .push(", verification_method = ")
+                .push_bind(r.verification_method.as_deref())
+                .push(", verification_ref = ")
+                .push_bind(r.verification_ref.as_deref())
+                .push(", refusal_ground = ")
+                .push_bind(r.refusal_ground.as_deref())
+                .push(", updated_at = ")
+                .push_bind(to_micros(r.updated_at))
+                .push(" WHERE id = ")
+                .push_bind(&r.id)
+                .push(" AND status = ")
+                .push_bind(expected.as_str());
+            crate::vault::push_audit_rows!(script, [audit]);
+            let n = crate::script::run_script!(tx, script);
+            if n < 2 {
                 tx.rollback().await?;
                 return Err(StoreError::Conflict);
             }
-            audit_and_commit!(tx, audit)
+            tx.commit().await
         })?;
         Ok(())
     }

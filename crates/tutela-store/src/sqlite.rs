@@ -95,21 +95,32 @@ pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool)> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        // WAL lets readers run beside the single writer; FULL makes every commit durable
+        // WAL lets readers run beside the single writer. NORMAL writes a commit's frames
+        // to the OS without syncing them; the store's group commit (`group_sync.rs`) syncs
+        // before any write method returns, so a write is durable once anyone hears of it
         // (an audit entry must survive a power cut once its response is sent).
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         // Only another process (the CLI beside a running server) can still hold the
         // write lock: wait for it rather than fail.
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // Checkpoints run in the background, beside the writer (`group_sync.rs`); SQLite's
+        // own, inside a commit, only starts if those fall behind by 64 MiB of log. After
+        // a checkpoint the log file is cut back to 64 MiB.
+        .pragma("wal_autocheckpoint", "16384")
+        .pragma("journal_size_limit", "67108864");
+    // A pool pings a connection before lending it by default; for a local file that check
+    // finds nothing and costs a round trip to the connection's worker thread per query.
     let writer = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(1)
         .min_connections(1)
         .connect_with(opts.clone())
         .await
         .map_err(StoreError::Connect)?;
     let readers = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(8)
         .connect_with(opts)
         .await

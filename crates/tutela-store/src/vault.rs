@@ -188,27 +188,38 @@ macro_rules! bind_audit {
 }
 pub(crate) use bind_audit;
 
+/// Adds the statements inserting audit entries to a [`crate::script::Script`],
+/// `AUDIT_BATCH_ROWS` per statement.
+macro_rules! push_audit_rows {
+    ($script:ident, $entries:expr) => {{
+        for chunk in $entries.chunks($crate::vault::AUDIT_BATCH_ROWS) {
+            $script
+                .statement($crate::vault::INSERT_AUDIT_HEAD)
+                .push_values(chunk, |mut b, e| {
+                    b.push_bind(&e.id)
+                        .push_bind($crate::to_micros(e.at))
+                        .push_bind(&e.token_id)
+                        .push_bind(&e.role)
+                        .push_bind(e.tenant.as_deref())
+                        .push_bind(e.subject.as_deref())
+                        .push_bind(e.category.as_deref())
+                        .push_bind(e.purpose.as_deref())
+                        .push_bind(&e.action)
+                        .push_bind(&e.decision)
+                        .push_bind(&e.reason)
+                        .push_bind(e.clause.as_deref());
+                });
+        }
+    }};
+}
+pub(crate) use push_audit_rows;
+
 /// Inserts audit entries in an open transaction, `AUDIT_BATCH_ROWS` per statement.
 macro_rules! insert_audit_rows {
     ($tx:ident, $entries:expr) => {{
-        for chunk in $entries.chunks($crate::vault::AUDIT_BATCH_ROWS) {
-            let mut q = sqlx::QueryBuilder::new($crate::vault::INSERT_AUDIT_HEAD);
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(&e.id)
-                    .push_bind($crate::to_micros(e.at))
-                    .push_bind(&e.token_id)
-                    .push_bind(&e.role)
-                    .push_bind(e.tenant.as_deref())
-                    .push_bind(e.subject.as_deref())
-                    .push_bind(e.category.as_deref())
-                    .push_bind(e.purpose.as_deref())
-                    .push_bind(&e.action)
-                    .push_bind(&e.decision)
-                    .push_bind(&e.reason)
-                    .push_bind(e.clause.as_deref());
-            });
-            q.build().execute(&mut *$tx).await?;
-        }
+        let mut script = $crate::script::Script::new();
+        $crate::vault::push_audit_rows!(script, $entries);
+        $crate::script::run_script!($tx, script);
     }};
 }
 pub(crate) use insert_audit_rows;
