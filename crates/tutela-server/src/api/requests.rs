@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::policy::RefusalGround;
 use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
+use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
@@ -730,12 +731,15 @@ pub async fn complete(
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
     // The workflow's own objections (identity, confirmation) come first.
-    if r.kind == RequestType::Delete
-        && life(&r)
-            .apply(RequestEvent::Complete, state.clock.now())
-            .is_ok()
+    if life(&r)
+        .apply(RequestEvent::Complete, state.clock.now())
+        .is_ok()
     {
-        deletion_fulfilled(&state, &r).await?;
+        match r.kind {
+            RequestType::Delete => deletion_fulfilled(&state, &r).await?,
+            RequestType::CloseAccount => closure_fulfilled(&state, &r).await?,
+            _ => {}
+        }
     }
     let r = step(
         &state,
@@ -750,6 +754,30 @@ pub async fn complete(
     )
     .await?;
     Ok(ApiJson(view(&state, &r).await?))
+}
+
+/// An account-closure request about a tenant's administrator is the customer closing its
+/// account with the operator: it completes only once the tenant is closed (R19), so the
+/// answer never says "closed" while the data is still in use. About an end user or a
+/// contact, the account lives with the tenant (the controller, R26), which closes it on
+/// its side; the operator's answer relays that.
+async fn closure_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
+    let subject = state.store.subject(&r.subject).await?;
+    if subject.is_none_or(|s| s.kind != SubjectKind::Administrator) {
+        return Ok(());
+    }
+    let tenant = state.store.tenant(&r.tenant).await?;
+    if tenant.is_some_and(|t| matches!(t.state, TenantState::Active | TenantState::Trial)) {
+        return Err(ApiError::Conflict {
+            code: "account_not_closed",
+            message: format!(
+                "close the account first (POST /v1/tenants/{}/close), then complete the request",
+                r.tenant
+            ),
+            clause: Some(Clause::r(19)),
+        });
+    }
+    Ok(())
 }
 
 /// A deletion completes only once the data is erased (R33) and every recipient has

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use crate::receiver::{Behaviour, Receiver};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tutela_core::{Region, Role, SubjectId};
+use tutela_core::{Region, Role, SubjectId, TenantId};
 use tutela_crypto::webhook::WebhookSecret;
 
 const PLANTED_NAME: &str = "欧阳娜娜";
@@ -16,6 +16,7 @@ const PLANTED_CARD: &str = "4111111111111111";
 
 struct World {
     app: TestApp,
+    tenant: TenantId,
     subject: SubjectId,
     admin: String,
     officer: String,
@@ -24,7 +25,7 @@ struct World {
 }
 
 async fn world(app: TestApp) -> World {
-    let (_, subject, admin) = app.tenant_with_admin("Erase Co").await;
+    let (tenant, subject, admin) = app.tenant_with_admin("Erase Co").await;
     let officer = app
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
@@ -32,6 +33,7 @@ async fn world(app: TestApp) -> World {
     let service = app.token(Role::Service, None, None, Region::Cn).await;
     World {
         app,
+        tenant,
         subject,
         admin,
         officer,
@@ -512,7 +514,8 @@ async fn a_restart_mid_propagation_loses_nothing_and_sends_nothing_twice_r34() {
     assert_eq!(failing["last_error"], "http_503");
 
     // Restart: the outbox is in the database, so the retry resumes.
-    let (subject, admin, officer, operator, service) = (
+    let (tenant, subject, admin, officer, operator, service) = (
+        w.tenant.clone(),
         w.subject.clone(),
         w.admin.clone(),
         w.officer.clone(),
@@ -522,6 +525,7 @@ async fn a_restart_mid_propagation_loses_nothing_and_sends_nothing_twice_r34() {
     let app = w.app.restart().await;
     let w = World {
         app,
+        tenant,
         subject,
         admin,
         officer,
@@ -759,7 +763,7 @@ async fn a_one_time_code_through_the_send_gate_verifies_the_requester_r35() {
 }
 
 #[tokio::test]
-async fn every_request_type_runs_end_to_end_r32_r33_r35_r45() {
+async fn every_request_type_runs_end_to_end_r19_r32_r33_r35_r45() {
     let w = world(spawn_app().await).await;
     w.store_everything().await;
     let admin_path = format!("/v1/subjects/{}/records/administrator", w.subject);
@@ -851,14 +855,6 @@ async fn every_request_type_runs_end_to_end_r32_r33_r35_r45() {
         )
         .await;
     assert_eq!(v["notes"]["response"], "apologies; fixed");
-    let id = w.verified("close_account", json!({})).await;
-    w.ok(&w.admin, &id, "confirm", json!({})).await;
-    w.ok(&w.officer, &id, "start", json!({})).await;
-    assert_eq!(
-        w.ok(&w.officer, &id, "complete", json!({"response": "closed"}))
-            .await["status"],
-        "completed"
-    );
 
     // A delete request cannot complete before the data is erased (R33).
     let id = w.verified("delete", json!({})).await;
@@ -882,5 +878,29 @@ async fn every_request_type_runs_end_to_end_r32_r33_r35_r45() {
         )
         .await;
     assert_eq!(r.status(), 404);
+
+    // An administrator's account closure completes only once the tenant's account is
+    // closed (R19): the answer never says "closed" while the data is still in use.
+    let id = w.verified("close_account", json!({})).await;
+    w.ok(&w.admin, &id, "confirm", json!({})).await;
+    w.ok(&w.officer, &id, "start", json!({})).await;
+    let r = w
+        .act(&w.officer, &id, "complete", json!({"response": "closed"}))
+        .await;
+    assert_error(r, 409, "account_not_closed", Some("R19")).await;
+    let r = w
+        .app
+        .post(
+            &format!("/v1/tenants/{}/close", w.tenant),
+            &w.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        w.ok(&w.officer, &id, "complete", json!({"response": "closed"}))
+            .await["status"],
+        "completed"
+    );
     w.app.stop().await;
 }
