@@ -4,7 +4,7 @@
 //! two replicas never send the same row at once; a crashed sender's lease just expires.
 
 use crate::vault::AuditEntry;
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Pool, Result, Store};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, Writer};
 use time::OffsetDateTime;
 use tutela_core::delivery::DeliveryStatus;
 
@@ -204,8 +204,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Delivery>> {
         let lock = match self.writer {
-            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Pool::Sqlite(_) => "",
+            Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Writer::Sqlite(_) => "",
         };
         let sql = format!(
             "UPDATE deliveries SET leased_until = $1 WHERE id IN (\

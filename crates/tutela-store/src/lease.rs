@@ -6,7 +6,7 @@
 //! the session and the lock passes to the next replica that asks. SQLite is written by one
 //! process (its single writer connection), which is therefore always the sealer.
 
-use crate::{Pool, Result, Store};
+use crate::{Result, Store, Writer};
 use sqlx::Connection as _;
 
 /// Advisory-lock key of the sealer ("sealer" in ASCII).
@@ -46,8 +46,8 @@ impl Store {
     /// Takes the sealer lease if no other replica holds it.
     pub async fn try_sealer_lease(&self) -> Result<Option<SealerLease>> {
         match &self.writer {
-            Pool::Sqlite(_) => Ok(Some(SealerLease { session: None })),
-            Pool::Postgres(pool) => {
+            Writer::Sqlite(_) => Ok(Some(SealerLease { session: None })),
+            Writer::Postgres(pool) => {
                 // Detached: the lock belongs to this session, which must never go back
                 // to the pool (another task would inherit the lock).
                 let mut session = pool.acquire().await?.detach();

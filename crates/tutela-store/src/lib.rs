@@ -43,9 +43,12 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// Like [`on_pool!`], for statements that write. SQLite allows one writer at a time and
-/// makes a second one wait in a busy handler that sleeps in millisecond steps; routing
-/// every write through one dedicated connection turns that into a fair async queue.
-/// PostgreSQL writes share the main pool.
+/// makes a second one wait in a busy handler that sleeps in millisecond steps, so every
+/// SQLite write goes through one dedicated connection, handed from writer to writer by a
+/// fair async mutex: `$pool` is then `&mut SqliteConnection`. (It is not a one-connection
+/// pool: sqlx's pool pings a connection on every release, from a spawned task, which put
+/// a worker-thread round trip and a task hop between every two write transactions.)
+/// PostgreSQL writes share the main pool; `$pool` is `&PgPool`.
 ///
 /// On SQLite, `$body` must finish its transaction, and the write is made durable after it
 /// by a group-commit barrier (see `group_sync.rs`): when a store method returns, what it
@@ -53,14 +56,21 @@ pub(crate) use on_pool;
 macro_rules! on_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.writer {
-            $crate::Pool::Sqlite($pool) => {
-                let out = $body;
+            $crate::Writer::Sqlite(writer) => {
+                let out = {
+                    #[allow(unused_imports, reason = "bodies that begin a transaction need the trait")]
+                    use sqlx::Connection as _;
+                    let mut guard = writer.lock().await;
+                    let $pool: &mut sqlx::SqliteConnection =
+                        guard.as_mut().ok_or($crate::StoreError::Closed)?;
+                    $body
+                };
                 if let Some(sync) = &$store.group_sync {
                     sync.barrier().await?;
                 }
                 out
             }
-            $crate::Pool::Postgres($pool) => $body,
+            $crate::Writer::Postgres($pool) => $body,
         }
     };
 }
@@ -85,6 +95,14 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Where writes go (see [`on_writer!`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Writer {
+    /// SQLite's one writer connection; `None` once the store is closed.
+    Sqlite(std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>),
     Postgres(sqlx::PgPool),
 }
 
@@ -116,6 +134,8 @@ pub enum StoreError {
     ConcurrentSeal,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
+    #[error("the store is closed")]
+    Closed,
     /// Syncing to stable storage failed; the store refuses writes until restarted.
     #[error("the store cannot make writes durable: {0}")]
     Durability(std::sync::Arc<str>),
@@ -138,7 +158,7 @@ pub struct Store {
     /// Reads (SQLite: several connections; WAL lets them run beside the writer).
     pub(crate) pool: Pool,
     /// Writes (SQLite: one connection; PostgreSQL: the same pool as reads).
-    pub(crate) writer: Pool,
+    pub(crate) writer: Writer,
     /// SQLite's group commit (see `on_writer!`); PostgreSQL syncs at commit itself.
     pub(crate) group_sync: Option<std::sync::Arc<group_sync::GroupSync>>,
 }
@@ -148,10 +168,10 @@ impl Store {
     /// (a plain path is taken as SQLite). The SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Self> {
         let path = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = Pool::Postgres(postgres::connect(url).await?);
+            let pool = postgres::connect(url).await?;
             return Ok(Self {
-                writer: pool.clone(),
-                pool,
+                writer: Writer::Postgres(pool.clone()),
+                pool: Pool::Postgres(pool),
                 group_sync: None,
             });
         } else if let Some(path) = url
@@ -168,7 +188,7 @@ impl Store {
         let group_sync = group_sync::GroupSync::new(Path::new(path), Some(readers.clone()));
         Ok(Self {
             pool: Pool::Sqlite(readers),
-            writer: Pool::Sqlite(writer),
+            writer: Writer::Sqlite(std::sync::Arc::new(tokio::sync::Mutex::new(Some(writer)))),
             group_sync: Some(std::sync::Arc::new(group_sync)),
         })
     }
@@ -206,8 +226,14 @@ impl Store {
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await);
         match &self.writer {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
+            Writer::Sqlite(w) => {
+                if let Some(conn) = w.lock().await.take() {
+                    if let Err(e) = sqlx::Connection::close(conn).await {
+                        tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+                    }
+                }
+            }
+            Writer::Postgres(p) => p.close().await,
         }
     }
 

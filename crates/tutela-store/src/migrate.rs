@@ -3,7 +3,7 @@
 //! test compares the schemas they produce. A database whose schema is newer than this
 //! binary knows is refused rather than touched.
 
-use crate::{on_writer, postgres, sqlite, Result, Store, StoreError};
+use crate::{postgres, sqlite, Result, Store, StoreError};
 
 /// The schema version this binary writes and expects.
 pub const SCHEMA_VERSION: i64 = 16;
@@ -18,6 +18,55 @@ pub struct MigrationStatus {
     pub to: i64,
 }
 
+/// The migration run on one connection (`$conn` derefs to the backend's connection).
+macro_rules! migrate_on {
+    ($store:expr, $conn:ident, $migrations:expr, $now:expr) => {{
+        let (store, migrations, now) = ($store, $migrations, $now);
+        let conn = &mut *$conn;
+        sqlx::raw_sql(CREATE_VERSION_TABLE)
+            .execute(&mut *conn)
+            .await?;
+        if store.backend() == crate::Backend::Postgres {
+            // Replicas starting together must not race each other through DDL.
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(postgres::MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let outcome = async {
+            let (found,): (Option<i64>,) =
+                sqlx::query_as("SELECT MAX(version) FROM tutela_schema").fetch_one(&mut *conn).await?;
+            let found = found.unwrap_or(0);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+            }
+            for &(version, description, sql) in migrations.iter().filter(|m| m.0 > found) {
+                let fail = |source| StoreError::Migration { version, description, source };
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
+                sqlx::query("INSERT INTO tutela_schema (version, description, applied_at) VALUES ($1, $2, $3)")
+                    .bind(version)
+                    .bind(description)
+                    .bind(crate::to_micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                tx.commit().await.map_err(fail)?;
+                tracing::info!(version, description, "applied database migration");
+            }
+            Ok(MigrationStatus { from: found, to: SCHEMA_VERSION.max(found) })
+        }
+        .await;
+        if store.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(postgres::MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        outcome
+    }};
+}
+
 impl Store {
     /// Applies every embedded migration the database lacks, each in its own transaction.
     pub async fn migrate(&self, now: time::OffsetDateTime) -> Result<MigrationStatus> {
@@ -26,50 +75,23 @@ impl Store {
             crate::Backend::Postgres => postgres::MIGRATIONS,
         };
         debug_assert_eq!(migrations.last().map(|m| m.0), Some(SCHEMA_VERSION));
-        on_writer!(self, |pool| {
-            let mut conn = pool.acquire().await?;
-            sqlx::raw_sql(CREATE_VERSION_TABLE)
-                .execute(&mut *conn)
-                .await?;
-            if self.backend() == crate::Backend::Postgres {
-                // Replicas starting together must not race each other through DDL.
-                sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(postgres::MIGRATION_LOCK)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            let outcome = async {
-                let (found,): (Option<i64>,) =
-                    sqlx::query_as("SELECT MAX(version) FROM tutela_schema").fetch_one(&mut *conn).await?;
-                let found = found.unwrap_or(0);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        match &self.writer {
+            crate::Writer::Sqlite(writer) => {
+                let outcome = {
+                    let mut guard = writer.lock().await;
+                    let conn = guard.as_mut().ok_or(StoreError::Closed)?;
+                    migrate_on!(self, conn, migrations, now)
+                };
+                if let Some(sync) = &self.group_sync {
+                    sync.barrier().await?;
                 }
-                for &(version, description, sql) in migrations.iter().filter(|m| m.0 > found) {
-                    let fail = |source| StoreError::Migration { version, description, source };
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
-                    sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
-                    sqlx::query("INSERT INTO tutela_schema (version, description, applied_at) VALUES ($1, $2, $3)")
-                        .bind(version)
-                        .bind(description)
-                        .bind(crate::to_micros(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    tx.commit().await.map_err(fail)?;
-                    tracing::info!(version, description, "applied database migration");
-                }
-                Ok(MigrationStatus { from: found, to: SCHEMA_VERSION.max(found) })
+                outcome
             }
-            .await;
-            if self.backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(postgres::MIGRATION_LOCK)
-                    .execute(&mut *conn)
-                    .await?;
+            crate::Writer::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                migrate_on!(self, conn, migrations, now)
             }
-            outcome
-        })
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::deliveries::{insert_deliveries, Delivery};
 use crate::vault::{insert_audit_rows, AuditEntry, SealedRecord, WrappedKeys};
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Pool, Result, Store};
+use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, Writer};
 use time::OffsetDateTime;
 use tutela_core::anonymize::Aggregate;
 use tutela_core::{Category, SubjectId, TenantId};
@@ -105,8 +105,8 @@ impl Store {
     ) -> Result<Vec<SubjectId>> {
         let (pred, bind) = predicate(c);
         let lock = match self.writer {
-            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Pool::Sqlite(_) => "",
+            Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Writer::Sqlite(_) => "",
         };
         // Binds: $1 now, $2 the predicate's value (or a dummy), $3 lease, $4 owner, $5 limit.
         let sql = format!(

@@ -2,7 +2,7 @@
 
 use crate::{Result, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 
@@ -89,9 +89,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Opens the database as a pool of readers and a pool of exactly one writer (see
+/// Opens the database as a pool of readers and the one writer connection (see
 /// `on_writer!`). The writer connects first so that it creates the file.
-pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool)> {
+pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqliteConnection)> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -110,15 +110,9 @@ pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool)> {
         // a checkpoint the log file is cut back to 64 MiB.
         .pragma("wal_autocheckpoint", "16384")
         .pragma("journal_size_limit", "67108864");
+    let writer = opts.connect().await.map_err(StoreError::Connect)?;
     // A pool pings a connection before lending it by default; for a local file that check
     // finds nothing and costs a round trip to the connection's worker thread per query.
-    let writer = SqlitePoolOptions::new()
-        .test_before_acquire(false)
-        .max_connections(1)
-        .min_connections(1)
-        .connect_with(opts.clone())
-        .await
-        .map_err(StoreError::Connect)?;
     let readers = SqlitePoolOptions::new()
         .test_before_acquire(false)
         .max_connections(8)

@@ -772,7 +772,7 @@ impl Store {
         })?;
         // A bulk load leaves PostgreSQL's planner statistics stale (it would then scan
         // whole tables for key look-ups); refresh them as any bulk load should.
-        if let crate::Pool::Postgres(p) = &self.writer {
+        if let crate::Writer::Postgres(p) = &self.writer {
             sqlx::query("ANALYZE subjects, subject_keys, records")
                 .execute(p)
                 .await?;
