@@ -70,7 +70,7 @@ pub(crate) struct GroupSync {
     /// Syncs performed (for tests and metrics).
     syncs: AtomicU64,
     /// Where background checkpoints run (a reader connection), and when the last began.
-    checkpointer: Option<sqlx::SqlitePool>,
+    checkpointer: Option<Arc<crate::sqlite::Readers>>,
     checkpointing: Arc<AtomicBool>,
     last_checkpoint: Mutex<Instant>,
 }
@@ -88,7 +88,7 @@ impl Drop for Leadership<'_> {
 
 impl GroupSync {
     /// `checkpointer`: the pool background checkpoints run on (`None`: SQLite's own).
-    pub(crate) fn new(database: &Path, checkpointer: Option<sqlx::SqlitePool>) -> Self {
+    pub(crate) fn new(database: &Path, checkpointer: Option<Arc<crate::sqlite::Readers>>) -> Self {
         let mut wal = database.as_os_str().to_owned();
         wal.push("-wal");
         let dir = match database.parent() {
@@ -182,13 +182,18 @@ impl GroupSync {
             }
             *last = Instant::now();
         }
-        let pool = pool.clone();
+        let readers = Arc::clone(pool);
         let flag = Arc::clone(&self.checkpointing);
         tokio::spawn(async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
+            let outcome = async {
+                let mut lent = readers.lend().await?;
+                sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(lent.conn()?)
+                    .await?;
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            if let Err(e) = outcome {
                 tracing::warn!(error = %e, "background WAL checkpoint failed");
             }
             flag.store(false, Ordering::SeqCst);

@@ -31,11 +31,16 @@ pub use migrate::{MigrationStatus, SCHEMA_VERSION};
 
 use std::path::Path;
 
-/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is active.
+/// Runs `$body` with `$pool` bound to a reader of whichever backend is active: on SQLite a
+/// lent `&mut SqliteConnection` (see `sqlite::Readers`), on PostgreSQL the `&PgPool`.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Sqlite(readers) => {
+                let mut lent = readers.lend().await?;
+                let $pool: &mut sqlx::SqliteConnection = lent.conn()?;
+                $body
+            }
             $crate::Pool::Postgres($pool) => $body,
         }
     };
@@ -58,7 +63,10 @@ macro_rules! on_writer {
         match &$store.writer {
             $crate::Writer::Sqlite(writer) => {
                 let out = {
-                    #[allow(unused_imports, reason = "bodies that begin a transaction need the trait")]
+                    #[allow(
+                        unused_imports,
+                        reason = "bodies that begin a transaction need the trait"
+                    )]
                     use sqlx::Connection as _;
                     let mut guard = writer.lock().await;
                     let $pool: &mut sqlx::SqliteConnection =
@@ -94,7 +102,7 @@ impl Backend {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(std::sync::Arc<sqlite::Readers>),
     Postgres(sqlx::PgPool),
 }
 
@@ -185,6 +193,7 @@ impl Store {
             url
         };
         let (readers, writer) = sqlite::connect(Path::new(path)).await?;
+        let readers = std::sync::Arc::new(readers);
         let group_sync = group_sync::GroupSync::new(Path::new(path), Some(readers.clone()));
         Ok(Self {
             pool: Pool::Sqlite(readers),
@@ -224,7 +233,10 @@ impl Store {
 
     /// Closes every connection (on shutdown; flushes the SQLite WAL).
     pub async fn close(&self) {
-        on_pool!(self, |p| p.close().await);
+        match &self.pool {
+            Pool::Sqlite(readers) => readers.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
         match &self.writer {
             Writer::Sqlite(w) => {
                 if let Some(conn) = w.lock().await.take() {
@@ -241,7 +253,10 @@ impl Store {
     /// that both migration trees produce the same schema.
     pub async fn schema_columns(&self) -> Result<Vec<(String, String)>> {
         let mut cols = match &self.pool {
-            Pool::Sqlite(p) => sqlite::schema_columns(p).await?,
+            Pool::Sqlite(readers) => {
+                let mut lent = readers.lend().await?;
+                sqlite::schema_columns(lent.conn()?).await?
+            }
             Pool::Postgres(p) => postgres::schema_columns(p).await?,
         };
         cols.sort();

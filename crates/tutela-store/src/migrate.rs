@@ -124,15 +124,18 @@ mod tests {
                 to: SCHEMA_VERSION
             }
         );
-        sqlx::query(
-            "INSERT INTO tutela_schema (version, description, applied_at) VALUES (99, 'future', 0)",
-        )
-        .execute(match &store.pool {
-            crate::Pool::Sqlite(p) => p,
-            crate::Pool::Postgres(_) => unreachable!(),
-        })
-        .await
-        .unwrap();
+        {
+            let crate::Writer::Sqlite(writer) = &store.writer else {
+                unreachable!("a sqlite: url opens SQLite")
+            };
+            let mut conn = writer.lock().await;
+            sqlx::query(
+                "INSERT INTO tutela_schema (version, description, applied_at) VALUES (99, 'future', 0)",
+            )
+            .execute(conn.as_mut().unwrap())
+            .await
+            .unwrap();
+        }
         let err = store
             .migrate(time::OffsetDateTime::UNIX_EPOCH)
             .await

@@ -1,8 +1,8 @@
 //! Everything SQLite-specific: connection options, the migration tree, schema listing.
 
 use crate::{Result, StoreError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection};
 use std::path::Path;
 use std::time::Duration;
 
@@ -91,7 +91,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 /// Opens the database as a pool of readers and the one writer connection (see
 /// `on_writer!`). The writer connects first so that it creates the file.
-pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqliteConnection)> {
+pub(crate) async fn connect(path: &Path) -> Result<(Readers, SqliteConnection)> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -111,23 +111,138 @@ pub(crate) async fn connect(path: &Path) -> Result<(SqlitePool, SqliteConnection
         .pragma("wal_autocheckpoint", "16384")
         .pragma("journal_size_limit", "67108864");
     let writer = opts.connect().await.map_err(StoreError::Connect)?;
-    // A pool pings a connection before lending it by default; for a local file that check
-    // finds nothing and costs a round trip to the connection's worker thread per query.
-    let readers = SqlitePoolOptions::new()
-        .test_before_acquire(false)
-        .max_connections(8)
-        .connect_with(opts)
-        .await
-        .map_err(StoreError::Connect)?;
-    Ok((readers, writer))
+    Ok((Readers::new(opts, READERS), writer))
 }
 
-pub(crate) async fn schema_columns(pool: &SqlitePool) -> Result<Vec<(String, String)>> {
+/// Reader connections at most (WAL lets them all run beside the writer).
+const READERS: usize = 8;
+
+/// SQLite's reader connections, lent one at a time (see `on_pool!`).
+///
+/// Not an sqlx pool: sqlx pings a connection on every release, from a spawned task, and
+/// through its SQLite driver that ping is a round trip to the connection's worker thread,
+/// doubling the thread hand-offs of a one-statement read. A local file needs no health
+/// check. Connections open on first need, up to [`READERS`]; a lent connection goes back
+/// when its guard drops, also when the reading future is cancelled (the driver finishes
+/// or resets the statement before it runs the next one).
+#[derive(Debug)]
+pub(crate) struct Readers {
+    options: SqliteConnectOptions,
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    available: tokio::sync::Semaphore,
+}
+
+/// A reader connection lent by [`Readers::lend`]; returned on drop.
+pub(crate) struct Lent<'a> {
+    readers: &'a Readers,
+    conn: Option<SqliteConnection>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Lent<'_> {
+    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        self.conn.as_mut().ok_or(StoreError::Closed)
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers.idle_conns().push(conn);
+        }
+    }
+}
+
+impl Readers {
+    fn new(options: SqliteConnectOptions, max: usize) -> Self {
+        Self {
+            options,
+            idle: std::sync::Mutex::new(Vec::with_capacity(max)),
+            available: tokio::sync::Semaphore::new(max),
+        }
+    }
+
+    fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for a free reader connection (opening one if fewer than the maximum exist).
+    pub(crate) async fn lend(&self) -> Result<Lent<'_>> {
+        let permit = self
+            .available
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let idle = self.idle_conns().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.options.connect().await.map_err(StoreError::Connect)?,
+        };
+        Ok(Lent {
+            readers: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+
+    /// Refuses new loans and closes the idle connections (on shutdown).
+    pub(crate) async fn close(&self) {
+        self.available.close();
+        let conns: Vec<SqliteConnection> = self.idle_conns().drain(..).collect();
+        for conn in conns {
+            if let Err(e) = sqlx::Connection::close(conn).await {
+                tracing::warn!(error = %e, "closing an SQLite reader connection failed");
+            }
+        }
+    }
+}
+
+pub(crate) async fn schema_columns(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_lend_at_most_their_maximum_and_every_connection_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("r.db"))
+            .create_if_missing(true);
+        let readers = Readers::new(options, 2);
+        let a = readers.lend().await.unwrap();
+        let mut b = readers.lend().await.unwrap();
+        assert_eq!(
+            readers.available.available_permits(),
+            0,
+            "a third loan waits"
+        );
+        sqlx::query("SELECT 1")
+            .execute(b.conn().unwrap())
+            .await
+            .unwrap();
+        drop(a);
+        let c = readers.lend().await.unwrap();
+        drop((b, c));
+        assert_eq!(
+            readers.idle_conns().len(),
+            2,
+            "reused, none leaked or extra"
+        );
+        assert_eq!(readers.available.available_permits(), 2);
+        readers.close().await;
+        assert!(matches!(readers.lend().await, Err(StoreError::Closed)));
+        assert!(readers.idle_conns().is_empty());
+    }
 }
