@@ -1,8 +1,9 @@
 //! Group commit for the audit entries of reads and denials (issue 3, `DESIGN.md`).
 //!
 //! A read's audit entry must be durable before its data leaves, and a failed audit write
-//! fails the access. One commit per read would cap throughput at the disk's fsync rate
-//! (about 6,000/s for SQLite with `synchronous=FULL` here), so concurrent requests hand
+//! fails the access. One transaction per read would cap throughput at what SQLite's single
+//! writer connection commits per second (at most ~6,000/s with a sync per commit here; the
+//! store's group commit shares syncs, not transactions), so concurrent requests hand
 //! their entries to one writer task that inserts everything waiting in one transaction and
 //! then answers each request. A request waits at most one commit plus the commit already in
 //! progress; under load, batches grow by themselves.
