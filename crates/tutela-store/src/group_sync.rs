@@ -193,8 +193,10 @@ impl GroupSync {
                 Ok::<_, StoreError>(())
             }
             .await;
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, "background WAL checkpoint failed");
+            match outcome {
+                // Shutting down: closing the connections checkpoints anyway.
+                Ok(()) | Err(StoreError::Closed) => {}
+                Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
             }
             flag.store(false, Ordering::SeqCst);
         });
