@@ -205,7 +205,7 @@ impl Store {
     ) -> Result<Vec<Delivery>> {
         let lock = match self.writer {
             Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Writer::Sqlite(_) => "",
+            Writer::Sqlite { .. } => "",
         };
         let sql = format!(
             "UPDATE deliveries SET leased_until = $1 WHERE id IN (\

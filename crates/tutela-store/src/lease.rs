@@ -46,7 +46,7 @@ impl Store {
     /// Takes the sealer lease if no other replica holds it.
     pub async fn try_sealer_lease(&self) -> Result<Option<SealerLease>> {
         match &self.writer {
-            Writer::Sqlite(_) => Ok(Some(SealerLease { session: None })),
+            Writer::Sqlite { .. } => Ok(Some(SealerLease { session: None })),
             Writer::Postgres(pool) => {
                 // Detached: the lock belongs to this session, which must never go back
                 // to the pool (another task would inherit the lock).

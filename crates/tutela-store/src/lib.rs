@@ -61,21 +61,19 @@ pub(crate) use on_pool;
 macro_rules! on_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.writer {
-            $crate::Writer::Sqlite(writer) => {
+            $crate::Writer::Sqlite { conn, sync } => {
                 let out = {
                     #[allow(
                         unused_imports,
                         reason = "bodies that begin a transaction need the trait"
                     )]
                     use sqlx::Connection as _;
-                    let mut guard = writer.lock().await;
+                    let mut guard = conn.lock().await;
                     let $pool: &mut sqlx::SqliteConnection =
                         guard.as_mut().ok_or($crate::StoreError::Closed)?;
                     $body
                 };
-                if let Some(sync) = &$store.group_sync {
-                    sync.barrier().await?;
-                }
+                sync.barrier().await?;
                 out
             }
             $crate::Writer::Postgres($pool) => $body,
@@ -109,8 +107,12 @@ pub(crate) enum Pool {
 /// Where writes go (see [`on_writer!`]).
 #[derive(Debug, Clone)]
 pub(crate) enum Writer {
-    /// SQLite's one writer connection; `None` once the store is closed.
-    Sqlite(std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>),
+    Sqlite {
+        /// The one writer connection; `None` once the store is closed.
+        conn: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
+        /// The group commit every write passes through (PostgreSQL syncs at commit).
+        sync: std::sync::Arc<group_sync::GroupSync>,
+    },
     Postgres(sqlx::PgPool),
 }
 
@@ -167,8 +169,6 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Writes (SQLite: one connection; PostgreSQL: the same pool as reads).
     pub(crate) writer: Writer,
-    /// SQLite's group commit (see `on_writer!`); PostgreSQL syncs at commit itself.
-    pub(crate) group_sync: Option<std::sync::Arc<group_sync::GroupSync>>,
 }
 
 impl Store {
@@ -180,7 +180,6 @@ impl Store {
             return Ok(Self {
                 writer: Writer::Postgres(pool.clone()),
                 pool: Pool::Postgres(pool),
-                group_sync: None,
             });
         } else if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -194,11 +193,13 @@ impl Store {
         };
         let (readers, writer) = sqlite::connect(Path::new(path)).await?;
         let readers = std::sync::Arc::new(readers);
-        let group_sync = group_sync::GroupSync::new(Path::new(path), Some(readers.clone()));
+        let sync = group_sync::GroupSync::new(Path::new(path), Some(readers.clone()));
         Ok(Self {
             pool: Pool::Sqlite(readers),
-            writer: Writer::Sqlite(std::sync::Arc::new(tokio::sync::Mutex::new(Some(writer)))),
-            group_sync: Some(std::sync::Arc::new(group_sync)),
+            writer: Writer::Sqlite {
+                conn: std::sync::Arc::new(tokio::sync::Mutex::new(Some(writer))),
+                sync: std::sync::Arc::new(sync),
+            },
         })
     }
 
@@ -212,7 +213,10 @@ impl Store {
     /// WAL syncs performed by SQLite's group commit (0 on PostgreSQL): each covers every
     /// write committed before it started.
     pub fn durable_syncs(&self) -> u64 {
-        self.group_sync.as_ref().map_or(0, |s| s.syncs())
+        match &self.writer {
+            Writer::Sqlite { sync, .. } => sync.syncs(),
+            Writer::Postgres(_) => 0,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -238,8 +242,8 @@ impl Store {
             Pool::Postgres(p) => p.close().await,
         }
         match &self.writer {
-            Writer::Sqlite(w) => {
-                if let Some(conn) = w.lock().await.take() {
+            Writer::Sqlite { conn, .. } => {
+                if let Some(conn) = conn.lock().await.take() {
                     if let Err(e) = sqlx::Connection::close(conn).await {
                         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
                     }

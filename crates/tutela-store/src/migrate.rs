@@ -76,15 +76,13 @@ impl Store {
         };
         debug_assert_eq!(migrations.last().map(|m| m.0), Some(SCHEMA_VERSION));
         match &self.writer {
-            crate::Writer::Sqlite(writer) => {
+            crate::Writer::Sqlite { conn, sync } => {
                 let outcome = {
-                    let mut guard = writer.lock().await;
+                    let mut guard = conn.lock().await;
                     let conn = guard.as_mut().ok_or(StoreError::Closed)?;
                     migrate_on!(self, conn, migrations, now)
                 };
-                if let Some(sync) = &self.group_sync {
-                    sync.barrier().await?;
-                }
+                sync.barrier().await?;
                 outcome
             }
             crate::Writer::Postgres(pool) => {
@@ -125,10 +123,10 @@ mod tests {
             }
         );
         {
-            let crate::Writer::Sqlite(writer) = &store.writer else {
+            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
                 unreachable!("a sqlite: url opens SQLite")
             };
-            let mut conn = writer.lock().await;
+            let mut conn = conn.lock().await;
             sqlx::query(
                 "INSERT INTO tutela_schema (version, description, applied_at) VALUES (99, 'future', 0)",
             )

@@ -106,7 +106,7 @@ impl Store {
         let (pred, bind) = predicate(c);
         let lock = match self.writer {
             Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Writer::Sqlite(_) => "",
+            Writer::Sqlite { .. } => "",
         };
         // Binds: $1 now, $2 the predicate's value (or a dummy), $3 lease, $4 owner, $5 limit.
         let sql = format!(
