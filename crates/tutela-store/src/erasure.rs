@@ -31,24 +31,48 @@ pub struct Erasure<'a> {
     pub audit: &'a [AuditEntry],
 }
 
-/// In an open transaction: writes records re-sealed under a subject's new key (same
-/// version, so their associated data still binds).
-macro_rules! reseal_records {
-    ($tx:ident, $subject:expr, $resealed:expr) => {{
+/// Adds to a [`crate::script::Script`] what erasure and retention both do to a subject
+/// that keeps some data: remove the categories in `$remove`, write the kept records
+/// re-sealed under the new key (same version, so their associated data still binds), and,
+/// with a new key, replace the shredded one and drop the request notes that were sealed
+/// under it (unreadable now, so dropped rather than kept as noise).
+macro_rules! push_rekey {
+    ($script:ident, $subject:expr, $remove:expr, $resealed:expr, $new_key:expr) => {{
+        for c in $remove {
+            $script
+                .statement("DELETE FROM records WHERE subject_id = ")
+                .push_bind($subject)
+                .push(" AND category = ")
+                .push_bind(c.as_str());
+        }
         for (c, version, fields) in $resealed {
-            sqlx::query(
-                "UPDATE records SET fields = $1 WHERE subject_id = $2 AND category = $3 AND version = $4",
-            )
-            .bind(fields.as_slice())
-            .bind($subject)
-            .bind(c.as_str())
-            .bind(*version)
-            .execute(&mut *$tx)
-            .await?;
+            $script
+                .statement("UPDATE records SET fields = ")
+                .push_bind(fields.as_slice())
+                .push(" WHERE subject_id = ")
+                .push_bind($subject)
+                .push(" AND category = ")
+                .push_bind(c.as_str())
+                .push(" AND version = ")
+                .push_bind(*version);
+        }
+        if let Some(key) = $new_key {
+            $script
+                .statement("DELETE FROM subject_keys WHERE subject_id = ")
+                .push_bind($subject);
+            $script
+                .statement("INSERT INTO subject_keys (subject_id, wrapped) VALUES (")
+                .push_bind($subject)
+                .push(", ")
+                .push_bind(key)
+                .push(")");
+            $script
+                .statement("UPDATE requests SET sealed_text = NULL WHERE subject_id = ")
+                .push_bind($subject);
         }
     }};
 }
-pub(crate) use reseal_records;
+pub(crate) use push_rekey;
 
 impl Store {
     /// Applies an erasure atomically. `StoreError::Conflict` if the subject was erased
@@ -79,39 +103,10 @@ impl Store {
             for sql in [
                 "DELETE FROM subject_lookup WHERE subject_id = ",
                 "DELETE FROM contact_preferences WHERE subject_id = ",
-                "DELETE FROM subject_keys WHERE subject_id = ",
             ] {
                 script.statement(sql).push_bind(subject);
             }
-            for c in e.delete {
-                script
-                    .statement("DELETE FROM records WHERE subject_id = ")
-                    .push_bind(subject)
-                    .push(" AND category = ")
-                    .push_bind(c.as_str());
-            }
-            for (c, version, fields) in e.resealed {
-                script
-                    .statement("UPDATE records SET fields = ")
-                    .push_bind(fields.as_slice())
-                    .push(" WHERE subject_id = ")
-                    .push_bind(subject)
-                    .push(" AND category = ")
-                    .push_bind(c.as_str())
-                    .push(" AND version = ")
-                    .push_bind(*version);
-            }
-            script
-                .statement("INSERT INTO subject_keys (subject_id, wrapped) VALUES (")
-                .push_bind(subject)
-                .push(", ")
-                .push_bind(e.new_key)
-                .push(")");
-            // Other requests' sealed notes were under the shredded key: unreadable now,
-            // so they are dropped rather than kept as noise.
-            script
-                .statement("UPDATE requests SET sealed_text = NULL WHERE subject_id = ")
-                .push_bind(subject);
+            push_rekey!(script, subject, e.delete, e.resealed, Some(e.new_key));
             if let Some((request, sealed)) = e.request_notes {
                 script
                     .statement("UPDATE requests SET sealed_text = ")

@@ -296,35 +296,21 @@ impl Store {
             }
             for o in outcomes.iter().filter(|o| !o.erase) {
                 let subject = o.subject.as_str();
-                for c in &o.remove {
-                    sqlx::query("DELETE FROM records WHERE subject_id = $1 AND category = $2")
-                        .bind(subject)
-                        .bind(c.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                crate::erasure::reseal_records!(tx, subject, &o.resealed);
-                if let Some(key) = &o.new_key {
-                    sqlx::query("DELETE FROM subject_keys WHERE subject_id = $1")
-                        .bind(subject)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)")
-                        .bind(subject)
-                        .bind(key.as_slice())
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE requests SET sealed_text = NULL WHERE subject_id = $1")
-                        .bind(subject)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(
-                    "UPDATE subjects SET retention_lease_until = NULL, retention_lease_owner = NULL WHERE id = $1",
-                )
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+                // One round trip per subject on SQLite (`script.rs`).
+                let mut script = crate::script::Script::new();
+                crate::erasure::push_rekey!(
+                    script,
+                    subject,
+                    &o.remove,
+                    &o.resealed,
+                    o.new_key.as_deref()
+                );
+                script
+                    .statement(
+                        "UPDATE subjects SET retention_lease_until = NULL, retention_lease_owner = NULL WHERE id = ",
+                    )
+                    .push_bind(subject);
+                crate::script::run_script!(tx, script);
             }
             for (a, n) in aggregates {
                 sqlx::query(
