@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
         purpose,
         consents: ConsentView::default(),
         grants: &[],
+        basis: None,
         now,
     };
     let allow = req(Category::Payment, Purpose::Transaction);

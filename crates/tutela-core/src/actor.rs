@@ -2,7 +2,7 @@
 //! token. The scope rules live here so every route applies the same ones (R2).
 
 use crate::ids::{SubjectId, TenantId, TokenId};
-use crate::vocab::Region;
+use crate::vocab::{Category, Purpose, Region};
 
 closed_vocab!(
     /// A caller's role (API.md "Roles").
@@ -35,6 +35,44 @@ pub enum ScopeError {
     TenantNotAllowed(Role),
     #[error("role `{0}` is not scoped to a subject; drop --subject")]
     SubjectNotAllowed(Role),
+    #[error("only `service` tokens are scoped to purposes and categories; drop --purposes/--categories for role `{0}`")]
+    DataScopeNotAllowed(Role),
+}
+
+/// The purposes and categories a `service` token was created for (issue 14, R29). An
+/// empty scope covers nothing: an unscoped service reads nothing personal.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataScope {
+    purposes: Vec<Purpose>,
+    categories: Vec<Category>,
+}
+
+impl DataScope {
+    /// A scope; duplicates are dropped and the order is normalised.
+    pub fn new(mut purposes: Vec<Purpose>, mut categories: Vec<Category>) -> Self {
+        purposes.sort();
+        purposes.dedup();
+        categories.sort();
+        categories.dedup();
+        Self {
+            purposes,
+            categories,
+        }
+    }
+    pub fn purposes(&self) -> &[Purpose] {
+        &self.purposes
+    }
+    pub fn categories(&self) -> &[Category] {
+        &self.categories
+    }
+    pub fn is_empty(&self) -> bool {
+        self.purposes.is_empty() && self.categories.is_empty()
+    }
+    /// Whether the scope names the category and, unless none is declared (erasure), the
+    /// purpose.
+    pub fn covers(&self, category: Category, purpose: Option<Purpose>) -> bool {
+        self.categories.contains(&category) && purpose.is_none_or(|p| self.purposes.contains(&p))
+    }
 }
 
 /// An authenticated caller.
@@ -45,6 +83,7 @@ pub struct Actor {
     tenant: Option<TenantId>,
     subject: Option<SubjectId>,
     region: Region,
+    scope: DataScope,
 }
 
 /// The outcome of a scope check on a tenant-owned resource.
@@ -104,7 +143,22 @@ impl Actor {
             tenant,
             subject,
             region,
+            scope: DataScope::default(),
         })
+    }
+
+    /// Narrows a `service` actor to the purposes and categories its token names.
+    pub fn with_scope(mut self, scope: DataScope) -> Result<Self, ScopeError> {
+        if self.role != Role::Service && !scope.is_empty() {
+            return Err(ScopeError::DataScopeNotAllowed(self.role));
+        }
+        self.scope = scope;
+        Ok(self)
+    }
+
+    /// The data scope of a `service` token (empty for every other role).
+    pub fn scope(&self) -> &DataScope {
+        &self.scope
     }
 
     pub fn token(&self) -> &TokenId {
@@ -232,6 +286,31 @@ mod tests {
         check_scope(Role::EndUser, true, false, false);
         check_scope(Role::Support, false, false, true);
         check_scope(Role::Auditor, false, true, false);
+    }
+
+    #[test]
+    fn only_services_carry_a_data_scope_and_an_empty_one_covers_nothing() {
+        let scope = DataScope::new(vec![Purpose::Transaction], vec![Category::Payment]);
+        let svc = Actor::new(tok(), Role::Service, None, None, Region::Cn)
+            .unwrap()
+            .with_scope(scope.clone())
+            .unwrap();
+        assert!(svc
+            .scope()
+            .covers(Category::Payment, Some(Purpose::Transaction)));
+        assert!(!svc
+            .scope()
+            .covers(Category::Payment, Some(Purpose::Marketing)));
+        assert!(!svc
+            .scope()
+            .covers(Category::Customer, Some(Purpose::Transaction)));
+        assert!(svc.scope().covers(Category::Payment, None));
+        assert!(!DataScope::default().covers(Category::Payment, None));
+        let op = Actor::new(tok(), Role::Operator, None, None, Region::Cn).unwrap();
+        assert_eq!(
+            op.with_scope(scope),
+            Err(ScopeError::DataScopeNotAllowed(Role::Operator))
+        );
     }
 
     #[test]

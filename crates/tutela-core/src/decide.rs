@@ -1,27 +1,31 @@
 //! The access decision: a pure function of (policy, actor, action, target, category,
-//! purpose, consents, grants, now) returning a [`Decision`] that says why and cites the
-//! clause. A deny is a value, never an error. No IO: the caller loads the subject's
-//! state, consents and grants, then asks.
+//! purpose, consents, grants, basis, now) returning a [`Decision`] that says why and
+//! cites the clause. A deny is a value, never an error. No IO: the caller loads the
+//! subject's state, consents and grants, then asks.
 //!
 //! Order of rules (first match wins):
 //! 1. scope (R2): other tenants' and other subjects' data is hidden (404);
-//!    auditors never read personal data;
-//! 2. lifecycle (R19, R41): erased or expired tenants have no data; a closed tenant's
+//! 2. access rules (R29, R7; `[[access]]` in the policy): the role may use this purpose on
+//!    this category for this action, and shows what the rule requires (its own grant,
+//!    a named basis, its token's scope); a role without rules reads nothing personal;
+//! 3. lifecycle (R19, R41): erased or expired tenants have no data; a closed tenant's
 //!    data is frozen (423) except `legal_obligation` by a privacy officer; so is what
 //!    the law keeps of an erased subject (R33), and nothing else of it is touched;
-//! 3. overseas support (R7, R22): only under an active grant covering the category;
-//! 4. deletion needs no purpose (R33); minors (R43): nothing is stored for a minor without guardian consent;
+//! 4. deletion needs no purpose (R33); a privacy officer's read for a named request
+//!    needs none either (R35); minors (R43): nothing is stored for a minor without
+//!    guardian consent;
 //! 5. successor purpose change (R27): a purpose changed by a successor controller needs
 //!    the subject's fresh consent;
 //! 6. purpose (R4, R5, R8, R11, R13, ...): prohibited purposes are denied whatever
-//!    consent exists; declared ones are allowed (conditions passed on); undeclared ones
-//!    need a current express consent for that purpose.
+//!    consent exists; declared ones are allowed (conditions passed on, and checked by
+//!    [`apply_condition`] once the caller has the facts); undeclared ones need a current
+//!    express consent for that purpose.
 
 use crate::actor::{Actor, Role};
 use crate::clause::Clause;
 use crate::erasure::SubjectHold;
-use crate::ids::{SubjectId, TenantId};
-use crate::policy::{Policy, PurposeCondition, PurposeVerdict};
+use crate::ids::{SubjectId, TenantId, TokenId};
+use crate::policy::{AccessAction, AccessCondition, Policy, PurposeCondition, PurposeVerdict};
 use crate::tenant::TenantState;
 use crate::vocab::{Category, Purpose, Region};
 use time::OffsetDateTime;
@@ -126,6 +130,8 @@ pub struct Target<'a> {
 #[derive(Debug, Clone)]
 pub struct GrantView {
     pub tenant: TenantId,
+    /// The engineer (token) that requested it: only they act under it.
+    pub holder: TokenId,
     pub categories: Vec<Category>,
     pub expires_at: OffsetDateTime,
     pub active: bool,
@@ -154,13 +160,26 @@ pub struct Request<'a> {
     pub purpose: Purpose,
     pub consents: ConsentView<'a>,
     pub grants: &'a [GrantView],
+    /// What a privacy officer named as the reason for a read (R29).
+    pub basis: Option<NamedBasis>,
     pub now: OffsetDateTime,
+}
+
+/// The obligation a privacy officer names for a read; the edge has checked it (an open,
+/// verified request about this very subject, or a legal reference given with the
+/// `legal_obligation` purpose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBasis {
+    /// Fulfilling a data-subject request about this subject (R33, R35).
+    Request,
+    /// A legal obligation with its reference; the purpose is `legal_obligation`.
+    LegalObligation,
 }
 
 /// Decides one access.
 pub fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
     let d = decide_steps(policy, req);
-    let grant = (d.is_allowed() && is_overseas_support(req.actor))
+    let grant = (d.is_allowed() && req.actor.role() == Role::Support)
         .then(|| covering_grant(req))
         .flatten();
     Decision { grant, ..d }
@@ -170,10 +189,12 @@ fn is_overseas_support(actor: &Actor) -> bool {
     actor.role() == Role::Support && actor.region() == Region::Overseas
 }
 
-/// The first active, unexpired grant for the target's tenant covering the category.
+/// The first active, unexpired grant requested by this engineer for the target's tenant
+/// covering the category: a grant is never shared with another engineer.
 fn covering_grant(req: &Request<'_>) -> Option<usize> {
     req.grants.iter().position(|g| {
         g.active
+            && g.holder == *req.actor.token()
             && g.tenant == *req.target.tenant
             && g.categories.contains(&req.category)
             && req.now < g.expires_at
@@ -187,13 +208,6 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
 
     // 1. Scope (R2).
     match actor.role() {
-        Role::Auditor => {
-            return Decision::deny(
-                Denial::Forbidden,
-                "role_reads_no_personal_data",
-                Clause::r(29),
-            )
-        }
         Role::TenantAdmin if actor.tenant() != Some(t.tenant) => {
             return Decision::deny(Denial::Hidden, "other_tenant", Clause::r(2))
         }
@@ -203,7 +217,13 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
         _ => {}
     }
 
-    // 2. Lifecycle (R19, R41).
+    // 2. Access rules (R29, R7).
+    let named_request = match access_rule(policy, req) {
+        Ok(named_request) => named_request,
+        Err(denied) => return denied,
+    };
+
+    // 3. Lifecycle (R19, R41).
     match t.tenant_state {
         TenantState::Erased => return Decision::deny(Denial::Forbidden, "erased", Clause::r(19)),
         TenantState::Expired => {
@@ -236,19 +256,16 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
         }
     }
 
-    // 3. Overseas support access only under an active grant (R7).
-    if is_overseas_support(actor) && (covering_grant(req).is_none() || req.action != Action::Read) {
-        return Decision::deny(
-            Denial::Forbidden,
-            "overseas_access_needs_grant",
-            Clause::r(7),
-        );
-    }
-
     // Erasure is the subject's right, not a use of the data: once the caller is in
     // scope and the data is not frozen, no purpose is needed (R33).
     if req.action == Action::Delete {
         return Decision::allow("erasure", Clause::r(33), None);
+    }
+
+    // A privacy officer fulfilling a named, verified request about this subject reads
+    // whatever the request covers: the right of access is not a use of the data (R35).
+    if named_request {
+        return Decision::allow("request_fulfilment", Clause::r(35), None);
     }
 
     // 4. Minors (R43).
@@ -286,6 +303,119 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
     }
 }
 
+/// Step 2: the policy's access rule for (role, category, action, purpose) and what it
+/// requires. `Ok(true)` when a privacy officer's read rests on a named request, which
+/// then needs no purpose.
+fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<bool, Decision> {
+    let actor = req.actor;
+    let action = match req.action {
+        Action::Read => AccessAction::Read,
+        Action::Write => AccessAction::Write,
+        Action::Delete => AccessAction::Delete,
+    };
+    if !policy.access.role_has_rules(actor.role()) {
+        return Err(Decision::deny(
+            Denial::Forbidden,
+            "role_reads_no_personal_data",
+            Clause::r(29),
+        ));
+    }
+    let Some(rule) = policy
+        .access
+        .lookup(actor.role(), req.category, action, req.purpose)
+    else {
+        // Support engineers keep their long-standing reason code (R7).
+        let (reason, clause) = if is_overseas_support(actor) {
+            ("overseas_access_needs_grant", Clause::r(7))
+        } else {
+            ("role_not_permitted", Clause::r(29))
+        };
+        return Err(Decision::deny(Denial::Forbidden, reason, clause));
+    };
+    match rule.requires {
+        None => Ok(false),
+        Some(AccessCondition::Grant) => {
+            if covering_grant(req).is_some() {
+                Ok(false)
+            } else if is_overseas_support(actor) {
+                Err(Decision::deny(
+                    Denial::Forbidden,
+                    "overseas_access_needs_grant",
+                    rule.clause,
+                ))
+            } else {
+                Err(Decision::deny(
+                    Denial::Forbidden,
+                    "grant_required",
+                    rule.clause,
+                ))
+            }
+        }
+        Some(AccessCondition::TokenScope) => {
+            let purpose = (req.action != Action::Delete).then_some(req.purpose);
+            if actor.scope().covers(req.category, purpose) {
+                Ok(false)
+            } else {
+                Err(Decision::deny(
+                    Denial::Forbidden,
+                    "token_scope",
+                    rule.clause,
+                ))
+            }
+        }
+        Some(AccessCondition::NamedBasis) => match req.basis {
+            Some(NamedBasis::Request) => Ok(true),
+            Some(NamedBasis::LegalObligation) if req.purpose == Purpose::LegalObligation => {
+                Ok(false)
+            }
+            _ => Err(Decision::deny(
+                Denial::Forbidden,
+                "basis_required",
+                rule.clause,
+            )),
+        },
+    }
+}
+
+/// What the caller found out for a decision's condition (loaded only when the decision
+/// carries one, so common reads cost nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionFacts {
+    /// The subject's contact preference for the topic of this purpose (marketing for
+    /// `marketing`, surveys for `feedback`): on for at least one channel (R9, R15).
+    ContactPreference { opted_in: bool },
+    /// The visitor's current choice for analytics cookies (R16); `None`: never asked.
+    CookieConsent { analytics: Option<bool> },
+}
+
+/// Applies a condition the caller has the facts for: an allow whose condition is not met
+/// becomes a deny citing the statement's clause. Conditions other than these two (PII
+/// removal) are honoured by transforming the data, not by denying.
+pub fn apply_condition(d: Decision, facts: ConditionFacts) -> Decision {
+    if !d.is_allowed() {
+        return d;
+    }
+    match (d.condition, facts) {
+        (
+            Some(PurposeCondition::ContactPreference),
+            ConditionFacts::ContactPreference { opted_in: false },
+        ) => Decision {
+            grant: d.grant,
+            ..Decision::deny(Denial::Forbidden, "contact_preference_off", Clause::r(9))
+        },
+        (
+            Some(PurposeCondition::CookieConsent),
+            ConditionFacts::CookieConsent {
+                analytics: None | Some(false),
+            },
+        ) => Decision {
+            grant: d.grant,
+            ..Decision::deny(Denial::Forbidden, "cookie_consent_missing", Clause::r(16))
+        },
+        _ => d,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +439,17 @@ mod tests {
             Role::EndUser => (Some(ten(1)), Some(sub(1))),
             _ => (None, None),
         };
-        Actor::new(TokenId::from_bytes([0; 16]), role, tenant, subject, region).unwrap()
+        let a = Actor::new(TokenId::from_bytes([0; 16]), role, tenant, subject, region).unwrap();
+        if role == Role::Service {
+            // Tests of the later steps use a service scoped to everything.
+            a.with_scope(crate::actor::DataScope::new(
+                Purpose::ALL.to_vec(),
+                Category::ALL.to_vec(),
+            ))
+            .unwrap()
+        } else {
+            a
+        }
     }
 
     struct Case {
@@ -327,6 +467,7 @@ mod tests {
         guardian: bool,
         grants: Vec<GrantView>,
         reconsent_missing: bool,
+        basis: Option<NamedBasis>,
     }
 
     fn base() -> Case {
@@ -345,6 +486,7 @@ mod tests {
             guardian: false,
             grants: vec![],
             reconsent_missing: false,
+            basis: None,
         }
     }
 
@@ -372,6 +514,7 @@ mod tests {
                     reconsent_missing: c.reconsent_missing,
                 },
                 grants: &c.grants,
+                basis: c.basis,
                 now: NOW,
             },
         )
@@ -534,6 +677,7 @@ mod tests {
                 hold: frozen,
                 role: Role::PrivacyOfficer,
                 purpose: Purpose::LegalObligation,
+                basis: Some(NamedBasis::LegalObligation),
                 ..base()
             },
             Effect::Allow,
@@ -565,6 +709,7 @@ mod tests {
                 state: TenantState::Closed,
                 role: Role::PrivacyOfficer,
                 purpose: Purpose::LegalObligation,
+                basis: Some(NamedBasis::LegalObligation),
                 ..base()
             },
             Effect::Allow,
@@ -575,11 +720,12 @@ mod tests {
                 state: TenantState::Closed,
                 role: Role::PrivacyOfficer,
                 purpose: Purpose::LegalObligation,
+                basis: Some(NamedBasis::LegalObligation),
                 action: Action::Write,
                 ..base()
             },
-            Effect::Deny(Denial::Frozen),
-            "R19",
+            DENY,
+            "R29",
         );
         check(
             Case {
@@ -603,6 +749,7 @@ mod tests {
         check(overseas(), DENY, "R7");
         let grant = |tenant: u8, active: bool, minutes: i64| GrantView {
             tenant: ten(tenant),
+            holder: TokenId::from_bytes([0; 16]),
             categories: vec![Category::Customer],
             expires_at: NOW + time::Duration::minutes(minutes),
             active,
@@ -657,13 +804,34 @@ mod tests {
             DENY,
             "R7",
         );
+        // Engineers in China need a grant of their own too (R29, issue 14).
         check(
             Case {
                 region: Region::Cn,
                 ..overseas()
             },
+            DENY,
+            "R7",
+        );
+        check(
+            Case {
+                region: Region::Cn,
+                grants: vec![grant(1, true, 30)],
+                ..overseas()
+            },
             Effect::Allow,
             "R5",
+        );
+        // A grant another engineer requested is not this engineer's.
+        let mut theirs = grant(1, true, 30);
+        theirs.holder = TokenId::from_bytes([9; 16]);
+        check(
+            Case {
+                grants: vec![theirs],
+                ..overseas()
+            },
+            DENY,
+            "R7",
         );
         // The decision names the grant the access rests on, for the audit trail.
         let d = run(&Case {
@@ -675,10 +843,257 @@ mod tests {
         assert_eq!(
             run(&Case {
                 region: Region::Cn,
+                grants: vec![grant(1, true, 30)],
                 ..overseas()
             })
             .grant,
-            None
+            Some(0)
+        );
+    }
+
+    /// The access rules of the shipped policy, role by role (R29, issue 14).
+    #[test]
+    fn least_privilege_per_role_r29() {
+        let unscoped = |c: Case| {
+            let p = policy();
+            let a = Actor::new(
+                TokenId::from_bytes([0; 16]),
+                Role::Service,
+                None,
+                None,
+                c.region,
+            )
+            .unwrap();
+            let (tn, sb) = (ten(c.tenant), sub(c.subject));
+            decide(
+                &p,
+                &Request {
+                    actor: &a,
+                    action: c.action,
+                    target: Target {
+                        tenant: &tn,
+                        subject: &sb,
+                        tenant_state: c.state,
+                        hold: c.hold,
+                        minor: c.minor,
+                    },
+                    category: c.category,
+                    purpose: c.purpose,
+                    consents: ConsentView::default(),
+                    grants: &[],
+                    basis: None,
+                    now: NOW,
+                },
+            )
+        };
+        // An unscoped service token reads, writes and deletes nothing personal.
+        for action in [Action::Read, Action::Write, Action::Delete] {
+            let d = unscoped(Case { action, ..base() });
+            assert_eq!((d.effect, d.reason), (DENY, "token_scope"));
+        }
+        // The auditor reads nothing personal.
+        check(
+            Case {
+                role: Role::Auditor,
+                ..base()
+            },
+            DENY,
+            "R29",
+        );
+        // The operator administers accounts but reads no customer content or payment.
+        for (category, purpose, effect) in [
+            (
+                Category::Administrator,
+                Purpose::AccountAdmin,
+                Effect::Allow,
+            ),
+            (Category::Customer, Purpose::ProvideService, DENY),
+            (Category::Payment, Purpose::Transaction, DENY),
+            (Category::Support, Purpose::Support, DENY),
+            (Category::Administrator, Purpose::Marketing, DENY),
+        ] {
+            let d = run(&Case {
+                role: Role::Operator,
+                category,
+                purpose,
+                ..base()
+            });
+            assert_eq!(
+                d.effect, effect,
+                "operator {category}/{purpose}: {}",
+                d.reason
+            );
+        }
+        check(
+            Case {
+                role: Role::Operator,
+                category: Category::Administrator,
+                action: Action::Delete,
+                ..base()
+            },
+            DENY,
+            "R29",
+        );
+        // The privacy officer reads only naming a request or a legal obligation.
+        let officer = || Case {
+            role: Role::PrivacyOfficer,
+            category: Category::Customer,
+            purpose: Purpose::ProvideService,
+            ..base()
+        };
+        let d = run(&officer());
+        assert_eq!((d.effect, d.reason), (DENY, "basis_required"));
+        check(
+            Case {
+                basis: Some(NamedBasis::Request),
+                ..officer()
+            },
+            Effect::Allow,
+            "R35",
+        );
+        // A legal basis goes only with the legal_obligation purpose.
+        check(
+            Case {
+                basis: Some(NamedBasis::LegalObligation),
+                ..officer()
+            },
+            DENY,
+            "R29",
+        );
+        check(
+            Case {
+                basis: Some(NamedBasis::LegalObligation),
+                category: Category::Administrator,
+                purpose: Purpose::LegalObligation,
+                ..officer()
+            },
+            Effect::Allow,
+            "R40",
+        );
+        check(
+            Case {
+                basis: Some(NamedBasis::Request),
+                action: Action::Write,
+                ..officer()
+            },
+            DENY,
+            "R29",
+        );
+        // A request basis does not thaw frozen data (R19).
+        check(
+            Case {
+                basis: Some(NamedBasis::Request),
+                state: TenantState::Closed,
+                ..officer()
+            },
+            Effect::Deny(Denial::Frozen),
+            "R19",
+        );
+    }
+
+    #[test]
+    fn a_service_acts_only_within_its_token_scope_r29() {
+        let p = policy();
+        let a = Actor::new(
+            TokenId::from_bytes([0; 16]),
+            Role::Service,
+            None,
+            None,
+            Region::Cn,
+        )
+        .unwrap()
+        .with_scope(crate::actor::DataScope::new(
+            vec![Purpose::Transaction],
+            vec![Category::Payment],
+        ))
+        .unwrap();
+        let (tn, sb) = (ten(1), sub(1));
+        let ask = |category, purpose, action| {
+            decide(
+                &p,
+                &Request {
+                    actor: &a,
+                    action,
+                    target: Target {
+                        tenant: &tn,
+                        subject: &sb,
+                        tenant_state: TenantState::Active,
+                        hold: SubjectHold::None,
+                        minor: false,
+                    },
+                    category,
+                    purpose,
+                    consents: ConsentView::default(),
+                    grants: &[],
+                    basis: None,
+                    now: NOW,
+                },
+            )
+        };
+        assert!(ask(Category::Payment, Purpose::Transaction, Action::Read).is_allowed());
+        assert!(ask(Category::Payment, Purpose::Transaction, Action::Write).is_allowed());
+        assert!(ask(Category::Payment, Purpose::Marketing, Action::Delete).is_allowed());
+        for (c, p) in [
+            (Category::Payment, Purpose::FraudPrevention),
+            (Category::Customer, Purpose::Transaction),
+            (Category::Administrator, Purpose::Transaction),
+        ] {
+            let d = ask(c, p, Action::Read);
+            assert_eq!((d.effect, d.reason), (DENY, "token_scope"), "{c}/{p}");
+        }
+    }
+
+    #[test]
+    fn unmet_conditions_deny_with_the_statements_clause_r9_r16() {
+        let marketing = run(&Case {
+            category: Category::Administrator,
+            purpose: Purpose::Marketing,
+            ..base()
+        });
+        assert_eq!(
+            marketing.condition,
+            Some(PurposeCondition::ContactPreference)
+        );
+        let off = apply_condition(
+            marketing,
+            ConditionFacts::ContactPreference { opted_in: false },
+        );
+        assert_eq!(
+            (off.effect, off.reason, off.clause),
+            (DENY, "contact_preference_off", Clause::r(9))
+        );
+        let on = apply_condition(
+            marketing,
+            ConditionFacts::ContactPreference { opted_in: true },
+        );
+        assert!(on.is_allowed());
+        let analytics = run(&Case {
+            category: Category::Cookie,
+            purpose: Purpose::Analytics,
+            ..base()
+        });
+        for refused in [None, Some(false)] {
+            let d = apply_condition(
+                analytics,
+                ConditionFacts::CookieConsent { analytics: refused },
+            );
+            assert_eq!((d.effect, d.clause), (DENY, Clause::r(16)));
+        }
+        assert!(apply_condition(
+            analytics,
+            ConditionFacts::CookieConsent {
+                analytics: Some(true)
+            }
+        )
+        .is_allowed());
+        // A denial stays a denial.
+        let denied = run(&Case {
+            role: Role::Auditor,
+            ..base()
+        });
+        assert_eq!(
+            apply_condition(denied, ConditionFacts::ContactPreference { opted_in: true }),
+            denied
         );
     }
 

@@ -12,11 +12,13 @@
 mod names;
 mod redact;
 mod scan;
+mod security_code;
 pub mod stream;
 pub mod validate;
 
 pub use redact::{Operator, Redactor};
 pub use scan::scan_line;
+pub use security_code::mentions_security_code;
 
 /// The kinds of personal information the scanner recognizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -120,13 +120,7 @@ async fn main() {
             tokens::create(
                 &state.store,
                 state.clock.as_ref(),
-                TokenRequest {
-                    role,
-                    tenant,
-                    subject: None,
-                    region: Region::Cn,
-                    label: "bench".into(),
-                },
+                TokenRequest::new(role, tenant, None, Region::Cn, "bench"),
             )
             .await
             .unwrap()

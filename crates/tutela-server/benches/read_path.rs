@@ -189,6 +189,7 @@ async fn read_for(f: &Fixture, purpose: Purpose) {
                     ..ConsentView::default()
                 },
                 grants: &[],
+                basis: None,
                 now,
             },
         )

@@ -149,6 +149,11 @@ impl Application {
             }
         };
         let state = open_state(config, clock).await?;
+        // Grant reasons written before schema 17 were stored in clear (issue 14, R29).
+        let sealed = crate::api::grants::seal_legacy_reasons(&state).await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "sealed the clear reasons of older support grants");
+        }
         let listener =
             std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         listener.set_nonblocking(true)?;

@@ -43,6 +43,7 @@ impl FromRequestParts<AppState> for Authenticated {
             token.subject,
             token.region,
         )
+        .and_then(|a| a.with_scope(token.scope))
         .map_err(|e| {
             ApiError::Internal(anyhow::anyhow!("stored token has an invalid scope: {e}"))
         })?;

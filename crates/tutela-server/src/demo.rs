@@ -4,8 +4,9 @@
 use crate::state::AppState;
 use crate::tokens::{self, TokenRequest};
 use anyhow::Context as _;
+use tutela_core::actor::DataScope;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
-use tutela_core::{Region, Role, SubjectId, TenantId};
+use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
 
@@ -80,22 +81,28 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<DemoReport> {
         .map(|(_, id, _)| id.clone());
 
     let mut wanted: Vec<(String, TokenRequest)> = Vec::new();
-    for role in [
-        Role::Operator,
-        Role::PrivacyOfficer,
-        Role::Auditor,
-        Role::Service,
-    ] {
+    for role in [Role::Operator, Role::PrivacyOfficer, Role::Auditor] {
         wanted.push((role.to_string(), req(role, None, None, Region::Cn)));
     }
-    wanted.push((
-        "support (cn)".into(),
-        req(Role::Support, None, None, Region::Cn),
-    ));
-    wanted.push((
-        "support (overseas)".into(),
-        req(Role::Support, None, None, Region::Overseas),
-    ));
+    // A billing system: the purposes and categories billing needs, nothing else (R29).
+    let mut billing = req(Role::Service, None, None, Region::Cn);
+    billing.label = "demo billing".to_owned();
+    billing.scope = DataScope::new(
+        vec![
+            Purpose::Transaction,
+            Purpose::FraudPrevention,
+            Purpose::AccountAdmin,
+            Purpose::ServiceCommunication,
+        ],
+        vec![Category::Administrator, Category::Payment],
+    );
+    wanted.push(("service (billing)".into(), billing));
+    let mut cn = req(Role::Support, None, None, Region::Cn);
+    cn.label = "demo engineer (cn)".to_owned();
+    wanted.push(("support (cn)".into(), cn));
+    let mut overseas = req(Role::Support, None, None, Region::Overseas);
+    overseas.label = "demo engineer (overseas)".to_owned();
+    wanted.push(("support (overseas)".into(), overseas));
     wanted.push((
         "tenant_admin".into(),
         req(Role::TenantAdmin, Some(tenant.id.clone()), None, Region::Cn),
@@ -125,11 +132,5 @@ fn req(
     subject: Option<SubjectId>,
     region: Region,
 ) -> TokenRequest {
-    TokenRequest {
-        role,
-        tenant,
-        subject,
-        region,
-        label: "demo".to_owned(),
-    }
+    TokenRequest::new(role, tenant, subject, region, "demo")
 }

@@ -1,6 +1,6 @@
 //! Minting API tokens, shared by `tutela token create` and `serve --demo`.
 
-use tutela_core::actor::ScopeError;
+use tutela_core::actor::{DataScope, ScopeError};
 use tutela_core::{Actor, Clock, Region, Role, SubjectId, TenantId, TokenId};
 use tutela_store::tokens::Token;
 use tutela_store::{Store, StoreError};
@@ -16,6 +16,10 @@ pub enum CreateTokenError {
     UnknownSubject(SubjectId, TenantId),
     #[error("the random number generator failed")]
     Random,
+    #[error("a support token names its engineer: pass --label (grants are bound to the engineer who asked, R7)")]
+    EngineerRequired,
+    #[error("a scoped service token names both --purposes and --categories")]
+    HalfScope,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -28,6 +32,28 @@ pub struct TokenRequest {
     pub subject: Option<SubjectId>,
     pub region: Region,
     pub label: String,
+    /// For `service` tokens: the purposes and categories it may use (issue 14, R29).
+    pub scope: DataScope,
+}
+
+impl TokenRequest {
+    /// A request with no data scope (every role but a scoped service).
+    pub fn new(
+        role: Role,
+        tenant: Option<TenantId>,
+        subject: Option<SubjectId>,
+        region: Region,
+        label: impl Into<String>,
+    ) -> Self {
+        Self {
+            role,
+            tenant,
+            subject,
+            region,
+            label: label.into(),
+            scope: DataScope::default(),
+        }
+    }
 }
 
 /// Mints a token, stores its hash, and returns the stored row and the bearer string
@@ -46,7 +72,14 @@ pub async fn create(
         req.tenant.clone(),
         req.subject.clone(),
         req.region,
-    )?;
+    )?
+    .with_scope(req.scope.clone())?;
+    if req.scope.purposes().is_empty() != req.scope.categories().is_empty() {
+        return Err(CreateTokenError::HalfScope);
+    }
+    if req.role == Role::Support && req.label.trim().is_empty() {
+        return Err(CreateTokenError::EngineerRequired);
+    }
     if let Some(t) = &req.tenant {
         if store.tenant(t).await?.is_none() {
             return Err(CreateTokenError::UnknownTenant(t.clone()));
@@ -69,6 +102,7 @@ pub async fn create(
         label: req.label,
         created_at: clock.now(),
         revoked_at: None,
+        scope: req.scope,
     };
     store.insert_token(&row).await?;
     Ok((row, minted.bearer))

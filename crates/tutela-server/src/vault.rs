@@ -115,6 +115,43 @@ impl Vault {
         Ok(keys::blind_index(&index_key, "pii-hash-key", "v1"))
     }
 
+    /// Seals free text about a tenant's case (a grant's reason, issue 14; R29) under the
+    /// tenant's key, bound to `scope` (e.g. `grant-reason:<id>`), so it moves nowhere
+    /// else and goes when the tenant's key does.
+    pub async fn seal_tenant_text(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        scope: &str,
+        text: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let key = self.tenant_key(store, tenant).await?;
+        let aad = format!("tutela:tenant-text:{tenant}:{scope}");
+        Ok(envelope::seal(
+            self.cipher,
+            &key,
+            aad.as_bytes(),
+            text.as_bytes(),
+        )?)
+    }
+
+    /// Opens what [`Vault::seal_tenant_text`] sealed.
+    pub async fn open_tenant_text(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        scope: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<String> {
+        let key = self.tenant_key(store, tenant).await?;
+        let aad = format!("tutela:tenant-text:{tenant}:{scope}");
+        Ok(String::from_utf8(envelope::open(
+            &key,
+            aad.as_bytes(),
+            sealed,
+        )?)?)
+    }
+
     /// Keys for PII tokens of a tenant (R13): the token key (format-preserving tokens),
     /// the digest key (finding a token's row) and the tenant key that seals originals.
     pub async fn pii_token_keys(

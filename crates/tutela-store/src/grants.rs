@@ -14,7 +14,10 @@ pub struct Grant {
     pub tenant: TenantId,
     pub incident: String,
     pub categories: Vec<Category>,
+    /// The reason in clear: only rows written before schema 17, until re-sealed at start.
     pub reason: String,
+    /// The reason sealed under the tenant's key (issue 14; R29).
+    pub sealed_reason: Option<Vec<u8>>,
     pub duration_minutes: i64,
     /// Token id of the support engineer who asked.
     pub requested_by: String,
@@ -32,7 +35,7 @@ pub struct Grant {
 
 const GRANT_COLUMNS: &str = "id, tenant_id, incident, categories, reason, duration_minutes, \
     requested_by, requested_at, pending_until, state, decided_by, decided_at, expires_at, ended_at, \
-    personal_information";
+    personal_information, sealed_reason";
 
 type GrantRow = (
     String,
@@ -50,6 +53,7 @@ type GrantRow = (
     Option<i64>,
     Option<i64>,
     bool,
+    Option<Vec<u8>>,
 );
 
 fn opt_time(v: Option<i64>) -> Result<Option<OffsetDateTime>> {
@@ -73,6 +77,7 @@ fn decode(r: GrantRow) -> Result<Grant> {
         expires_at,
         ended_at,
         personal_information,
+        sealed_reason,
     ) = r;
     Ok(Grant {
         id,
@@ -83,6 +88,7 @@ fn decode(r: GrantRow) -> Result<Grant> {
             .map(|c| parse_col("categories", c, Category::parse))
             .collect::<Result<_>>()?,
         reason,
+        sealed_reason,
         duration_minutes,
         requested_by,
         requested_at: from_micros(requested_at)?,
@@ -110,7 +116,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO grants ({GRANT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ))
             .bind(&g.id)
             .bind(g.tenant.as_str())
@@ -127,6 +133,7 @@ impl Store {
             .bind(g.expires_at.map(to_micros))
             .bind(g.ended_at.map(to_micros))
             .bind(g.personal_information)
+            .bind(g.sealed_reason.as_deref())
             .execute(&mut *tx)
             .await?;
             audit_and_commit!(tx, audit)
@@ -172,16 +179,50 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
-    /// The grants of an incident that are still pending or active in the database.
-    pub async fn open_grants_of_incident(&self, incident: &str) -> Result<Vec<Grant>> {
+    /// The grants of one tenant's incident that are still pending or active in the
+    /// database. Incident ids are the tenant's own: the same id at another tenant is
+    /// another incident (issue 14).
+    pub async fn open_grants_of_incident(
+        &self,
+        tenant: &TenantId,
+        incident: &str,
+    ) -> Result<Vec<Grant>> {
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE incident = $1 AND state IN ('pending', 'active') ORDER BY id"
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant_id = $1 AND incident = $2 \
+             AND state IN ('pending', 'active') ORDER BY id"
         );
         let rows: Vec<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(tenant.as_str())
             .bind(incident)
             .fetch_all(p)
             .await)?;
         rows.into_iter().map(decode).collect()
+    }
+
+    /// Grants whose reason is still in clear (written before schema 17).
+    pub async fn grants_with_clear_reason(&self, limit: i64) -> Result<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE sealed_reason IS NULL AND reason <> '' \
+             ORDER BY id LIMIT $1"
+        );
+        let rows: Vec<GrantRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Replaces a grant's clear reason by its sealed form.
+    pub async fn seal_grant_reason(&self, id: &str, sealed: &[u8]) -> Result<()> {
+        on_writer!(self, |p| {
+            sqlx::query("UPDATE grants SET sealed_reason = $1, reason = '' WHERE id = $2")
+                .bind(sealed)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
     }
 
     /// Writes a grant's new state if it is still in `expected` state, with its audit

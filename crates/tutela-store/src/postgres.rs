@@ -86,6 +86,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii tokens: sealed originals of format-preserving tokens",
         include_str!("../migrations/postgres/0016_pii_tokens.sql"),
     ),
+    (
+        17,
+        "least privilege: service token scopes, sealed grant reasons, incidents per tenant",
+        include_str!("../migrations/postgres/0017_least_privilege.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -87,6 +87,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii tokens: sealed originals of format-preserving tokens",
         include_str!("../migrations/sqlite/0016_pii_tokens.sql"),
     ),
+    (
+        17,
+        "least privilege: service token scopes, sealed grant reasons, incidents per tenant",
+        include_str!("../migrations/sqlite/0017_least_privilege.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and the one writer connection (see

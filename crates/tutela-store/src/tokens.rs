@@ -2,7 +2,8 @@
 
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
-use tutela_core::{Region, Role, SubjectId, TenantId, TokenId};
+use tutela_core::actor::DataScope;
+use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId, TokenId};
 
 /// A stored token (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct Token {
     pub label: String,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// A service token's purposes and categories (issue 14, R29); empty otherwise.
+    pub scope: DataScope,
 }
 
 type Row = (
@@ -28,10 +31,46 @@ type Row = (
     String,
     i64,
     Option<i64>,
+    Option<String>,
+    Option<String>,
 );
 
+const TOKEN_COLUMNS: &str = "id, secret_hash, role, tenant_id, subject_id, region, label, \
+    created_at, revoked_at, scope_purposes, scope_categories";
+
+fn ids_text<T: Copy + Into<&'static str>>(ids: &[T]) -> Option<String> {
+    (!ids.is_empty()).then(|| {
+        ids.iter()
+            .map(|v| (*v).into())
+            .collect::<Vec<&str>>()
+            .join(",")
+    })
+}
+
+fn parse_ids<T, E: std::fmt::Display>(
+    column: &'static str,
+    text: Option<String>,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Result<Vec<T>> {
+    text.filter(|t| !t.is_empty())
+        .map(|t| t.split(',').map(|v| parse_col(column, v, &parse)).collect())
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
 fn decode(
-    (id, secret_hash, role, tenant, subject, region, label, created_at, revoked_at): Row,
+    (
+        id,
+        secret_hash,
+        role,
+        tenant,
+        subject,
+        region,
+        label,
+        created_at,
+        revoked_at,
+        scope_purposes,
+        scope_categories,
+    ): Row,
 ) -> Result<Token> {
     Ok(Token {
         id: parse_col("api_tokens.id", &id, TokenId::parse)?,
@@ -47,16 +86,24 @@ fn decode(
         label,
         created_at: from_micros(created_at)?,
         revoked_at: revoked_at.map(from_micros).transpose()?,
+        scope: DataScope::new(
+            parse_ids("api_tokens.scope_purposes", scope_purposes, Purpose::parse)?,
+            parse_ids(
+                "api_tokens.scope_categories",
+                scope_categories,
+                Category::parse,
+            )?,
+        ),
     })
 }
 
 impl Store {
     pub async fn insert_token(&self, t: &Token) -> Result<()> {
         on_writer!(self, |p| {
-            sqlx::query(
-                "INSERT INTO api_tokens (id, secret_hash, role, tenant_id, subject_id, region, label, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
+            sqlx::query(&format!(
+                "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
             .bind(t.id.as_str())
             .bind(&t.secret_hash)
             .bind(t.role.as_str())
@@ -66,6 +113,8 @@ impl Store {
             .bind(&t.label)
             .bind(to_micros(t.created_at))
             .bind(t.revoked_at.map(to_micros))
+            .bind(ids_text(t.scope.purposes()))
+            .bind(ids_text(t.scope.categories()))
             .execute(p)
             .await
             .map(|_| ())
@@ -75,10 +124,9 @@ impl Store {
 
     pub async fn token(&self, id: &TokenId) -> Result<Option<Token>> {
         let row: Option<Row> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, secret_hash, role, tenant_id, subject_id, region, label, created_at, revoked_at \
-                 FROM api_tokens WHERE id = $1",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+            ))
             .bind(id.as_str())
             .fetch_optional(p)
             .await

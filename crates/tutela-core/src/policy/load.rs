@@ -312,6 +312,9 @@ pub fn load(file: &str, text: &str) -> Result<Policy, PolicyError> {
         }
     }
 
+    let access_rules = access_rules(&cx, &raw.access)?;
+    let access = AccessTable::compile(&access_rules);
+
     Ok(Policy {
         statement,
         services,
@@ -322,8 +325,101 @@ pub fn load(file: &str, text: &str) -> Result<Policy, PolicyError> {
         refusal_grounds,
         trial,
         requests,
+        access_rules,
+        access,
         table,
     })
+}
+
+/// `[[access]]` (R29). At least one rule must exist: a policy without any would deny every
+/// access to personal data, which is never what an operator meant.
+fn access_rules(
+    cx: &Ctx<'_>,
+    raw: &[super::raw::RawAccessRule],
+) -> Result<Vec<AccessRule>, PolicyError> {
+    if raw.is_empty() {
+        return Err(cx.err(
+            0..0,
+            "access",
+            "no [[access]] rules: say which role may use which purposes on which categories (R29)",
+        ));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let key = format!("access[{i}]");
+        let role = cx.parse(&r.role, &format!("{key}.role"), crate::actor::Role::parse)?;
+        let categories = all_or_list(
+            cx,
+            &r.categories,
+            &format!("{key}.categories"),
+            Category::ALL,
+            Category::parse,
+        )?;
+        let purposes = all_or_list(
+            cx,
+            &r.purposes,
+            &format!("{key}.purposes"),
+            Purpose::ALL,
+            Purpose::parse,
+        )?;
+        let actions = all_or_list(
+            cx,
+            &r.actions,
+            &format!("{key}.actions"),
+            AccessAction::ALL,
+            AccessAction::parse,
+        )?;
+        let requires = match &r.requires {
+            Some(s) => {
+                let c = cx.parse(s, &format!("{key}.requires"), AccessCondition::parse)?;
+                if c.role() != role {
+                    return Err(cx.err(
+                        s.span(),
+                        format!("{key}.requires"),
+                        format!("`{c}` applies only to role `{}`, not `{role}`", c.role()),
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        out.push(AccessRule {
+            role,
+            categories,
+            purposes,
+            actions,
+            requires,
+            clause: cx.clause(&r.clause, &format!("{key}.clause"))?,
+        });
+    }
+    Ok(out)
+}
+
+/// A non-empty list of vocabulary ids without duplicates, or `["*"]` for all of them.
+fn all_or_list<T: Copy + PartialEq + fmt::Display, E: fmt::Display>(
+    cx: &Ctx<'_>,
+    raw: &[S],
+    key: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, PolicyError> {
+    if let [only] = raw {
+        if only.get_ref() == "*" {
+            return Ok(all.to_vec());
+        }
+    }
+    if raw.is_empty() {
+        return Err(cx.err(0..0, key, "must name at least one id, or \"*\" for all"));
+    }
+    let mut out: Vec<T> = Vec::with_capacity(raw.len());
+    for s in raw {
+        let v = cx.parse(s, key, &parse)?;
+        if out.contains(&v) {
+            return Err(cx.err(s.span(), key, format!("`{v}` is listed twice")));
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 fn category(cx: &Ctx<'_>, c: &RawCategory) -> Result<CategoryPolicy, PolicyError> {

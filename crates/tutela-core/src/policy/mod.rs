@@ -5,9 +5,11 @@
 //! exception and refusal ground of the vocabulary is described, every rule cites a clause,
 //! and the purpose rules are compiled into a dense table so a decision is one index.
 
+pub mod access;
 mod load;
 mod raw;
 
+pub use access::{AccessAction, AccessCondition, AccessGrant, AccessRule, AccessTable};
 pub use load::{load, PolicyError};
 
 use crate::clause::Clause;
@@ -221,6 +223,10 @@ pub struct Policy {
     pub refusal_grounds: Vec<Ground<RefusalGround>>,
     pub trial: TrialPolicy,
     pub requests: RequestPolicy,
+    /// Who may use which purposes on which categories (R29), as written.
+    pub access_rules: Vec<AccessRule>,
+    /// The same rules compiled for `decide`.
+    pub access: AccessTable,
     /// `table[category][purpose]`, compiled at load so a decision is one look-up.
     table: Vec<PurposeVerdict>,
 }
@@ -290,6 +296,9 @@ impl Policy {
         }
         cite(self.trial.clause, "trial".to_owned());
         cite(self.requests.clause, "requests".to_owned());
+        for r in &self.access_rules {
+            cite(r.clause, format!("access.{}", r.role));
+        }
         out
     }
 }

@@ -24,6 +24,23 @@ pub struct RawPolicy {
     pub refusal_grounds: Vec<RawGround>,
     pub trial: RawTrial,
     pub requests: RawRequests,
+    #[serde(default)]
+    pub access: Vec<RawAccessRule>,
+}
+
+/// `[[access]]`: which role may use which purposes on which categories (R29).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessRule {
+    pub role: S,
+    /// Category ids, or `["*"]` for all.
+    pub categories: Vec<S>,
+    /// Purpose ids, or `["*"]` for all.
+    pub purposes: Vec<S>,
+    pub actions: Vec<S>,
+    #[serde(default)]
+    pub requires: Option<S>,
+    pub clause: S,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,12 +3,15 @@
 //! - `POST /v1/grants`: a `support` engineer asks for access to a tenant's categories,
 //!   tied to an incident; the request is pending until the tenant's admin answers.
 //! - `POST /v1/grants/{id}/approve|deny`: that tenant's admin answers.
-//! - `POST /v1/incidents/{incident}/resolve`: every grant of the incident ends at once.
+//! - `POST /v1/incidents/{incident}/resolve` `{tenant}`: the grants of that tenant's
+//!   incident end at once (the engineer's own; all of them for the tenant's admin and
+//!   the privacy officer). `POST /v1/grants/{id}/end` ends one.
 //! - `GET /v1/grants/{id}`, `GET /v1/tenants/{tenant}/grants`: the customer sees its
 //!   grants and every access made under each (audit entries with reason `grant:<id>`).
 //!
-//! The lifecycle is `tutela_core::grant` (pure); `decide` lets an overseas engineer read
-//! only under an active grant covering the category.
+//! The lifecycle is `tutela_core::grant` (pure); `decide` lets a support engineer (in
+//! China or overseas) read only under an active grant it requested itself, covering the
+//! category (issue 14; R7, R29). A grant's reason is sealed under the tenant's key.
 
 use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath};
@@ -63,6 +66,16 @@ pub struct GrantView {
     pub ended_at: Option<String>,
     /// Approving this grant also approves access to personal information.
     pub personal_information: bool,
+    /// The token id of the engineer who asked; only they act under the grant.
+    pub requested_by: String,
+}
+
+/// `POST /v1/incidents/{incident}/resolve` body: incidents are the tenant's own.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentResolve {
+    /// The tenant whose incident this is; a tenant admin may omit it (its own).
+    pub tenant: Option<String>,
 }
 
 /// One access made under a grant.
@@ -100,13 +113,48 @@ fn life(g: &Grant) -> GrantLife {
     }
 }
 
-fn view(g: &Grant, now: OffsetDateTime) -> GrantView {
-    GrantView {
+/// The scope a grant's reason is sealed under.
+fn reason_scope(id: &str) -> String {
+    format!("grant-reason:{id}")
+}
+
+/// A grant's reason, opened from its sealed form (or the clear form of an older row).
+async fn reason_of(state: &AppState, g: &Grant) -> Result<String, ApiError> {
+    match &g.sealed_reason {
+        Some(sealed) => Ok(state
+            .vault
+            .open_tenant_text(&state.store, &g.tenant, &reason_scope(&g.id), sealed)
+            .await?),
+        None => Ok(g.reason.clone()),
+    }
+}
+
+/// Seals the clear reasons of grants written before schema 17 (run at start; issue 14).
+pub async fn seal_legacy_reasons(state: &AppState) -> anyhow::Result<usize> {
+    let mut sealed = 0;
+    loop {
+        let batch = state.store.grants_with_clear_reason(200).await?;
+        if batch.is_empty() {
+            return Ok(sealed);
+        }
+        for g in batch {
+            let blob = state
+                .vault
+                .seal_tenant_text(&state.store, &g.tenant, &reason_scope(&g.id), &g.reason)
+                .await?;
+            state.store.seal_grant_reason(&g.id, &blob).await?;
+            sealed += 1;
+        }
+    }
+}
+
+async fn view(state: &AppState, g: &Grant, now: OffsetDateTime) -> Result<GrantView, ApiError> {
+    Ok(GrantView {
         id: g.id.clone(),
         tenant: g.tenant.to_string(),
         incident: g.incident.clone(),
         categories: g.categories.iter().map(ToString::to_string).collect(),
-        reason: g.reason.clone(),
+        reason: reason_of(state, g).await?,
         minutes: g.duration_minutes,
         status: life(g).status(now).as_str().to_owned(),
         requested_at: rfc3339(g.requested_at),
@@ -114,7 +162,8 @@ fn view(g: &Grant, now: OffsetDateTime) -> GrantView {
         expires_at: g.expires_at.map(rfc3339),
         ended_at: g.ended_at.map(rfc3339),
         personal_information: g.personal_information,
-    }
+        requested_by: g.requested_by.clone(),
+    })
 }
 
 fn audit(actor: &Actor, g: &Grant, action: &str, at: OffsetDateTime) -> AuditEntry {
@@ -201,12 +250,18 @@ pub async fn request_grant(
         return Err(ApiError::not_found("tenant"));
     }
     let now = state.clock.now();
+    let id = format!("grt_{}", uuid::Uuid::now_v7().simple());
+    let sealed_reason = state
+        .vault
+        .seal_tenant_text(&state.store, &tenant, &reason_scope(&id), reason)
+        .await?;
     let grant = Grant {
-        id: format!("grt_{}", uuid::Uuid::now_v7().simple()),
+        id,
         tenant,
         incident,
         categories,
-        reason: reason.to_owned(),
+        reason: String::new(),
+        sealed_reason: Some(sealed_reason),
         duration_minutes: i64::from(minutes),
         requested_by: actor.token().to_string(),
         requested_at: now,
@@ -222,24 +277,36 @@ pub async fn request_grant(
         .store
         .insert_grant_audited(&grant, &audit(&actor, &grant, "grant_request", now))
         .await?;
-    Ok((StatusCode::CREATED, ApiJson(view(&grant, now))))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(view(&state, &grant, now).await?),
+    ))
 }
 
-/// Loads a grant the caller may see: the tenant's admin (other tenants: 404), support
-/// engineers and the privacy office.
+/// Loads a grant the caller may see: the engineer who asked it, the tenant's admin, and
+/// the privacy office and auditors (oversight). Anyone else gets 404: another engineer's
+/// grant, or another tenant's, does not exist for them (issue 14; R7, R29).
 async fn visible_grant(state: &AppState, actor: &Actor, id: &str) -> Result<Grant, ApiError> {
     let grant = state
         .store
         .grant(id)
         .await?
         .ok_or_else(|| ApiError::not_found("grant"))?;
-    match actor.role() {
-        Role::Support | Role::PrivacyOfficer | Role::Operator | Role::Auditor => Ok(grant),
-        Role::TenantAdmin if actor.may_view_tenant(&grant.tenant) == ScopeAccess::Allowed => {
-            Ok(grant)
-        }
-        _ => Err(ApiError::not_found("grant")),
+    let visible = match actor.role() {
+        Role::PrivacyOfficer | Role::Auditor => true,
+        Role::Support => is_holder(actor, &grant),
+        Role::TenantAdmin => actor.may_view_tenant(&grant.tenant) == ScopeAccess::Allowed,
+        Role::Operator | Role::Service | Role::EndUser => false,
+    };
+    if visible {
+        Ok(grant)
+    } else {
+        Err(ApiError::not_found("grant"))
     }
+}
+
+fn is_holder(actor: &Actor, grant: &Grant) -> bool {
+    grant.requested_by == actor.token().as_str()
 }
 
 /// A grant and every access made under it.
@@ -270,7 +337,7 @@ pub async fn get_grant(
         })
         .collect();
     Ok(ApiJson(GrantDetail {
-        grant: view(&grant, state.clock.now()),
+        grant: view(&state, &grant, state.clock.now()).await?,
         accesses,
     }))
 }
@@ -294,7 +361,11 @@ pub async fn tenant_grants(
     }
     let now = state.clock.now();
     let grants = state.store.grants_of_tenant(&tenant).await?;
-    Ok(ApiJson(grants.iter().map(|g| view(g, now)).collect()))
+    let mut views = Vec::with_capacity(grants.len());
+    for g in &grants {
+        views.push(view(&state, g, now).await?);
+    }
+    Ok(ApiJson(views))
 }
 
 async fn answer(
@@ -333,7 +404,7 @@ async fn answer(
         .update_grant_audited(&updated, grant.state, &audit(actor, &updated, action, now))
         .await
     {
-        Ok(()) => Ok(ApiJson(view(&updated, now))),
+        Ok(()) => Ok(ApiJson(view(state, &updated, now).await?)),
         Err(StoreError::Conflict) => Err(ApiError::Conflict {
             code: "grant_state",
             message: "the grant changed meanwhile; reload it".into(),
@@ -371,25 +442,16 @@ pub async fn deny_grant(
     answer(&state, &actor, &id, GrantEvent::Deny).await
 }
 
-/// The incident is solved: every pending or active grant tied to it ends at once (R7).
-#[utoipa::path(
-    post, path = "/v1/incidents/{incident}/resolve", tag = "grants", security(("bearer" = [])),
-    params(("incident" = String, Path)),
-    responses((status = 200, body = IncidentResolved), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
-)]
-pub async fn resolve_incident(
-    State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
-    ApiPath(raw): ApiPath<String>,
-) -> Result<ApiJson<IncidentResolved>, ApiError> {
-    if !matches!(actor.role(), Role::Support | Role::PrivacyOfficer) {
-        return Err(ApiError::forbidden_role("resolve incidents"));
-    }
-    let incident = incident_id(&raw)?;
+/// Ends `grants` now, each with its audit entry; returns the ids that ended (a grant
+/// that lapsed by time meanwhile has nothing to end).
+async fn end_grants(
+    state: &AppState,
+    actor: &Actor,
+    grants: Vec<Grant>,
+) -> Result<Vec<String>, ApiError> {
     let now = state.clock.now();
     let mut ended = Vec::new();
-    for grant in state.store.open_grants_of_incident(&incident).await? {
-        // Already lapsed by time: nothing to end.
+    for grant in grants {
         let Ok(next) = life(&grant).apply(GrantEvent::Resolve, now) else {
             continue;
         };
@@ -404,7 +466,7 @@ pub async fn resolve_incident(
             .update_grant_audited(
                 &updated,
                 grant.state,
-                &audit(&actor, &updated, "grant_end", now),
+                &audit(actor, &updated, "grant_end", now),
             )
             .await
         {
@@ -412,7 +474,94 @@ pub async fn resolve_incident(
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(ended)
+}
+
+/// The incident is solved: its grants end at once (R7). Incidents are scoped to their
+/// tenant; an engineer ends only the grants it holds, the tenant's admin and the privacy
+/// officer every grant of the incident (issue 14).
+#[utoipa::path(
+    post, path = "/v1/incidents/{incident}/resolve", tag = "grants", security(("bearer" = [])),
+    params(("incident" = String, Path)),
+    request_body = IncidentResolve,
+    responses((status = 200, body = IncidentResolved), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+pub async fn resolve_incident(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(body): ApiJson<IncidentResolve>,
+) -> Result<ApiJson<IncidentResolved>, ApiError> {
+    if !matches!(
+        actor.role(),
+        Role::Support | Role::PrivacyOfficer | Role::TenantAdmin
+    ) {
+        return Err(ApiError::forbidden_role("resolve incidents"));
+    }
+    let incident = incident_id(&raw)?;
+    let tenant = match (body.tenant.as_deref(), actor.tenant()) {
+        (Some(raw), _) => TenantId::parse(raw).map_err(|_| ApiError::not_found("incident"))?,
+        (None, Some(own)) => own.clone(),
+        (None, None) => {
+            return Err(ApiError::Invalid {
+                code: "tenant_required",
+                message: "name the tenant whose incident this is (`tenant`)".into(),
+                clause: Some(Clause::r(7)),
+            })
+        }
+    };
+    if actor.role() == Role::TenantAdmin && actor.may_view_tenant(&tenant) != ScopeAccess::Allowed {
+        return Err(ApiError::not_found("incident"));
+    }
+    let mut grants = state
+        .store
+        .open_grants_of_incident(&tenant, &incident)
+        .await?;
+    if actor.role() == Role::Support {
+        grants.retain(|g| is_holder(&actor, g));
+        // Another engineer's incident does not exist for this one.
+        if grants.is_empty() {
+            return Err(ApiError::not_found("incident"));
+        }
+    }
+    let ended = end_grants(&state, &actor, grants).await?;
     Ok(ApiJson(IncidentResolved { incident, ended }))
+}
+
+/// Ends one grant at once: the engineer who asked for it, the tenant's admin or the
+/// privacy officer (issue 14; R7).
+#[utoipa::path(
+    post, path = "/v1/grants/{grant}/end", tag = "grants", security(("bearer" = [])),
+    params(("grant" = String, Path)),
+    responses((status = 200, body = GrantView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+)]
+pub async fn end_grant(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<GrantView>, ApiError> {
+    let grant = visible_grant(&state, &actor, &id).await?;
+    if actor.role() == Role::Auditor {
+        return Err(ApiError::forbidden_role("end support access"));
+    }
+    let now = state.clock.now();
+    if life(&grant).apply(GrantEvent::Resolve, now).is_err() {
+        return Err(ApiError::Conflict {
+            code: "grant_state",
+            message: format!(
+                "a grant that is {} cannot be ended",
+                life(&grant).status(now).as_str()
+            ),
+            clause: Some(Clause::r(7)),
+        });
+    }
+    end_grants(&state, &actor, vec![grant]).await?;
+    let after = state
+        .store
+        .grant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("grant"))?;
+    Ok(ApiJson(view(&state, &after, now).await?))
 }
 
 /// The grants an overseas support engineer may act under for `tenant` right now, as
@@ -430,6 +579,7 @@ pub(crate) async fn active_grant_views(
         .filter_map(|g| {
             Some(tutela_core::decide::GrantView {
                 tenant: g.tenant.clone(),
+                holder: tutela_core::TokenId::parse(&g.requested_by).ok()?,
                 categories: g.categories.clone(),
                 expires_at: g.expires_at?,
                 active: life(g).status(now) == tutela_core::grant::GrantStatus::Active,
@@ -438,7 +588,7 @@ pub(crate) async fn active_grant_views(
         .collect();
     let ids = grants
         .iter()
-        .filter(|g| g.expires_at.is_some())
+        .filter(|g| g.expires_at.is_some() && tutela_core::TokenId::parse(&g.requested_by).is_ok())
         .map(|g| (g.id.clone(), g.personal_information))
         .collect();
     Ok((views, ids))

@@ -122,6 +122,7 @@ impl From<PathRejection> for ApiError {
         grants::get_grant,
         grants::approve_grant,
         grants::deny_grant,
+        grants::end_grant,
         grants::tenant_grants,
         grants::resolve_incident,
         cookies::cookie_consent_history,
@@ -189,6 +190,7 @@ impl From<PathRejection> for ApiError {
         crate::retention::Summary,
         crate::retention::PlanItem,
         grants::GrantRequest,
+        grants::IncidentResolve,
         grants::GrantView,
         grants::GrantAccess,
         grants::GrantDetail,
@@ -298,6 +300,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants/{grant}", get(grants::get_grant))
         .route("/v1/grants/{grant}/approve", post(grants::approve_grant))
         .route("/v1/grants/{grant}/deny", post(grants::deny_grant))
+        .route("/v1/grants/{grant}/end", post(grants::end_grant))
         .route("/v1/tenants/{tenant}/grants", get(grants::tenant_grants))
         .route("/v1/incidents/{incident}/resolve", post(grants::resolve_incident))
         .route(

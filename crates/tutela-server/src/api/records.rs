@@ -13,7 +13,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
-use tutela_core::decide::{self, Action, ConsentView, Decision, Denial, Effect, Target};
+use tutela_core::contact::PreferenceTopic;
+use tutela_core::decide::{
+    self, Action, ConditionFacts, ConsentView, Decision, Denial, Effect, NamedBasis, Target,
+};
+use tutela_core::policy::PurposeCondition;
+use tutela_core::request::RequestStatus;
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
 use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
@@ -52,6 +57,77 @@ pub struct RecordView {
 #[serde(deny_unknown_fields)]
 pub struct PurposeQuery {
     pub purpose: Option<String>,
+    /// The privacy officer's basis: an open, identity-verified request about this
+    /// subject (R29, R35). The purpose may then be omitted.
+    pub request: Option<String>,
+    /// The privacy officer's basis: the reference of a legal obligation, with
+    /// `purpose=legal_obligation` (R29).
+    pub legal_ref: Option<String>,
+}
+
+/// A basis the privacy officer named, checked, with the note its audit entry carries
+/// (ids and references only, never personal data).
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedBasis {
+    pub basis: NamedBasis,
+    pub note: String,
+}
+
+impl CheckedBasis {
+    /// A legal obligation with its reference (already validated as a reference).
+    pub(crate) fn legal(reference: &str) -> Self {
+        Self {
+            basis: NamedBasis::LegalObligation,
+            note: format!("legal_ref:{reference}"),
+        }
+    }
+}
+
+/// Checks what a caller named as its basis. Only the privacy officer names one; a request
+/// counts only while it is about this subject and its requester's identity is verified
+/// and it is not finished (R35).
+async fn named_basis(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    q: &PurposeQuery,
+) -> Result<Option<CheckedBasis>, ApiError> {
+    if q.request.is_none() && q.legal_ref.is_none() {
+        return Ok(None);
+    }
+    if actor.role() != Role::PrivacyOfficer {
+        return Err(ApiError::Invalid {
+            code: "basis_not_applicable",
+            message: "only the privacy officer names a request or legal reference as a basis"
+                .into(),
+            clause: Some(Clause::r(29)),
+        });
+    }
+    if let Some(id) = q.request.as_deref() {
+        let id = super::input::reference("request", Some(id), 64)?.unwrap_or_default();
+        let usable = state.store.request(&id).await?.filter(|r| {
+            r.subject.as_str() == raw_subject
+                && matches!(
+                    r.status,
+                    RequestStatus::IdentityVerified | RequestStatus::InProgress
+                )
+        });
+        return match usable {
+            Some(r) => Ok(Some(CheckedBasis {
+                basis: NamedBasis::Request,
+                note: format!("request:{}", r.id),
+            })),
+            None => Err(ApiError::Forbidden {
+                code: "basis_not_open",
+                message: "the request is not an open, identity-verified request about this subject"
+                    .into(),
+                clause: Some(Clause::r(35)),
+            }),
+        };
+    }
+    let reference =
+        super::input::reference("legal_ref", q.legal_ref.as_deref(), 200)?.unwrap_or_default();
+    Ok(Some(CheckedBasis::legal(&reference)))
 }
 
 fn parse_category(raw: &str) -> Result<Category, ApiError> {
@@ -173,6 +249,7 @@ async fn authorize(
     category: Category,
     purpose: Purpose,
     action: Action,
+    basis: Option<&CheckedBasis>,
 ) -> Result<Authorized, ApiError> {
     let (subject, tenant) = super::tenants::subject_and_tenant(state, raw_subject).await?;
     let now = state.clock.now();
@@ -183,13 +260,12 @@ async fn authorize(
         hold: subject.hold(now),
         minor: tenant::is_minor(subject.adult_on, now.date()),
     };
-    // R7: an overseas support engineer acts only under an approved, unexpired grant.
-    let (grant_views, grant_ids) =
-        if actor.role() == Role::Support && actor.region() == Region::Overseas {
-            super::grants::active_grant_views(state, &subject.tenant).await?
-        } else {
-            (Vec::new(), Vec::new())
-        };
+    // R7, R29: a support engineer acts only under an approved, unexpired grant of its own.
+    let (grant_views, grant_ids) = if actor.role() == Role::Support {
+        super::grants::active_grant_views(state, &subject.tenant).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let decide_with = |consents: ConsentView<'_>| {
         decide::decide(
             &state.policy,
@@ -201,6 +277,7 @@ async fn authorize(
                 purpose,
                 consents,
                 grants: &grant_views,
+                basis: basis.map(|b| b.basis),
                 now,
             },
         )
@@ -264,17 +341,33 @@ async fn authorize(
             }
         }
     }
-    let logged_purpose = (action != Action::Delete).then_some(purpose);
+    // R9, R15: marketing and feedback uses follow the subject's contact preferences.
+    if d.condition == Some(PurposeCondition::ContactPreference) {
+        let topic = match purpose {
+            Purpose::Feedback => PreferenceTopic::Surveys,
+            _ => PreferenceTopic::Marketing,
+        };
+        let prefs = state.store.preferences_of(&subject.id).await?;
+        let opted_in = prefs.iter().any(|((t, _), on)| *t == topic && *on);
+        d = decide::apply_condition(d, ConditionFacts::ContactPreference { opted_in });
+    }
+    let request_read = basis.is_some_and(|b| b.basis == NamedBasis::Request);
+    let logged_purpose = (action != Action::Delete && !request_read).then_some(purpose);
     let mut audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
     // An access under a grant is audited with the grant's id, so the customer can list
-    // every access made under each grant.
+    // every access made under each grant; an officer's read names its basis.
     let mut grant_covers_pi = true;
     if let Some((id, covers)) = d.grant.and_then(|i| grant_ids.get(i)) {
         audit.reason = format!("grant:{id}");
         grant_covers_pi = *covers;
+    } else if let Some(b) = basis.filter(|_| d.is_allowed()) {
+        audit.reason = b.note.clone();
     }
-    let redact = d.condition == Some(tutela_core::policy::PurposeCondition::PiiRemoved)
-        || (category == Category::Support && !grant_covers_pi);
+    // Overseas engineers see support data without personal information unless the
+    // customer approved it (R7, R22).
+    let overseas = actor.region() == Region::Overseas;
+    let redact = d.condition == Some(PurposeCondition::PiiRemoved)
+        || (category == Category::Support && overseas && !grant_covers_pi);
     if !d.is_allowed() {
         state.audit_writer.append(audit).await?;
         return Err(denial_error(&d));
@@ -380,6 +473,20 @@ pub async fn put_record(
             });
         }
     }
+    // R12: a security code is never stored, not even written into a free-text field.
+    if category == Category::Payment {
+        if let Some((name, _)) = body.fields.iter().find(|(name, value)| {
+            *name != "card_number" && tutela_pii::mentions_security_code(value)
+        }) {
+            return Err(ApiError::Invalid {
+                code: "security_code_in_text",
+                message: format!(
+                    "`{name}` contains what looks like a card security code; it is never stored"
+                ),
+                clause: cp.never_store_clause.or(Some(Clause::r(12))),
+            });
+        }
+    }
     if let Some(card) = body
         .fields
         .get("card_number")
@@ -428,6 +535,7 @@ pub async fn put_record(
         category,
         purpose,
         Action::Write,
+        None,
     )
     .await?;
     let key = state
@@ -484,9 +592,22 @@ pub async fn get_record(
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<ApiJson<RecordView>, ApiError> {
     let category = parse_category(&raw_category)?;
-    let purpose = parse_purpose(q.purpose.as_deref())?;
+    let basis = named_basis(&state, &actor, &raw_subject, &q).await?;
+    // A read for a named request needs no purpose: the right of access is not a use.
+    let purpose = match (&basis, q.purpose.as_deref()) {
+        (Some(b), None) if b.basis == NamedBasis::Request => Purpose::LegalObligation,
+        (_, raw) => parse_purpose(raw)?,
+    };
     Ok(ApiJson(
-        read_record(&state, &actor, &raw_subject, category, purpose).await?,
+        read_record(
+            &state,
+            &actor,
+            &raw_subject,
+            category,
+            purpose,
+            basis.as_ref(),
+        )
+        .await?,
     ))
 }
 
@@ -498,6 +619,7 @@ pub(crate) async fn read_record(
     raw_subject: &str,
     category: Category,
     purpose: Purpose,
+    basis: Option<&CheckedBasis>,
 ) -> Result<RecordView, ApiError> {
     let Authorized {
         subject,
@@ -505,7 +627,16 @@ pub(crate) async fn read_record(
         audit,
         prefetched,
         redact,
-    } = authorize(state, actor, raw_subject, category, purpose, Action::Read).await?;
+    } = authorize(
+        state,
+        actor,
+        raw_subject,
+        category,
+        purpose,
+        Action::Read,
+        basis,
+    )
+    .await?;
     let found = match prefetched {
         Some(p) => Some(p),
         None => state.store.record_with_keys(&subject.id, category).await?,
@@ -524,6 +655,27 @@ pub(crate) async fn read_record(
         state
             .vault
             .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
+    // R16: cookie data is used for analytics only while the visitor consents to it.
+    if d.condition == Some(PurposeCondition::CookieConsent) {
+        let analytics = match fields.get("visitor_id") {
+            Some(visitor) => state
+                .store
+                .cookie_consents_of(visitor)
+                .await?
+                .last()
+                .map(|c| c.analytics),
+            None => None,
+        };
+        let checked = decide::apply_condition(d, ConditionFacts::CookieConsent { analytics });
+        if !checked.is_allowed() {
+            let mut denied = audit;
+            denied.decision = "deny".to_owned();
+            denied.reason = checked.reason.to_owned();
+            denied.clause = Some(checked.clause.to_string());
+            state.audit_writer.append(denied).await?;
+            return Err(denial_error(&checked));
+        }
+    }
     if redact {
         redact_fields(&mut fields);
     }
@@ -564,6 +716,7 @@ pub async fn delete_record(
         category,
         Purpose::AccountAdmin,
         Action::Delete,
+        None,
     )
     .await?;
     if state

@@ -896,6 +896,10 @@ pub async fn redirect_complaint(
         .collect();
     let mut notices = Vec::new();
     let mut contacts = Vec::new();
+    // Redirecting a third party's complaint to the customer is the statement's own
+    // obligation (R23): the reads name it as their basis.
+    let complaint_basis =
+        super::records::CheckedBasis::legal(&format!("third_party_complaint:{complaint_ref}"));
     for admin in &admins {
         // The customer hears of the complaint (a service notice, R9/R23).
         notices.push(
@@ -915,6 +919,7 @@ pub async fn redirect_complaint(
             admin.id.as_str(),
             Category::Administrator,
             Purpose::LegalObligation,
+            Some(&complaint_basis),
         )
         .await
         {

@@ -192,7 +192,7 @@ async fn demo_is_idempotent_and_its_tokens_work() {
         "operator",
         "privacy_officer",
         "auditor",
-        "service",
+        "service (billing)",
         "support (cn)",
         "support (overseas)",
         "tenant_admin",

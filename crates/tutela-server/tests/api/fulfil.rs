@@ -30,7 +30,7 @@ async fn world(app: TestApp) -> World {
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
     let operator = app.operator().await;
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     World {
         app,
         tenant,
@@ -289,7 +289,7 @@ async fn a_deletion_shreds_keeps_what_the_law_requires_frozen_and_reaches_every_
     let r = w
         .app
         .get(
-            &format!("{base}/payment?purpose=legal_obligation"),
+            &format!("{base}/payment?purpose=legal_obligation&legal_ref=CSL-21"),
             &w.officer,
         )
         .await;
@@ -873,7 +873,7 @@ async fn every_request_type_runs_end_to_end_r19_r32_r33_r35_r45() {
     let r = w
         .app
         .get(
-            &format!("{admin_path}?purpose=legal_obligation"),
+            &format!("{admin_path}?purpose=legal_obligation&legal_ref=CSL-21"),
             &w.officer,
         )
         .await;

@@ -3,8 +3,9 @@
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use std::sync::Arc;
+use tutela_core::actor::DataScope;
 use tutela_core::clock::ManualClock;
-use tutela_core::{Region, Role, SubjectId, TenantId};
+use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId};
 use tutela_server::config::Config;
 use tutela_server::tokens::{self, TokenRequest};
 use tutela_server::{AppState, Application};
@@ -162,17 +163,27 @@ impl TestApp {
         subject: Option<&SubjectId>,
         region: Region,
     ) -> String {
-        let req = TokenRequest {
-            role,
-            tenant: tenant.cloned(),
-            subject: subject.cloned(),
-            region,
-            label: "test".into(),
-        };
+        let req = TokenRequest::new(role, tenant.cloned(), subject.cloned(), region, "test");
         tokens::create(&self.state.store, self.clock.as_ref(), req)
             .await
             .unwrap()
             .1
+    }
+
+    /// A `service` token scoped to the given purposes and categories (R29).
+    pub async fn service_token(&self, purposes: &[Purpose], categories: &[Category]) -> String {
+        let mut req = TokenRequest::new(Role::Service, None, None, Region::Cn, "test service");
+        req.scope = DataScope::new(purposes.to_vec(), categories.to_vec());
+        tokens::create(&self.state.store, self.clock.as_ref(), req)
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// A `service` token scoped to every purpose and category: for tests of later steps
+    /// that are not about the token's scope.
+    pub async fn service_all(&self) -> String {
+        self.service_token(Purpose::ALL, Category::ALL).await
     }
 
     pub async fn operator(&self) -> String {
@@ -328,4 +339,21 @@ pub async fn assert_error(resp: Response, status: u16, code: &str, clause: Optio
         None => assert!(v["error"].get("clause").is_none(), "{v}"),
     }
     v
+}
+
+/// Files under `dir` (recursively) that contain `needle`: planted personal values must
+/// never reach the data directory in clear (R29).
+pub fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(grep_dir(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
 }

@@ -43,7 +43,7 @@ async fn world(app: TestApp, trial_days: Option<u32>) -> World {
     let officer = app
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     World {
         app,
         tenant,
@@ -243,7 +243,10 @@ async fn a_closed_account_is_frozen_then_each_category_goes_when_its_period_ends
     let r = w
         .app
         .get(
-            &format!("{}?purpose=legal_obligation", w.path("administrator")),
+            &format!(
+                "{}?purpose=legal_obligation&legal_ref=CSL-21",
+                w.path("administrator")
+            ),
             &w.officer,
         )
         .await;
@@ -322,7 +325,10 @@ async fn a_closed_account_is_frozen_then_each_category_goes_when_its_period_ends
     let r = w
         .app
         .get(
-            &format!("{}?purpose=legal_obligation", w.path("administrator")),
+            &format!(
+                "{}?purpose=legal_obligation&legal_ref=CSL-21",
+                w.path("administrator")
+            ),
             &w.officer,
         )
         .await;
@@ -393,7 +399,10 @@ async fn a_closed_account_is_frozen_then_each_category_goes_when_its_period_ends
     assert_error(
         w.app
             .get(
-                &format!("{}?purpose=legal_obligation", w.path("payment")),
+                &format!(
+                    "{}?purpose=legal_obligation&legal_ref=CSL-21",
+                    w.path("payment")
+                ),
                 &w.officer,
             )
             .await,

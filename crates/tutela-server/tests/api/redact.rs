@@ -10,7 +10,7 @@ const TEXT: &str = "2026-11-28 INFO 联系人：欧阳娜娜，手机13912345678
 #[tokio::test]
 async fn support_text_is_returned_without_personal_information_r13() {
     let app = spawn_app().await;
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     let r = app
         .post("/v1/redact", &service, json!({"text": TEXT}))
         .await;
@@ -148,7 +148,7 @@ async fn training_and_overseas_support_get_support_data_without_personal_informa
         )
         .await;
     assert_eq!(r.status(), 200);
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     let read = |purpose: &'static str, token: String| {
         let (app, record) = (&app, record.clone());
         async move {
@@ -204,9 +204,13 @@ async fn training_and_overseas_support_get_support_data_without_personal_informa
         .unwrap()
         .contains("13800138000"));
     assert_eq!(
-        app.post("/v1/incidents/INC-7/resolve", &engineer, json!({}))
-            .await
-            .status(),
+        app.post(
+            "/v1/incidents/INC-7/resolve",
+            &engineer,
+            json!({"tenant": tenant.to_string()})
+        )
+        .await
+        .status(),
         200,
         "{first}"
     );
@@ -220,7 +224,7 @@ async fn training_and_overseas_support_get_support_data_without_personal_informa
 async fn format_preserving_tokens_are_reversed_only_for_an_allowed_purpose_r13() {
     let app = spawn_app().await;
     let (tenant, _, admin) = app.tenant_with_admin("Token Co").await;
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     let officer = app
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
