@@ -98,8 +98,10 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Recompute the Merkle tree from the stored entries and check every signed head.
-    /// Exit 0 when intact, 1 naming the first bad index.
+    /// Recompute the Merkle tree from the stored entries, check every signed head, and
+    /// check the log against its witness (audit.witness_file): not shorter than the
+    /// latest witnessed head, same root, no signed head missing, no entry older than
+    /// audit.head_grace_s left unsigned. Exit 0 when intact, 1 naming what is wrong.
     Verify {
         #[command(flatten)]
         common: CommonArgs,
@@ -600,6 +602,7 @@ async fn token_revoke(
 async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "warn");
+    let options = tutela_server::audit::VerifyOptions::from_config(&config, clock.now())?;
     let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;
@@ -616,13 +619,30 @@ async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resu
             config.audit.hash
         )
     })?;
-    let report = tutela_server::audit::verify(&store, alg, signer.public_key()).await?;
+    let report = tutela_server::audit::verify(&store, alg, signer.public_key(), &options).await;
     store.close().await;
+    let report = report?;
+    if report.witness_skipped > 0 {
+        eprintln!(
+            "note: {} lines of the witness {} are not signed heads (torn writes?) and were skipped",
+            report.witness_skipped,
+            options.witness_file.display()
+        );
+    }
     match report.problem {
         None => {
+            let witnessed = report.witnessed.map_or_else(
+                || "no head witnessed yet".to_owned(),
+                |(size, at)| format!("latest witnessed head {size} entries signed at {at}"),
+            );
             println!(
-                "audit log intact: {} entries, {} signed heads verified ({} awaiting sealing)",
-                report.entries, report.heads, report.unsealed
+                "audit log intact: {} entries, {} signed heads verified ({} awaiting sealing); \
+                 witness {}: {} heads, {witnessed}",
+                report.entries,
+                report.heads,
+                report.unsealed,
+                options.witness_file.display(),
+                report.witness_heads
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -75,7 +75,9 @@ fn policy_check_fails_with_file_line_and_key() {
 #[test]
 fn bad_usage_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
+    // The default audit witness goes beside the data directory: keep both in `dir`.
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
     for args in [
         vec!["token", "create", "--role", "superuser", "--data-dir", d],
         vec!["token", "create", "--role", "tenant_admin", "--data-dir", d],
@@ -157,13 +159,15 @@ fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
 #[test]
 fn token_create_prints_once_and_stores_only_a_hash() {
     let dir = tempfile::tempdir().unwrap();
+    // The default audit witness goes beside the data directory: keep both in `dir`.
+    let data = dir.path().join("data");
     let out = tutela(&[
         "token",
         "create",
         "--role",
         "operator",
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
@@ -202,6 +206,8 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 #[test]
 fn serve_demo_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // The default audit witness goes beside the data directory: keep both in `dir`.
+    let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
@@ -210,7 +216,7 @@ fn serve_demo_answers_and_stops_on_sigterm() {
             "--log-format",
             "json",
             "--data-dir",
-            dir.path().to_str().unwrap(),
+            data.to_str().unwrap(),
             "--policy",
             POLICY,
         ])
@@ -275,13 +281,26 @@ fn serve_demo_answers_and_stops_on_sigterm() {
     assert!(logged
         .iter()
         .any(|l| l.contains("shutdown signal received")));
+    // Start-up says where the audit witness is: by default beside the data directory.
+    let witness = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("tutela-witness")
+        .join("data.heads");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("witnessed in this file") && l.contains(witness.to_str().unwrap())),
+        "{logged:#?}"
+    );
 
     // The same data directory verifies as an intact audit log.
     let out = tutela(&[
         "audit",
         "verify",
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
         "--policy",
         POLICY,
     ]);
@@ -343,6 +362,8 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     const ADDRESS: &str = "Wolonggang Plantedroad 77";
     const CARD: &str = "6222020200112233446"; // Luhn-valid 19-digit UnionPay-style number
     let dir = tempfile::tempdir().unwrap();
+    // The default audit witness goes beside the data directory: keep both in `dir`.
+    let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
@@ -353,7 +374,7 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
             "--policy",
             POLICY,
         ])
-        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
         .env("TUTELA_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "debug")
         .env_remove("TUTELA_DATABASE_URL")
@@ -684,4 +705,136 @@ fn pii_scan_prints_spans_without_values_and_redact_removes_them() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Adds `subjects` subjects (one audited record each) through the import path and seals
+/// them as the server's sealer does: a signed head, also written to the witness.
+fn seed_and_seal(data: &Path, subjects: usize) {
+    use tutela_core::tenant::TenantState;
+    use tutela_core::Category;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = tutela_server::Config {
+            data_dir: data.to_owned(),
+            policy: Some(POLICY.into()),
+            ..tutela_server::Config::default()
+        };
+        let state = tutela_server::app::open_state(
+            config,
+            std::sync::Arc::new(tutela_core::clock::SystemClock),
+        )
+        .await
+        .unwrap();
+        let spec = tutela_server::seed::SeedSpec {
+            subjects,
+            state: TenantState::Active,
+            closed_at: None,
+            frozen_until: None,
+            records: vec![(
+                Category::Support,
+                "azure".into(),
+                [("description".to_owned(), "disk full".to_owned())].into(),
+            )],
+        };
+        tutela_server::seed::tenant_with_subjects(&state, &spec)
+            .await
+            .unwrap();
+        let sealed = state
+            .audit
+            .seal_once(&state.store, state.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(sealed, subjects);
+        state.store.close().await;
+    });
+}
+
+/// Copies the SQLite database files (`tutela.db*`) from `from` to `to`, replacing them.
+fn copy_database(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(to).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("tutela.db") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("tutela.db") {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Issue 14 item 5 (R29): a log cut back to an earlier state (an older copy of the
+/// database put back, its newest entries and heads gone) is consistent with itself, but
+/// not with the witness `audit verify` reads by default beside the data directory.
+#[test]
+fn audit_verify_exits_1_naming_a_log_shorter_than_its_witness_r29() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let verify = || {
+        tutela(&[
+            "audit",
+            "verify",
+            "--data-dir",
+            data_arg,
+            "--policy",
+            POLICY,
+        ])
+    };
+
+    seed_and_seal(&data, 4);
+    copy_database(&data, &root.path().join("backup"));
+    seed_and_seal(&data, 3);
+    let witness = root.path().join("tutela-witness").join("data.heads");
+    let lines = std::fs::read_to_string(&witness).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("audit log intact: 7 entries, 2 signed heads"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tutela-witness/data.heads: 2 heads, latest witnessed head 7 entries"),
+        "{stdout}"
+    );
+
+    copy_database(&root.path().join("backup"), &data);
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("audit log TAMPERED: first bad index 4: log truncated: the witness has 7 entries signed at "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the database has 4"), "{stdout}");
+
+    // A witness inside the data directory is refused, naming the key.
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--data-dir", data_arg])
+        .env_remove("TUTELA_DATABASE_URL")
+        .env("TUTELA_AUDIT__WITNESS_FILE", data.join("witness.heads"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("audit.witness_file"), "{stderr}");
+    assert!(stderr.contains("inside the data directory"), "{stderr}");
 }

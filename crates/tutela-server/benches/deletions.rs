@@ -76,7 +76,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
-        data_dir: dir.path().to_owned(),
+        data_dir: dir.path().join("data"),
         database_url: std::env::var("TUTELA_BENCH_DB").ok(),
         policy: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml").into()),
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -36,7 +36,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
-        data_dir: dir.path().to_owned(),
+        data_dir: dir.path().join("data"),
         policy: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml").into()),
         ..Config::default()
     };

@@ -46,7 +46,7 @@ async fn main() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
-        data_dir: dir.path().to_owned(),
+        data_dir: dir.path().join("data"),
         database_url: std::env::var("TUTELA_BENCH_DB").ok(),
         policy: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml").into()),
         ..Config::default()

@@ -72,6 +72,14 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     if config.database_url.is_none() {
         ensure_data_dir(&config.data_dir)?;
     }
+    // The witness outside the data directory (issue 14, R29): a misplaced one stops
+    // startup before anything is opened.
+    let witness = crate::witness::Witness::from_config(&config)?;
+    tracing::info!(
+        path = %witness.path().display(),
+        "signed audit heads are witnessed in this file (audit.witness_file); keep it off the \
+         database's disk and backups: `tutela audit verify` checks the log against it"
+    );
     let cipher =
         tutela_crypto::envelope::Cipher::parse(&config.crypto.cipher).with_context(|| {
             format!(
@@ -93,6 +101,7 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
                 config.audit.hash
             )
         })?,
+        witness,
     )
     .await
     .context("opening the audit log")?;

@@ -1,10 +1,12 @@
 //! The audit log: entries are inserted with their action (see `api/records.rs`); the
 //! sealer assigns tree indexes in (at, id) order, extends the Merkle tree, stores each
-//! leaf hash and signs a tree head. Verification recomputes everything from the stored
-//! rows and names the first bad index.
+//! leaf hash, signs a tree head and hands it to the witness outside the database
+//! (`witness.rs`). Verification recomputes everything from the stored rows, checks the
+//! log against the witness (truncation, missing heads) and names the first bad index.
 //!
 //! Entries never hold personal data values: ids, vocabulary, decisions and clauses.
 
+use crate::witness::{Witness, WitnessHead};
 use anyhow::Context as _;
 use std::path::Path;
 use tokio::sync::Mutex;
@@ -42,11 +44,12 @@ pub fn entry_bytes(e: &AuditEntry, index: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The sealer's state: the tree so far and the signing key.
+/// The sealer's state: the tree so far, the signing key and the witness.
 pub struct AuditLog {
     alg: HashAlg,
     signer: HeadSigner,
     tree: Mutex<MerkleTree>,
+    witness: Witness,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -105,15 +108,24 @@ async fn catch_up(store: &Store, tree: &mut MerkleTree) -> anyhow::Result<()> {
 }
 
 impl AuditLog {
-    /// Opens the log: loads the signing key and rebuilds the tree from the stored leaf
-    /// hashes (interior nodes are recomputed in memory; O(n) at start).
-    pub async fn open(store: &Store, key_path: &Path, alg: HashAlg) -> anyhow::Result<Self> {
+    /// Opens the log: loads the signing key, rebuilds the tree from the stored leaf
+    /// hashes (interior nodes are recomputed in memory; O(n) at start) and checks it
+    /// against the witness's latest head. A log shorter than its witness, or different
+    /// from it, is refused (it was truncated, rewritten, or restored from a backup:
+    /// `tutela audit verify` says which). An empty witness starts at the latest head.
+    pub async fn open(
+        store: &Store,
+        key_path: &Path,
+        alg: HashAlg,
+        witness: Witness,
+    ) -> anyhow::Result<Self> {
         let signer = load_signer(key_path)?;
         let mut tree = MerkleTree::new(alg);
         catch_up(store, &mut tree).await?;
+        let latest = store.latest_audit_head().await?;
         // A log keeps the hash it was started with: continuing a SHA-256 log with SM3 (or
         // the reverse) would leave heads no verifier could check.
-        if let Some(head) = store.latest_audit_head().await? {
+        if let Some(head) = &latest {
             let root = tree
                 .root_at(u64::try_from(head.size)?)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -125,11 +137,60 @@ impl AuditLog {
                 alg.as_str()
             );
         }
+        let witnessed = witness
+            .latest()
+            .with_context(|| format!("reading the audit witness {}", witness.path().display()))?;
+        match (witnessed, latest) {
+            (Some(w), _) => {
+                check_against_witness(&tree, &w, signer.public_key()).with_context(|| {
+                    format!(
+                        "the audit log does not extend the head its witness {} holds; \
+                         run `tutela audit verify` (after restoring a database backup, move \
+                         the witness aside, keeping it as evidence of what was lost)",
+                        witness.path().display()
+                    )
+                })?;
+                tracing::debug!(
+                    witnessed = w.size,
+                    "the audit log extends its witnessed head"
+                );
+            }
+            (None, Some(head)) => {
+                let sth = SignedTreeHead {
+                    head: TreeHead {
+                        alg,
+                        size: u64::try_from(head.size)?,
+                        root: head
+                            .root
+                            .as_slice()
+                            .try_into()
+                            .context("stored head root has the wrong length")?,
+                        signed_at_micros: micros(head.signed_at)?,
+                    },
+                    signature: head.signature.clone(),
+                };
+                tracing::warn!(
+                    path = %witness.path().display(),
+                    size = head.size,
+                    "the audit witness holds no head yet; starting it at the latest signed head"
+                );
+                witness
+                    .record(&[WitnessHead::new(&sth, signer.public_key())])
+                    .await;
+            }
+            (None, None) => {}
+        }
         Ok(Self {
             alg,
             signer,
             tree: Mutex::new(tree),
+            witness,
         })
+    }
+
+    /// The witness signed heads go to.
+    pub fn witness(&self) -> &Witness {
+        &self.witness
     }
 
     pub fn alg(&self) -> HashAlg {
@@ -148,6 +209,10 @@ impl AuditLog {
         now: time::OffsetDateTime,
     ) -> anyhow::Result<usize> {
         let mut tree = self.tree.lock().await;
+        // Heads whose witness write failed earlier go first.
+        if self.witness.pending() > 0 {
+            self.witness.record(&[]).await;
+        }
         // Another replica may have sealed while this one did not hold the lease.
         catch_up(store, &mut tree).await?;
         let mut sealed = 0;
@@ -173,12 +238,16 @@ impl AuditLog {
             let row = HeadRow {
                 size: i64::try_from(head.size)?,
                 root: head.root.to_vec(),
-                signature: sth.signature,
+                signature: sth.signature.clone(),
                 signed_at: now,
             };
             store.seal_audit_batch(&batch, &row).await?;
             *tree = next;
             sealed += pending.len();
+            // Only a committed head is witnessed: the witness never runs ahead of the log.
+            self.witness
+                .record(&[WitnessHead::new(&sth, self.signer.public_key())])
+                .await;
         }
     }
 
@@ -213,24 +282,151 @@ impl AuditLog {
     }
 }
 
+/// Unix microseconds, as heads sign them.
+fn micros(t: time::OffsetDateTime) -> anyhow::Result<i64> {
+    Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000)?)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// What is wrong between the log and one witnessed head.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessProblem {
+    #[error("{0}")]
+    Unreadable(#[from] crate::witness::WitnessError),
+    #[error("the witnessed head of size {size} was signed by another key ({key}): this is not the log's witness, or its signing key was replaced")]
+    OtherKey { size: u64, key: String },
+    #[error("the witnessed head of size {size} uses hash `{hash}`, the log `{log}`")]
+    OtherHash {
+        size: u64,
+        hash: String,
+        log: &'static str,
+    },
+    #[error("the witnessed head of size {size} signed at {at} has an invalid signature")]
+    BadSignature { size: u64, at: String },
+    #[error("log truncated: the witness has {witnessed} entries signed at {at}, the database has {have}")]
+    Truncated {
+        witnessed: u64,
+        at: String,
+        have: u64,
+    },
+    #[error("entries 0..{size} do not match the witnessed head of size {size} signed at {at}: the log was rewritten")]
+    Rewritten { size: u64, at: String },
+}
+
+impl WitnessProblem {
+    /// The first index the problem concerns.
+    fn index(&self) -> u64 {
+        match self {
+            WitnessProblem::Truncated { have, .. } => *have,
+            _ => 0,
+        }
+    }
+}
+
+/// Whether `w` is a head of this log (its key, its hash, a valid signature) over entries
+/// the tree holds with the same root.
+pub fn check_against_witness(
+    tree: &MerkleTree,
+    w: &WitnessHead,
+    public_key: &[u8],
+) -> Result<(), WitnessProblem> {
+    let (sth, key) = w.decode()?;
+    if key != public_key {
+        return Err(WitnessProblem::OtherKey {
+            size: w.size,
+            key: w.public_key.clone(),
+        });
+    }
+    if sth.head.alg != tree.alg() {
+        return Err(WitnessProblem::OtherHash {
+            size: w.size,
+            hash: w.hash.clone(),
+            log: tree.alg().as_str(),
+        });
+    }
+    if !sth.verify(public_key) {
+        return Err(WitnessProblem::BadSignature {
+            size: w.size,
+            at: w.signed_at.clone(),
+        });
+    }
+    match tree.root_at(w.size) {
+        Err(_) => Err(WitnessProblem::Truncated {
+            witnessed: w.size,
+            at: w.signed_at.clone(),
+            have: tree.size(),
+        }),
+        Ok(root) if root != sth.head.root => Err(WitnessProblem::Rewritten {
+            size: w.size,
+            at: w.signed_at.clone(),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// What `verify` checks the database against besides itself.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The witness file (`witness::witness_file`).
+    pub witness_file: std::path::PathBuf,
+    /// `audit.head_grace_s`: entries older than this must be covered by a signed head.
+    pub head_grace: time::Duration,
+    pub now: time::OffsetDateTime,
+}
+
+impl VerifyOptions {
+    /// The checks `config` asks for, as of `now`.
+    pub fn from_config(
+        config: &crate::config::Config,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            witness_file: crate::witness::witness_file(config)?,
+            head_grace: time::Duration::seconds(
+                i64::try_from(config.audit.head_grace_s).unwrap_or(i64::MAX / 1_000_000),
+            ),
+            now,
+        })
+    }
+}
+
 /// What `tutela audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
     pub entries: u64,
     pub heads: usize,
     pub unsealed: usize,
+    /// Heads read from the witness file, and lines in it that were not heads (skipped).
+    pub witness_heads: usize,
+    pub witness_skipped: usize,
+    /// The latest witnessed head: its size and when it was signed.
+    pub witnessed: Option<(u64, String)>,
     /// The first bad index and what is wrong there.
     pub problem: Option<(u64, String)>,
 }
 
-/// Recomputes the whole log from the database and checks every signed head.
+/// Recomputes the whole log from the database, checks every signed head, then checks
+/// the log against its witness (issue 14, R29): every witnessed head verifies and matches
+/// the recomputed tree (a log shorter than its latest witnessed head was truncated), the
+/// database's latest head is at least the witness's latest (a consistency proof between
+/// the two, RFC 9162 2.1.4, verified), and no entry older than the grace period is
+/// outside every signed head.
 pub async fn verify(
     store: &Store,
     alg: HashAlg,
     public_key: &[u8],
+    options: &VerifyOptions,
 ) -> anyhow::Result<VerifyReport> {
+    let heads = store.audit_heads().await?;
+    let claimed = heads.last().map_or(Ok(0), |h| u64::try_from(h.size))?;
     let mut tree = MerkleTree::new(alg);
     let mut problem: Option<(u64, String)> = None;
+    // The oldest sealed entry beyond the latest head.
+    let mut oldest_unsigned: Option<time::OffsetDateTime> = None;
     'pages: loop {
         let batch = store
             .sealed_audit(i64::try_from(tree.size())?, 50_000)
@@ -253,11 +449,14 @@ pub async fn verify(
                 ));
                 break 'pages;
             }
+            if index >= claimed && oldest_unsigned.is_none_or(|t| e.at < t) {
+                oldest_unsigned = Some(e.at);
+            }
             tree.append_leaf_hash(leaf);
         }
     }
-    let heads = store.audit_heads().await?;
     let mut covered = 0u64;
+    let mut latest_root: Option<[u8; 32]> = None;
     for h in &heads {
         let size = u64::try_from(h.size)?;
         let root: [u8; 32] = h
@@ -270,7 +469,7 @@ pub async fn verify(
                 alg,
                 size,
                 root,
-                signed_at_micros: i64::try_from(h.signed_at.unix_timestamp_nanos() / 1_000)?,
+                signed_at_micros: micros(h.signed_at)?,
             },
             signature: h.signature.clone(),
         };
@@ -282,7 +481,10 @@ pub async fn verify(
             break;
         }
         match tree.root_at(size) {
-            Ok(r) if r == root => covered = size,
+            Ok(r) if r == root => {
+                covered = size;
+                latest_root = Some(root);
+            }
             Ok(_) => {
                 problem.get_or_insert((
                     covered,
@@ -301,11 +503,123 @@ pub async fn verify(
             }
         }
     }
-    let unsealed = store.unsealed_audit(i64::MAX).await?.len();
+
+    // The witness: every head in it.
+    let path = options.witness_file.clone();
+    let witness_tree = tree.clone();
+    let key = public_key.to_vec();
+    let (scan, found) = tokio::task::spawn_blocking(move || {
+        // The largest witnessed head: lines from replicas that lost the lease just after
+        // sealing may arrive slightly out of order.
+        let mut largest: Option<WitnessHead> = None;
+        let (scan, bad) = crate::witness::scan(&path, |line, w| {
+            match check_against_witness(&witness_tree, &w, &key) {
+                // Truncation is judged on the largest head (below).
+                Ok(()) | Err(WitnessProblem::Truncated { .. }) => {}
+                Err(p) => return Some((p.index(), format!("witness line {line}: {p}"))),
+            }
+            if largest.as_ref().is_none_or(|l| w.size > l.size) {
+                largest = Some(w);
+            }
+            None
+        })?;
+        Ok::<_, std::io::Error>((scan, bad.map(Err).or(largest.map(Ok))))
+    })
+    .await?
+    .with_context(|| {
+        format!(
+            "reading the audit witness {}",
+            options.witness_file.display()
+        )
+    })?;
+    let mut witnessed = None;
+    if problem.is_none() {
+        match found {
+            Some(Err(p)) => problem = Some(p),
+            Some(Ok(w)) => {
+                witnessed = Some((w.size, w.signed_at.clone()));
+                if let Err(p) = check_against_witness(&tree, &w, public_key) {
+                    problem = Some((p.index(), p.to_string()));
+                } else if covered < w.size {
+                    problem = Some((
+                        covered,
+                        if heads.is_empty() {
+                            format!(
+                                "signed heads missing: the witness has a head of size {} signed at {}, the database has no signed head",
+                                w.size, w.signed_at
+                            )
+                        } else {
+                            format!(
+                                "signed heads missing: the witness has a head of size {} signed at {}, the database's latest head has size {covered}",
+                                w.size, w.signed_at
+                            )
+                        },
+                    ));
+                } else if let Some(db_root) = latest_root {
+                    // The database's latest head extends the witnessed one: check the
+                    // consistency proof between them as any outside verifier would.
+                    let proof = tree.consistency_proof(w.size, covered)?;
+                    let witnessed_root = w.root()?;
+                    if tutela_audit::verify_consistency(
+                        alg,
+                        w.size,
+                        covered,
+                        &witnessed_root,
+                        &db_root,
+                        &proof,
+                    )
+                    .is_err()
+                    {
+                        problem = Some((
+                            0,
+                            format!(
+                                "the database's latest head (size {covered}) is not consistent with the witnessed head of size {} signed at {}",
+                                w.size, w.signed_at
+                            ),
+                        ));
+                    }
+                }
+            }
+            None if !heads.is_empty() => {
+                problem = Some((
+                    0,
+                    format!(
+                        "the witness {} holds no signed head, but the database has {} (the latest of size {covered}): the witness was lost or is not this log's",
+                        options.witness_file.display(),
+                        heads.len()
+                    ),
+                ));
+            }
+            None => {}
+        }
+    }
+
+    // Entries no head signed: sealed beyond the latest head, or not sealed at all.
+    let unsealed = store.unsealed_audit(i64::MAX).await?;
+    if problem.is_none() {
+        let oldest = match (oldest_unsigned, unsealed.iter().map(|e| e.at).min()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(oldest) = oldest.filter(|t| options.now - *t > options.head_grace) {
+            let unsigned = tree.size().saturating_sub(covered) + unsealed.len() as u64;
+            problem = Some((
+                covered,
+                format!(
+                    "{unsigned} entries are signed by no head, the oldest written at {}, more than audit.head_grace_s = {} s ago: the heads that signed them were deleted, or the sealer has not run",
+                    rfc3339(oldest),
+                    options.head_grace.whole_seconds()
+                ),
+            ));
+        }
+    }
     Ok(VerifyReport {
         entries: tree.size(),
         heads: heads.len(),
-        unsealed,
+        unsealed: unsealed.len(),
+        witness_heads: scan.heads,
+        witness_skipped: scan.skipped,
+        witnessed,
         problem,
     })
 }

@@ -170,19 +170,50 @@ impl Default for RetentionConfig {
 }
 
 /// Audit log settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// The Merkle tree hash: `sha256` (default) or `sm3` (GB/T 32905). Fixed for the
     /// life of a log: a log started with one cannot be continued with the other.
     pub hash: String,
+    /// The witness outside the database (issue 14, R29): an append-only file receiving
+    /// every signed tree head, one JSON line each, fsynced. It must lie outside the data
+    /// directory. Unset: `<parent of data_dir>/tutela-witness/<data_dir name>.heads`.
+    pub witness_file: Option<PathBuf>,
+    /// Optional `http(s)://` URL each signed head is also POSTed to as JSON (best effort:
+    /// failures are logged and the latest head is sent again later).
+    pub witness_webhook: Option<String>,
+    /// How long an entry may exist before a signed head must cover it; `audit verify`
+    /// fails on older entries that no head signed.
+    pub head_grace_s: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             hash: "sha256".to_owned(),
+            witness_file: None,
+            witness_webhook: None,
+            head_grace_s: 300,
         }
+    }
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A webhook URL may carry a secret in its path or query: show only its origin.
+        let webhook = self.witness_webhook.as_deref().map(|u| {
+            reqwest::Url::parse(u).map_or_else(
+                |_| "<invalid url>".to_owned(),
+                |url| format!("{}/***", url.origin().ascii_serialization()),
+            )
+        });
+        f.debug_struct("AuditConfig")
+            .field("hash", &self.hash)
+            .field("witness_file", &self.witness_file)
+            .field("witness_webhook", &webhook)
+            .field("head_grace_s", &self.head_grace_s)
+            .finish()
     }
 }
 

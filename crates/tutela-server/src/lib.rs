@@ -22,6 +22,7 @@ pub mod seed;
 pub mod state;
 pub mod tokens;
 pub mod vault;
+pub mod witness;
 
 pub use app::Application;
 pub use config::Config;

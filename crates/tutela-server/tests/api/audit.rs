@@ -6,6 +6,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tutela_audit::{verify_consistency, verify_inclusion, HashAlg, SignedTreeHead, TreeHead};
 use tutela_core::{Clock as _, Region, Role};
+use tutela_server::audit::VerifyOptions;
+use tutela_server::Application;
 
 fn h32(s: &str) -> [u8; 32] {
     hex::decode(s).unwrap().try_into().unwrap()
@@ -53,11 +55,18 @@ async fn exec_sql(app: &TestApp, sql: &str) {
     }
 }
 
+/// What `tutela audit verify` checks besides the database: the app's witness file and
+/// grace period, as of the test clock.
+fn options(app: &TestApp) -> VerifyOptions {
+    VerifyOptions::from_config(&app.state.config, app.clock.now()).unwrap()
+}
+
 async fn verify(app: &TestApp) -> Option<(u64, String)> {
     tutela_server::audit::verify(
         &app.state.store,
         HashAlg::Sha256,
         app.state.audit.public_key(),
+        &options(app),
     )
     .await
     .unwrap()
@@ -288,17 +297,23 @@ async fn an_sm3_log_seals_verifies_and_cannot_be_continued_with_sha256() {
         .unwrap();
     assert_eq!(head["hash"], "sm3");
     assert_eq!(head["size"], 5);
-    let report =
-        tutela_server::audit::verify(&app.state.store, HashAlg::Sm3, app.state.audit.public_key())
-            .await
-            .unwrap();
+    let report = tutela_server::audit::verify(
+        &app.state.store,
+        HashAlg::Sm3,
+        app.state.audit.public_key(),
+        &options(&app),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.problem, None);
     // The same entries checked as SHA-256 do not match: the hash really is SM3.
     assert!(verify(&app).await.is_some());
     let key = app.state.config.effective_audit_key_file();
-    let err = tutela_server::audit::AuditLog::open(&app.state.store, &key, HashAlg::Sha256)
-        .await
-        .unwrap_err();
+    let witness = tutela_server::witness::Witness::from_config(&app.state.config).unwrap();
+    let err =
+        tutela_server::audit::AuditLog::open(&app.state.store, &key, HashAlg::Sha256, witness)
+            .await
+            .unwrap_err();
     assert!(
         format!("{err:#}").contains("started with the other hash"),
         "{err:#}"
@@ -338,6 +353,7 @@ fn test_entry(n: u32) -> tutela_store::vault::AuditEntry {
 #[tokio::test]
 async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree() {
     use tutela_server::audit::AuditLog;
+    use tutela_server::witness::Witness;
     use tutela_store::Store;
     let dir = tempfile::tempdir().unwrap();
     let pg = if backend_is_postgres() {
@@ -370,7 +386,13 @@ async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree()
     }
 
     let key = dir.path().join("audit-signing.key");
-    let log_a = AuditLog::open(&first, &key, HashAlg::Sha256).await.unwrap();
+    // Both replicas append to one witness file (a shared volume).
+    let witness_dir = tempfile::tempdir().unwrap();
+    let witness_file = witness_dir.path().join("audit.heads");
+    let witness = || Witness::file(witness_file.clone()).unwrap();
+    let log_a = AuditLog::open(&first, &key, HashAlg::Sha256, witness())
+        .await
+        .unwrap();
     first
         .append_audit_batch(&(0..3).map(test_entry).collect::<Vec<_>>())
         .await
@@ -381,7 +403,7 @@ async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree()
         .append_audit_batch(&(3..5).map(test_entry).collect::<Vec<_>>())
         .await
         .unwrap();
-    let log_b = AuditLog::open(&second, &key, HashAlg::Sha256)
+    let log_b = AuditLog::open(&second, &key, HashAlg::Sha256, witness())
         .await
         .unwrap();
     assert_eq!(log_b.seal_once(&second, T0).await.unwrap(), 2);
@@ -391,12 +413,266 @@ async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree()
         .await
         .unwrap();
     assert_eq!(log_a.seal_once(&first, T0).await.unwrap(), 2);
-    let report = tutela_server::audit::verify(&first, HashAlg::Sha256, log_a.public_key())
-        .await
-        .unwrap();
+    let options = VerifyOptions {
+        witness_file: witness_file.clone(),
+        head_grace: time::Duration::minutes(5),
+        now: T0,
+    };
+    let report =
+        tutela_server::audit::verify(&first, HashAlg::Sha256, log_a.public_key(), &options)
+            .await
+            .unwrap();
     assert_eq!(report.problem, None);
     assert_eq!(report.entries, 7);
+    assert_eq!(report.witnessed.map(|(size, _)| size), Some(7));
     first.close().await;
     second.close().await;
     drop(pg);
+}
+
+// ---- The witness outside the database (issue 14 item 5, R29) ----
+
+fn witness_path(app: &TestApp) -> std::path::PathBuf {
+    app.state.config.audit.witness_file.clone().unwrap()
+}
+
+fn witness_lines(app: &TestApp) -> Vec<tutela_server::witness::WitnessHead> {
+    std::fs::read_to_string(witness_path(app))
+        .unwrap()
+        .lines()
+        .map(|l| tutela_server::witness::WitnessHead::parse_line(l).unwrap())
+        .collect()
+}
+
+/// `tutela audit verify` with the server stopped: a fresh connection to its database.
+async fn verify_stopped(app: &TestApp) -> tutela_server::audit::VerifyReport {
+    let store =
+        tutela_store::Store::open(&app.state.config.effective_database_url(), app.clock.now())
+            .await
+            .unwrap();
+    let report = tutela_server::audit::verify(
+        &store,
+        HashAlg::Sha256,
+        app.state.audit.public_key(),
+        &options(app),
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    report
+}
+
+/// Before the witness, cutting off the newest entries together with the heads that
+/// signed them left a log that verified: what remains is consistent with itself.
+#[tokio::test]
+async fn verify_fails_when_the_newest_entries_and_their_heads_are_cut_off_r29() {
+    let (app, _) = busy_app(6).await;
+    app.clock.advance(time::Duration::seconds(1));
+    let (app, _) = busy_app_on(app, 4).await;
+    app.clock.advance(time::Duration::seconds(1));
+    let (mut app, _) = busy_app_on(app, 3).await;
+    // Every signed head also went to the witness, in order.
+    let witnessed = witness_lines(&app);
+    let heads = app.state.store.audit_heads().await.unwrap();
+    assert!(heads.len() >= 3, "{heads:?}");
+    assert_eq!(witnessed.len(), heads.len());
+    for (w, h) in witnessed.iter().zip(&heads) {
+        assert_eq!(w.size, h.size as u64);
+        assert_eq!(w.root_hash, hex::encode(&h.root));
+        let (sth, key) = w.decode().unwrap();
+        assert_eq!(key, app.state.audit.public_key());
+        assert!(sth.verify(&key));
+    }
+    assert_eq!(witnessed.last().unwrap().size, 13);
+    assert_eq!(verify(&app).await, None);
+
+    app.stop_server().await;
+    let untouched = verify_stopped(&app).await;
+    assert_eq!(untouched.problem, None);
+    assert_eq!(untouched.witnessed.map(|(size, _)| size), Some(13));
+
+    exec_sql(
+        &app,
+        "DELETE FROM audit_entries WHERE seq >= 10; DELETE FROM audit_heads WHERE size > 10",
+    )
+    .await;
+    let report = verify_stopped(&app).await;
+    assert_eq!(report.entries, 10, "the database alone is consistent");
+    let (index, what) = report.problem.expect("the truncation must be found");
+    assert_eq!(index, 10, "{what}");
+    assert!(
+        what.starts_with("log truncated: the witness has 13 entries signed at 2026-11-28T09:00:02"),
+        "{what}"
+    );
+    assert!(what.ends_with("the database has 10"), "{what}");
+
+    // The server refuses to continue a log shorter than its witness.
+    let err = Application::build((*app.state.config).clone(), app.clock.clone())
+        .await
+        .err()
+        .expect("a truncated log must not be continued");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("does not extend the head its witness"),
+        "{err}"
+    );
+    assert!(err.contains("log truncated"), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_fails_when_every_signed_head_is_deleted_r29() {
+    let (mut app, _) = busy_app(6).await;
+    app.stop_server().await;
+    exec_sql(&app, "DELETE FROM audit_heads").await;
+    let report = verify_stopped(&app).await;
+    assert_eq!((report.entries, report.heads), (6, 0));
+    let (index, what) = report.problem.expect("the deleted heads must be missed");
+    assert_eq!(index, 0, "{what}");
+    assert!(
+        what.starts_with("signed heads missing: the witness has a head of size 6 signed at"),
+        "{what}"
+    );
+    assert!(what.contains("the database has no signed head"), "{what}");
+
+    // Even without the witness, entries no head signed are a failure once they are older
+    // than the grace period: an empty set of heads is never "intact".
+    std::fs::remove_file(witness_path(&app)).unwrap();
+    assert_eq!(
+        verify_stopped(&app).await.problem,
+        None,
+        "within the grace period"
+    );
+    app.clock.advance(time::Duration::seconds(301));
+    let (index, what) = verify_stopped(&app)
+        .await
+        .problem
+        .expect("unsigned entries past the grace period");
+    assert_eq!(index, 0, "{what}");
+    assert!(
+        what.starts_with("6 entries are signed by no head"),
+        "{what}"
+    );
+    assert!(what.contains("audit.head_grace_s = 300 s"), "{what}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unsigned_entries_pass_within_the_grace_period_and_fail_after_it_r29() {
+    let mut app = spawn_app_with(|c| c.audit.head_grace_s = 60).await;
+    app.stop_server().await;
+    // Written while no sealer runs (a server that died before sealing them).
+    let store = tutela_store::Store::open(&app.state.config.effective_database_url(), T0)
+        .await
+        .unwrap();
+    store
+        .append_audit_batch(&(0..3).map(test_entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    store.close().await;
+    app.clock.advance(time::Duration::seconds(60));
+    let report = verify_stopped(&app).await;
+    assert_eq!(report.problem, None);
+    assert_eq!(report.unsealed, 3);
+    app.clock.advance(time::Duration::seconds(1));
+    let (index, what) = verify_stopped(&app)
+        .await
+        .problem
+        .expect("unsigned entries past the grace period");
+    assert_eq!(index, 0, "{what}");
+    assert!(
+        what.starts_with(
+            "3 entries are signed by no head, the oldest written at 2026-11-28T09:00:00Z"
+        ),
+        "{what}"
+    );
+    assert!(what.contains("audit.head_grace_s = 60 s"), "{what}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_logs_witness_does_not_vouch_for_this_one_r29() {
+    let (other, _) = busy_app(3).await;
+    let (mut app, _) = busy_app(3).await;
+    app.stop_server().await;
+    std::fs::copy(witness_path(&other), witness_path(&app)).unwrap();
+    let (_, what) = verify_stopped(&app)
+        .await
+        .problem
+        .expect("a witness signed by another key");
+    assert!(what.contains("signed by another key"), "{what}");
+    other.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signed_heads_are_posted_to_the_witness_webhook_and_a_refusal_is_retried_r29() {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use std::sync::{Arc, Mutex};
+    type Calls = Arc<Mutex<Vec<Value>>>;
+    let calls: Calls = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/witness",
+            axum::routing::post(
+                |State(calls): State<Calls>, axum::Json(v): axum::Json<Value>| async move {
+                    let mut calls = calls.lock().unwrap();
+                    calls.push(v);
+                    if calls.len() == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/witness", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let app = spawn_app_with(|c| c.audit.witness_webhook = Some(url)).await;
+    let (app, _) = busy_app_on(app, 3).await;
+    app.eventually("the first post", || async {
+        (!calls.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    // The refusal blocked nothing; the next head is posted.
+    let (app, _) = busy_app_on(app, 2).await;
+    let posted = app
+        .eventually("the newest head posted", || async {
+            calls
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["size"] == 5)
+                .cloned()
+        })
+        .await;
+    let posted: tutela_server::witness::WitnessHead = serde_json::from_value(posted).unwrap();
+    let (sth, key) = posted.decode().unwrap();
+    assert_eq!(key, app.state.audit.public_key());
+    assert!(sth.verify(&key));
+    assert_eq!(witness_lines(&app).last(), Some(&posted));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_witness_inside_the_data_directory_is_a_startup_error_r29() {
+    let err = startup_error(|c, _| {
+        c.audit.witness_file = Some(c.data_dir.join("audit.heads"));
+    })
+    .await;
+    assert!(err.contains("audit.witness_file"), "{err}");
+    assert!(err.contains("inside the data directory"), "{err}");
+    let err = startup_error(|c, dir| {
+        c.audit.witness_file = Some(dir.join("witness/audit.heads"));
+        c.audit.witness_webhook = Some("ftp://witness.example.cn/heads".into());
+    })
+    .await;
+    assert!(
+        err.contains("audit.witness_webhook must be an http"),
+        "{err}"
+    );
 }

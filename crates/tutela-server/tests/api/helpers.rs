@@ -19,6 +19,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
+    /// Holds the audit witness file (`audit.witness_file`), outside the data directory.
+    pub witness_dir: tempfile::TempDir,
     config: Config,
     pg_db: Option<PgDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -120,14 +122,24 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    let witness_dir = tempfile::tempdir().unwrap();
+    config.audit.witness_file = Some(witness_dir.path().join("audit.heads"));
     tweak(&mut config);
-    start(config, Arc::new(ManualClock::new(T0)), data_dir, pg_db).await
+    start(
+        config,
+        Arc::new(ManualClock::new(T0)),
+        data_dir,
+        witness_dir,
+        pg_db,
+    )
+    .await
 }
 
 async fn start(
     config: Config,
     clock: Arc<ManualClock>,
     data_dir: tempfile::TempDir,
+    witness_dir: tempfile::TempDir,
     pg_db: Option<PgDatabase>,
 ) -> TestApp {
     // reqwest's rustls backend uses the process-wide provider (ring), as the server does.
@@ -147,6 +159,7 @@ async fn start(
         clock,
         state,
         data_dir,
+        witness_dir,
         config,
         pg_db,
         shutdown: Some(tx),
@@ -266,7 +279,19 @@ impl TestApp {
         let (config, clock) = (self.config.clone(), self.clock.clone());
         let pg_db = self.pg_db.take();
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
-        start(config, clock, data_dir, pg_db).await
+        let witness_dir = std::mem::replace(&mut self.witness_dir, tempfile::tempdir().unwrap());
+        start(config, clock, data_dir, witness_dir, pg_db).await
+    }
+
+    /// Stops the server (its final sealing pass included) but keeps its database, data
+    /// directory and witness, for edits made while nothing runs.
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
     }
 
     /// Polls `check` (real time, every 20 ms, up to 20 s) until it returns `Some`:
