@@ -218,8 +218,8 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
     }
 
     // 2. Access rules (R29, R7).
-    let named_request = match access_rule(policy, req) {
-        Ok(named_request) => named_request,
+    let named = match access_rule(policy, req) {
+        Ok(named) => named,
         Err(denied) => return denied,
     };
 
@@ -262,10 +262,18 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
         return Decision::allow("erasure", Clause::r(33), None);
     }
 
-    // A privacy officer fulfilling a named, verified request about this subject reads
-    // whatever the request covers: the right of access is not a use of the data (R35).
-    if named_request {
-        return Decision::allow("request_fulfilment", Clause::r(35), None);
+    // A privacy officer who named the obligation reads whatever it covers: fulfilling a
+    // verified request about this subject (R35), or a legal obligation with its
+    // reference (R29). Neither is a business use of the data, so the category's
+    // purpose rules do not apply.
+    match named {
+        Some(NamedBasis::Request) => {
+            return Decision::allow("request_fulfilment", Clause::r(35), None)
+        }
+        Some(NamedBasis::LegalObligation) => {
+            return Decision::allow("named_legal_obligation", Clause::r(29), None)
+        }
+        None => {}
     }
 
     // 4. Minors (R43).
@@ -304,9 +312,9 @@ fn decide_steps(policy: &Policy, req: &Request<'_>) -> Decision {
 }
 
 /// Step 2: the policy's access rule for (role, category, action, purpose) and what it
-/// requires. `Ok(true)` when a privacy officer's read rests on a named request, which
-/// then needs no purpose.
-fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<bool, Decision> {
+/// requires. `Ok(Some(basis))` when a privacy officer's read rests on the obligation it
+/// named, which then needs no declared purpose.
+fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<Option<NamedBasis>, Decision> {
     let actor = req.actor;
     let action = match req.action {
         Action::Read => AccessAction::Read,
@@ -333,10 +341,10 @@ fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<bool, Decision> {
         return Err(Decision::deny(Denial::Forbidden, reason, clause));
     };
     match rule.requires {
-        None => Ok(false),
+        None => Ok(None),
         Some(AccessCondition::Grant) => {
             if covering_grant(req).is_some() {
-                Ok(false)
+                Ok(None)
             } else if is_overseas_support(actor) {
                 Err(Decision::deny(
                     Denial::Forbidden,
@@ -354,7 +362,7 @@ fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<bool, Decision> {
         Some(AccessCondition::TokenScope) => {
             let purpose = (req.action != Action::Delete).then_some(req.purpose);
             if actor.scope().covers(req.category, purpose) {
-                Ok(false)
+                Ok(None)
             } else {
                 Err(Decision::deny(
                     Denial::Forbidden,
@@ -364,9 +372,9 @@ fn access_rule(policy: &Policy, req: &Request<'_>) -> Result<bool, Decision> {
             }
         }
         Some(AccessCondition::NamedBasis) => match req.basis {
-            Some(NamedBasis::Request) => Ok(true),
+            Some(NamedBasis::Request) => Ok(Some(NamedBasis::Request)),
             Some(NamedBasis::LegalObligation) if req.purpose == Purpose::LegalObligation => {
-                Ok(false)
+                Ok(Some(NamedBasis::LegalObligation))
             }
             _ => Err(Decision::deny(
                 Denial::Forbidden,
@@ -968,7 +976,17 @@ mod tests {
                 ..officer()
             },
             Effect::Allow,
-            "R40",
+            "R29",
+        );
+        // A named legal obligation reaches categories that declare no such purpose.
+        check(
+            Case {
+                basis: Some(NamedBasis::LegalObligation),
+                purpose: Purpose::LegalObligation,
+                ..officer()
+            },
+            Effect::Allow,
+            "R29",
         );
         check(
             Case {

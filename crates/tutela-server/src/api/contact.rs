@@ -287,7 +287,8 @@ pub async fn send_gate(
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<MessageRequest>,
 ) -> Result<(StatusCode, ApiJson<MessageDecision>), ApiError> {
-    if !matches!(actor.role(), Role::Service | Role::Operator) {
+    // Integrated systems send; the operator's staff do not message subjects (R29).
+    if actor.role() != Role::Service {
         return Err(ApiError::forbidden_role("send messages"));
     }
     let kind = MessageKind::parse(&body.kind)

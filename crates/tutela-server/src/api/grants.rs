@@ -354,6 +354,10 @@ pub async fn tenant_grants(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<Vec<GrantView>>, ApiError> {
     let tenant = TenantId::parse(&raw).map_err(|_| ApiError::not_found("tenant"))?;
+    // Grant oversight is the customer's and the privacy office's, not the operator's.
+    if actor.role() == Role::Operator {
+        return Err(ApiError::forbidden_role("list grants"));
+    }
     match actor.may_view_tenant(&tenant) {
         ScopeAccess::Allowed => {}
         ScopeAccess::RoleDenied => return Err(ApiError::forbidden_role("list grants")),

@@ -198,13 +198,14 @@ pub async fn detokenize(
     use tutela_core::policy::PurposeVerdict;
     use tutela_core::{Category, Purpose};
     let tenant = TenantId::parse(&body.tenant).map_err(|_| ApiError::not_found("tenant"))?;
-    let allowed_role = match actor.role() {
-        Role::PrivacyOfficer => true,
-        Role::TenantAdmin => actor.tenant() == Some(&tenant),
-        _ => false,
-    };
-    if !allowed_role {
-        return Err(ApiError::forbidden_role("reverse PII tokens"));
+    match actor.role() {
+        Role::PrivacyOfficer => {}
+        // Another tenant's tokens do not exist for this admin (R2).
+        Role::TenantAdmin if actor.tenant() != Some(&tenant) => {
+            return Err(ApiError::not_found("tenant"))
+        }
+        Role::TenantAdmin => {}
+        _ => return Err(ApiError::forbidden_role("reverse PII tokens")),
     }
     if state.cache.tenant(&state.store, &tenant).await?.is_none() {
         return Err(ApiError::not_found("tenant"));

@@ -20,6 +20,7 @@ mod cookies;
 mod foundation;
 mod fulfil;
 mod grants;
+mod isolation;
 mod least_privilege;
 mod lifecycle;
 mod receiver;

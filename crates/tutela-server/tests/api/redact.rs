@@ -290,11 +290,12 @@ async fn format_preserving_tokens_are_reversed_only_for_an_allowed_purpose_r13()
         None,
     )
     .await;
+    // Another tenant's tokens do not exist for this admin (R2).
     let (_, _, other_admin) = app.tenant_with_admin("Other Co").await;
     assert_error(
         ask(mobile_token.to_owned(), "support", other_admin).await,
-        403,
-        "forbidden",
+        404,
+        "not_found",
         None,
     )
     .await;

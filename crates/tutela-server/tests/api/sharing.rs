@@ -143,6 +143,8 @@ async fn recipients_are_registered_only_within_the_statement_r21_r25() {
 struct World {
     app: TestApp,
     operator: String,
+    /// Disclosures to authorities on a legal ground are the privacy office's (R28).
+    officer: String,
     service: String,
     admin: String,
     subject: SubjectId,
@@ -151,11 +153,15 @@ struct World {
 async fn world() -> World {
     let app = spawn_app().await;
     let operator = app.operator().await;
+    let officer = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
     let service = app.token(Role::Service, None, None, Region::Cn).await;
     let (_, subject, admin) = app.tenant_with_admin("Transfer Co").await;
     World {
         app,
         operator,
+        officer,
         service,
         admin,
         subject,
@@ -231,7 +237,7 @@ async fn a_customer_data_disclosure_on_a_legal_ground_notifies_the_customer_firs
     let police = recipient(&w.app, &w.operator, json!({"name": "Municipal Public Security Bureau", "kind": "authority", "country": "CN", "purposes": ["legal_obligation"], "categories": ["customer", "administrator"]})).await;
     let body = json!({"subject": w.subject.to_string(), "recipient": police, "categories": ["customer"], "purpose": "legal_obligation"});
     assert_error(
-        transfer(&w.app, &w.operator, body.clone()).await,
+        transfer(&w.app, &w.officer, body.clone()).await,
         403,
         "legal_ground_required",
         Some("R28"),
@@ -240,7 +246,7 @@ async fn a_customer_data_disclosure_on_a_legal_ground_notifies_the_customer_firs
     let mut bad = body.clone();
     bad["basis"] = json!({"exception": "curiosity", "reference": "x"});
     assert_error(
-        transfer(&w.app, &w.operator, bad).await,
+        transfer(&w.app, &w.officer, bad).await,
         422,
         "invalid_exception",
         Some("R28"),
@@ -249,7 +255,7 @@ async fn a_customer_data_disclosure_on_a_legal_ground_notifies_the_customer_firs
 
     let mut lawful = body.clone();
     lawful["basis"] = json!({"exception": "criminal_investigation", "reference": "PSB-2026-0815"});
-    let r = transfer(&w.app, &w.operator, lawful.clone()).await;
+    let r = transfer(&w.app, &w.officer, lawful.clone()).await;
     assert_eq!(r.status(), 201);
     let t: Value = r.json().await.unwrap();
     assert_eq!(t["basis"], "exception:criminal_investigation");
@@ -265,7 +271,7 @@ async fn a_customer_data_disclosure_on_a_legal_ground_notifies_the_customer_firs
 
     // A recorded legal prohibition replaces the notice.
     lawful["legal_prohibition_ref"] = json!("court-order-77");
-    let t: Value = transfer(&w.app, &w.operator, lawful)
+    let t: Value = transfer(&w.app, &w.officer, lawful)
         .await
         .json()
         .await
