@@ -86,6 +86,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii tokens: sealed originals of format-preserving tokens",
         include_str!("../migrations/postgres/0016_pii_tokens.sql"),
     ),
+    (
+        18,
+        "consents: provenance method of each ledger entry",
+        include_str!("../migrations/postgres/0018_consent_provenance.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -87,6 +87,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii tokens: sealed originals of format-preserving tokens",
         include_str!("../migrations/sqlite/0016_pii_tokens.sql"),
     ),
+    (
+        18,
+        "consents: provenance method of each ledger entry",
+        include_str!("../migrations/sqlite/0018_consent_provenance.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and the one writer connection (see

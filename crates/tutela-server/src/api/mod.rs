@@ -204,6 +204,7 @@ impl From<PathRejection> for ApiError {
         contact::MessageRequest,
         contact::MessageDecision,
         consents::NewConsent,
+        consents::EvidenceBody,
         consents::ConsentCreated,
         consents::ConsentView,
         consents::ConsentLedger,
