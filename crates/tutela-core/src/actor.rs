@@ -217,7 +217,8 @@ impl Actor {
 
     /// May this actor record a consent or withdrawal for a subject (issue 4)? The
     /// subject itself, its tenant's admin (e.g. entering a paper form), and integrated
-    /// systems (`service`), per API.md.
+    /// systems (`service`), per API.md. Anyone but the subject grants only with evidence
+    /// of the subject's own act ([`crate::consent::provenance`], issue 14).
     pub fn may_record_consent(&self, tenant: &TenantId, subject: &SubjectId) -> ScopeAccess {
         match self.role {
             Role::Service => ScopeAccess::Allowed,

@@ -78,6 +78,109 @@ closed_vocab!(
     }
 );
 
+closed_vocab!(
+    /// How an entry came to be recorded: the subject's own act it rests on (issue 14;
+    /// R4, R18, R25, R43). A service or tenant admin grants a consent only by citing an
+    /// evidence method ([`ConsentMethod::is_evidence`]) and a reference to the act; the
+    /// other values are set by tutela itself and never accepted from a caller.
+    ConsentMethod, "consent method", {
+        /// The subject's own token recorded it: the recording is the subject's act.
+        SubjectSelf = "subject_self",
+        /// A form the subject (or guardian) signed; the reference names the document.
+        SignedForm = "signed_form",
+        /// The subject acted in an authenticated portal or app session; the reference
+        /// names the session.
+        PortalSession = "portal_session",
+        /// The subject confirmed through a signed e-mail link; the reference names the
+        /// message.
+        EmailConfirmation = "email_confirmation",
+        /// The subject said so in a recorded call; the reference names the recording.
+        RecordedCall = "recorded_call",
+        /// The subject's written instruction (letter, ticket); the reference names it.
+        WrittenInstruction = "written_instruction",
+        /// A bare `evidence_ref` without a stated method: the subject's act is named by
+        /// the reference only.
+        ReferenceOnly = "reference_only",
+        /// No act of the subject cited: only ever a withdrawal recorded by a service or
+        /// tenant admin (withdrawing narrows processing, so it needs no evidence).
+        Unevidenced = "unevidenced",
+        /// Recorded before tutela kept provenance (schema 0018); nothing is known of how.
+        LegacyUnrecorded = "legacy_unrecorded",
+    }
+);
+
+impl ConsentMethod {
+    /// May a caller cite this method as evidence of the subject's (or guardian's) act?
+    /// The others are derived by tutela: `subject_self` from the token, `reference_only`
+    /// from a bare `evidence_ref`, `unevidenced` and `legacy_unrecorded` from the lack of
+    /// evidence.
+    pub fn is_evidence(self) -> bool {
+        matches!(
+            self,
+            ConsentMethod::SignedForm
+                | ConsentMethod::PortalSession
+                | ConsentMethod::EmailConfirmation
+                | ConsentMethod::RecordedCall
+                | ConsentMethod::WrittenInstruction
+        )
+    }
+}
+
+/// Evidence a caller cites for an entry: how the subject (or guardian) acted, and a
+/// reference to that act (a document, session or message id; never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// `None` for a bare `evidence_ref` (recorded as `reference_only`).
+    pub method: Option<ConsentMethod>,
+    pub reference: String,
+}
+
+/// Why an entry's provenance is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProvenanceError {
+    /// A grant recorded by anyone but the consenting person needs evidence of that
+    /// person's own act.
+    #[error("a consent recorded on the subject's behalf needs evidence of the subject's own act (`evidence` or `evidence_ref`)")]
+    EvidenceRequired,
+    /// A guardian's consent needs evidence of the guardian's act, whoever records it.
+    #[error("a guardian consent needs evidence of the guardian's own act (`evidence` or `evidence_ref`)")]
+    GuardianEvidenceRequired,
+    /// The method is one tutela derives itself, not one a caller can cite.
+    #[error("`{0}` is not a method a caller can cite (signed_form, portal_session, email_confirmation, recorded_call, written_instruction; subject_self only from the subject's own token)")]
+    NotCitable(ConsentMethod),
+}
+
+/// The provenance method of a new entry (issue 14; R4, R18, R25, R43).
+///
+/// * `by_subject`: the subject's own token records it.
+/// * `by_guardian`: the act is a guardian's (a guardian consent, or `guardian: true`);
+///   then the subject's own token is not the consenting person either.
+///
+/// A grant stands on the consenting person's own act: the recording itself when the
+/// subject records its own consent (`subject_self`), otherwise cited evidence. A
+/// withdrawal only narrows processing, so it needs none: a service's or tenant admin's
+/// withdrawal without evidence is recorded as `unevidenced`.
+pub fn provenance(
+    by_subject: bool,
+    by_guardian: bool,
+    granted: bool,
+    evidence: Option<&Evidence>,
+) -> Result<ConsentMethod, ProvenanceError> {
+    let own_act = by_subject && !by_guardian;
+    match evidence.map(|e| e.method) {
+        Some(Some(m)) if m.is_evidence() => Ok(m),
+        Some(Some(ConsentMethod::SubjectSelf)) if own_act => Ok(ConsentMethod::SubjectSelf),
+        Some(Some(m)) => Err(ProvenanceError::NotCitable(m)),
+        Some(None) if own_act => Ok(ConsentMethod::SubjectSelf),
+        Some(None) => Ok(ConsentMethod::ReferenceOnly),
+        None if own_act => Ok(ConsentMethod::SubjectSelf),
+        None if !granted && by_subject => Ok(ConsentMethod::SubjectSelf),
+        None if !granted => Ok(ConsentMethod::Unevidenced),
+        None if by_guardian => Err(ProvenanceError::GuardianEvidenceRequired),
+        None => Err(ProvenanceError::EvidenceRequired),
+    }
+}
+
 /// One ledger entry as the derivation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentEvent {
@@ -163,6 +266,83 @@ mod tests {
         ] {
             assert!(ConsentScope::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn cited(method: Option<ConsentMethod>) -> Evidence {
+        Evidence {
+            method,
+            reference: "doc-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_grant_on_the_subjects_behalf_needs_evidence_of_its_act_r4_r43() {
+        use ConsentMethod as M;
+        // The subject's own token: the recording is its act.
+        assert_eq!(provenance(true, false, true, None), Ok(M::SubjectSelf));
+        assert_eq!(
+            provenance(true, false, true, Some(&cited(None))),
+            Ok(M::SubjectSelf)
+        );
+        assert_eq!(
+            provenance(true, false, true, Some(&cited(Some(M::SignedForm)))),
+            Ok(M::SignedForm)
+        );
+        // A service or tenant admin: only with cited evidence.
+        assert_eq!(
+            provenance(false, false, true, None),
+            Err(ProvenanceError::EvidenceRequired)
+        );
+        assert_eq!(
+            provenance(false, false, true, Some(&cited(Some(M::RecordedCall)))),
+            Ok(M::RecordedCall)
+        );
+        assert_eq!(
+            provenance(false, false, true, Some(&cited(None))),
+            Ok(M::ReferenceOnly)
+        );
+        // Derived methods are never cited.
+        for m in [
+            M::SubjectSelf,
+            M::ReferenceOnly,
+            M::Unevidenced,
+            M::LegacyUnrecorded,
+        ] {
+            assert_eq!(
+                provenance(false, false, true, Some(&cited(Some(m)))),
+                Err(ProvenanceError::NotCitable(m)),
+                "{m}"
+            );
+        }
+        // A guardian's act needs evidence whoever records it, the minor's token included.
+        for by_subject in [true, false] {
+            assert_eq!(
+                provenance(by_subject, true, true, None),
+                Err(ProvenanceError::GuardianEvidenceRequired)
+            );
+            assert_eq!(
+                provenance(by_subject, true, true, Some(&cited(Some(M::SubjectSelf)))),
+                Err(ProvenanceError::NotCitable(M::SubjectSelf))
+            );
+            assert_eq!(
+                provenance(by_subject, true, true, Some(&cited(Some(M::SignedForm)))),
+                Ok(M::SignedForm)
+            );
+        }
+        // Withdrawals need none.
+        assert_eq!(provenance(true, false, false, None), Ok(M::SubjectSelf));
+        assert_eq!(provenance(true, true, false, None), Ok(M::SubjectSelf));
+        assert_eq!(provenance(false, false, false, None), Ok(M::Unevidenced));
+        assert_eq!(provenance(false, true, false, None), Ok(M::Unevidenced));
+        assert_eq!(
+            provenance(
+                false,
+                false,
+                false,
+                Some(&cited(Some(M::WrittenInstruction)))
+            ),
+            Ok(M::WrittenInstruction)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tutela_core::clock::SystemClock;
-use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
+use tutela_core::consent::{self, Channel, ConsentEvent, ConsentMethod, ConsentScope};
 use tutela_core::decide::{self, Action, ConsentView, Target};
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Actor, Category, Purpose, Region, Role, TokenId};
@@ -120,8 +120,9 @@ async fn fixture() -> Fixture {
         channel: Channel::Portal,
         token_id: actor.token().to_string(),
         role: "tenant_admin".into(),
+        method: ConsentMethod::SignedForm,
         guardian_ref: None,
-        evidence_ref: None,
+        evidence_ref: Some("scan-bench".into()),
         at: now,
     };
     state
@@ -296,8 +297,9 @@ async fn write_consent(f: &Fixture, n: &std::sync::atomic::AtomicU64) {
         channel: Channel::Api,
         token_id: f.actor.token().to_string(),
         role: "tenant_admin".into(),
+        method: ConsentMethod::SignedForm,
         guardian_ref: None,
-        evidence_ref: None,
+        evidence_ref: Some("scan-bench".into()),
         at: f.state.clock.now(),
     };
     f.state

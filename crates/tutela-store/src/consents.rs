@@ -4,11 +4,12 @@
 use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
 use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
-use tutela_core::consent::{Channel, ConsentScope};
+use tutela_core::consent::{Channel, ConsentMethod, ConsentScope};
 use tutela_core::{Purpose, SubjectId};
 
 /// One ledger entry: granted or withdrawn, for which scope, under which statement
-/// version, through which channel, by whom, with what evidence.
+/// version, through which channel, by whom (token and role), how (the provenance method)
+/// and with what evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentEntry {
     pub id: String,
@@ -19,6 +20,9 @@ pub struct ConsentEntry {
     pub channel: Channel,
     pub token_id: String,
     pub role: String,
+    /// How the entry came to be recorded (issue 14): the subject's own token, cited
+    /// evidence of its act, or `legacy_unrecorded` for rows older than schema 0018.
+    pub method: ConsentMethod,
     /// For a guardian consent: the reference of the guardian's verified identity.
     pub guardian_ref: Option<String>,
     /// A reference to the evidence (form scan, e-mail message id); never the content.
@@ -48,6 +52,7 @@ type ConsentRow = (
     String,
     String,
     String,
+    String,
     Option<String>,
     Option<String>,
     i64,
@@ -60,8 +65,8 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(
                 "INSERT INTO consents (id, subject_id, scope, granted, statement_version, channel, \
-                 token_id, role, guardian_ref, evidence_ref, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 token_id, role, method, guardian_ref, evidence_ref, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&c.id)
             .bind(c.subject.as_str())
@@ -71,6 +76,7 @@ impl Store {
             .bind(c.channel.as_str())
             .bind(&c.token_id)
             .bind(&c.role)
+            .bind(c.method.as_str())
             .bind(c.guardian_ref.as_deref())
             .bind(c.evidence_ref.as_deref())
             .bind(to_micros(c.at))
@@ -86,7 +92,7 @@ impl Store {
         let rows: Vec<ConsentRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT id, subject_id, scope, granted, statement_version, channel, token_id, role, \
-                 guardian_ref, evidence_ref, at FROM consents WHERE subject_id = $1 ORDER BY at, id",
+                 method, guardian_ref, evidence_ref, at FROM consents WHERE subject_id = $1 ORDER BY at, id",
             )
             .bind(subject.as_str())
             .fetch_all(p)
@@ -103,6 +109,7 @@ impl Store {
                     channel,
                     token_id,
                     role,
+                    method,
                     guardian_ref,
                     evidence_ref,
                     at,
@@ -116,6 +123,7 @@ impl Store {
                         channel: parse_col("channel", &channel, Channel::parse)?,
                         token_id,
                         role,
+                        method: parse_col("method", &method, ConsentMethod::parse)?,
                         guardian_ref,
                         evidence_ref,
                         at: from_micros(at)?,
@@ -178,5 +186,147 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::subjects::Subject;
+    use crate::tenants::Tenant;
+    use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
+    use tutela_core::TenantId;
+
+    fn audit(n: u8) -> AuditEntry {
+        AuditEntry {
+            id: format!("aud_test_{n}"),
+            at: OffsetDateTime::UNIX_EPOCH,
+            token_id: "tok_test".into(),
+            role: "service".into(),
+            tenant: None,
+            subject: None,
+            category: None,
+            purpose: Some("research".into()),
+            action: "consent_grant".into(),
+            decision: "allow".into(),
+            reason: "test".into(),
+            clause: None,
+            seq: None,
+        }
+    }
+
+    /// Schema 0018 (issue 14): a ledger written before provenance was kept upgrades in
+    /// place and its rows read as `legacy_unrecorded`; new rows keep their method.
+    #[tokio::test]
+    async fn rows_older_than_provenance_read_as_legacy_unrecorded_r4() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        {
+            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
+                unreachable!("a sqlite: url opens SQLite")
+            };
+            let mut conn = conn.lock().await;
+            let conn = conn.as_mut().unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE tutela_schema (version BIGINT PRIMARY KEY, \
+                 description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            for &(version, description, sql) in
+                crate::sqlite::MIGRATIONS.iter().filter(|m| m.0 < 18)
+            {
+                sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+                sqlx::query(
+                    "INSERT INTO tutela_schema (version, description, applied_at) VALUES ($1, $2, 0)",
+                )
+                .bind(version)
+                .bind(description)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            }
+        }
+        let tenant = TenantId::from_bytes([1; 16]);
+        let subject = SubjectId::from_bytes([2; 16]);
+        store
+            .insert_tenant(
+                &Tenant {
+                    id: tenant.clone(),
+                    name: TenantName::parse("Legacy tenant").unwrap(),
+                    kind: TenantKind::Enterprise,
+                    state: TenantState::Active,
+                    created_at: now,
+                    frozen_until: None,
+                    trial_ends_at: None,
+                    closed_at: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .insert_subject(&Subject {
+                id: subject.clone(),
+                tenant,
+                kind: SubjectKind::Contact,
+                adult_on: None,
+                created_at: now,
+                erased_at: None,
+                frozen_until: None,
+                frozen_ground: None,
+            })
+            .await
+            .unwrap();
+        // A row as the pre-0018 binary wrote it.
+        {
+            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
+                unreachable!("a sqlite: url opens SQLite")
+            };
+            let mut conn = conn.lock().await;
+            sqlx::query(
+                "INSERT INTO consents (id, subject_id, scope, granted, statement_version, \
+                 channel, token_id, role, guardian_ref, evidence_ref, at) \
+                 VALUES ('con_old', $1, 'research', 1, '2.0', 'portal', 'tok_old', \
+                 'service', NULL, NULL, 0)",
+            )
+            .bind(subject.as_str())
+            .execute(conn.as_mut().unwrap())
+            .await
+            .unwrap();
+        }
+
+        let status = store.migrate(now).await.unwrap();
+        assert_eq!((status.from, status.to), (16, crate::SCHEMA_VERSION));
+        let new = ConsentEntry {
+            id: "con_new".into(),
+            subject: subject.clone(),
+            scope: ConsentScope::CrossBorder,
+            granted: true,
+            statement_version: "2.0".into(),
+            channel: Channel::Paper,
+            token_id: "tok_new".into(),
+            role: "tenant_admin".into(),
+            method: ConsentMethod::SignedForm,
+            guardian_ref: None,
+            evidence_ref: Some("scan-7".into()),
+            at: now + time::Duration::SECOND,
+        };
+        store.append_consent_audited(&new, &audit(1)).await.unwrap();
+        let ledger = store.consents_of(&subject).await.unwrap();
+        let methods: Vec<(&str, ConsentMethod)> =
+            ledger.iter().map(|c| (c.id.as_str(), c.method)).collect();
+        assert_eq!(
+            methods,
+            vec![
+                ("con_old", ConsentMethod::LegacyUnrecorded),
+                ("con_new", ConsentMethod::SignedForm)
+            ]
+        );
+        assert_eq!(ledger[1], new);
     }
 }

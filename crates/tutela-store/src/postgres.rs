@@ -91,6 +91,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "least privilege: service token scopes, sealed grant reasons, incidents per tenant",
         include_str!("../migrations/postgres/0017_least_privilege.sql"),
     ),
+    (
+        18,
+        "consents: provenance method of each ledger entry",
+        include_str!("../migrations/postgres/0018_consent_provenance.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -92,6 +92,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "least privilege: service token scopes, sealed grant reasons, incidents per tenant",
         include_str!("../migrations/sqlite/0017_least_privilege.sql"),
     ),
+    (
+        18,
+        "consents: provenance method of each ledger entry",
+        include_str!("../migrations/sqlite/0018_consent_provenance.sql"),
+    ),
 ];
 
 /// Opens the database as a pool of readers and the one writer connection (see

@@ -1,6 +1,13 @@
 //! `POST/GET /v1/subjects/{subject}/consents`: the consent ledger (issue 4; R4, R18,
 //! R22, R25, R43). Entries are appended, never changed; the current state per scope is
 //! derived from the history. Every entry commits with its audit entry.
+//!
+//! Provenance (issue 14; R4, R18, R25, R43): each entry records who recorded it (role,
+//! token) and how (a [`ConsentMethod`]). A grant stands on the consenting person's own
+//! act: the subject's own token, or, from a service or tenant admin, cited evidence of
+//! the subject's (or guardian's) act; without it the grant is refused (422
+//! `consent_evidence_required`) and nothing is stored. A withdrawal only narrows
+//! processing and is accepted without evidence (`unevidenced` when not the subject's).
 
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
@@ -9,7 +16,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope};
+use tutela_core::consent::{
+    self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence, ProvenanceError,
+};
 use tutela_core::{tenant, Actor, Clause, Purpose, Role};
 use tutela_store::consents::{ConsentEntry, PurposeChange};
 use tutela_store::subjects::Subject;
@@ -33,8 +42,28 @@ pub struct NewConsent {
     pub guardian: bool,
     /// Reference to the guardian's verified identity (never the identity itself).
     pub guardian_ref: Option<String>,
-    /// Reference to the evidence: form scan id, e-mail message id.
+    /// Reference to the evidence of the subject's (or guardian's) own act: form scan id,
+    /// portal session id, e-mail message id. Alone it cites the act by reference only
+    /// (recorded as method `reference_only`); beside `evidence` it must equal
+    /// `evidence.reference`.
     pub evidence_ref: Option<String>,
+    /// Evidence of the subject's (or guardian's) own act, with its method. Required for
+    /// a grant recorded by a service or tenant admin, and for every guardian consent
+    /// (a bare `evidence_ref` also counts). The subject's own token needs none.
+    pub evidence: Option<EvidenceBody>,
+}
+
+/// Evidence cited for a consent entry (issue 14).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBody {
+    /// How the subject acted: `signed_form`, `portal_session`, `email_confirmation`,
+    /// `recorded_call` or `written_instruction`; `subject_self` only from the subject's
+    /// own token.
+    pub method: String,
+    /// A reference to that act (document, session, message or recording id; 1 to 128
+    /// printable ASCII characters, no spaces), never its content.
+    pub reference: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,8 +80,19 @@ pub struct ConsentView {
     pub channel: String,
     /// Role of who recorded it.
     pub recorded_by: String,
+    /// The recording token's id: shown to the privacy officer only (tenant admins,
+    /// subjects and exports see the role, not operator token ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_by_token: Option<String>,
+    /// How it was recorded (issue 14): `subject_self`, a cited evidence method
+    /// (`signed_form`, `portal_session`, `email_confirmation`, `recorded_call`,
+    /// `written_instruction`), `reference_only` (a bare `evidence_ref`), `unevidenced`
+    /// (a withdrawal recorded on the subject's behalf without evidence) or
+    /// `legacy_unrecorded` (recorded before provenance was kept).
+    pub method: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guardian_ref: Option<String>,
+    /// The reference to the evidence of the act (see `method`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence_ref: Option<String>,
     pub at: String,
@@ -67,7 +107,8 @@ pub struct ConsentLedger {
     pub history: Vec<ConsentView>,
 }
 
-pub(crate) fn view(c: &ConsentEntry) -> ConsentView {
+/// An entry as shown; `show_token` only for the privacy officer.
+pub(crate) fn view(c: &ConsentEntry, show_token: bool) -> ConsentView {
     ConsentView {
         id: c.id.clone(),
         purpose: c.scope.to_string(),
@@ -75,6 +116,8 @@ pub(crate) fn view(c: &ConsentEntry) -> ConsentView {
         statement_version: c.statement_version.clone(),
         channel: c.channel.to_string(),
         recorded_by: c.role.clone(),
+        recorded_by_token: show_token.then(|| c.token_id.clone()),
+        method: c.method.to_string(),
         guardian_ref: c.guardian_ref.clone(),
         evidence_ref: c.evidence_ref.clone(),
         at: super::input::rfc3339(c.at),
@@ -91,11 +134,23 @@ fn clause_of(scope: &ConsentScope) -> Clause {
 }
 
 /// Records a consent or its withdrawal.
+///
+/// The subject's own token records without evidence (method `subject_self`). A service
+/// or the tenant's admin grants only citing the subject's own act (`evidence` or
+/// `evidence_ref`), and a guardian consent always cites the guardian's act; otherwise
+/// 422 `consent_evidence_required` (clause R4, R18 or R25 by scope, R43 for a guardian)
+/// and nothing is stored. Withdrawals need no evidence (`unevidenced` when recorded on
+/// the subject's behalf without any).
 #[utoipa::path(
     post, path = "/v1/subjects/{subject}/consents", tag = "consents", security(("bearer" = [])),
     params(("subject" = String, Path)),
     request_body = NewConsent,
-    responses((status = 201, body = ConsentCreated), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+    responses(
+        (status = 201, body = ConsentCreated),
+        (status = 403, body = crate::error::ErrorBody, description = "operators, privacy officers, auditors and support never record consents"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody, description = "invalid input, or `consent_evidence_required`: a grant on the subject's behalf without evidence of the subject's (or guardian's) own act")
+    )
 )]
 pub async fn record_consent(
     State(state): State<AppState>,
@@ -128,7 +183,7 @@ pub async fn record_consent(
         });
     }
     let guardian_ref = super::input::reference("guardian_ref", body.guardian_ref.as_deref(), 128)?;
-    let evidence_ref = super::input::reference("evidence_ref", body.evidence_ref.as_deref(), 128)?;
+    let evidence = evidence_of(&body)?;
     let by_guardian = body.guardian || scope == ConsentScope::Guardian;
     let now = state.clock.now();
     if by_guardian {
@@ -153,6 +208,26 @@ pub async fn record_consent(
             "`guardian_ref` belongs to a guardian consent (`guardian: true`)",
         ));
     }
+    let by_subject = actor.role() == Role::EndUser && actor.subject() == Some(&subject.id);
+    let method = consent::provenance(by_subject, by_guardian, body.granted, evidence.as_ref())
+        .map_err(|e| match e {
+            ProvenanceError::NotCitable(_) => ApiError::Invalid {
+                code: "invalid_evidence",
+                message: e.to_string(),
+                clause: None,
+            },
+            ProvenanceError::EvidenceRequired | ProvenanceError::GuardianEvidenceRequired => {
+                ApiError::Invalid {
+                    code: "consent_evidence_required",
+                    message: e.to_string(),
+                    clause: Some(if by_guardian {
+                        Clause::r(43)
+                    } else {
+                        clause_of(&scope)
+                    }),
+                }
+            }
+        })?;
     let entry = ConsentEntry {
         id: format!("con_{}", uuid::Uuid::now_v7().simple()),
         subject: subject.id.clone(),
@@ -162,8 +237,9 @@ pub async fn record_consent(
         channel,
         token_id: actor.token().to_string(),
         role: actor.role().to_string(),
+        method,
         guardian_ref,
-        evidence_ref,
+        evidence_ref: evidence.map(|e| e.reference),
         at: now,
     };
     let audit = audit_entry(&actor, &subject, &entry);
@@ -172,6 +248,31 @@ pub async fn record_consent(
         StatusCode::CREATED,
         ApiJson(ConsentCreated { id: entry.id }),
     ))
+}
+
+/// The evidence a body cites: `evidence` and/or a bare `evidence_ref` (which must agree).
+fn evidence_of(body: &NewConsent) -> Result<Option<Evidence>, ApiError> {
+    let bare = super::input::reference("evidence_ref", body.evidence_ref.as_deref(), 128)?;
+    let Some(cited) = &body.evidence else {
+        return Ok(bare.map(|reference| Evidence {
+            method: None,
+            reference,
+        }));
+    };
+    let method = ConsentMethod::parse(&cited.method)
+        .map_err(|e| ApiError::invalid("invalid_evidence", e.to_string()))?;
+    let reference = super::input::reference("evidence.reference", Some(&cited.reference), 128)?
+        .unwrap_or_default();
+    if bare.as_ref().is_some_and(|b| *b != reference) {
+        return Err(ApiError::invalid(
+            "invalid_evidence",
+            "`evidence_ref` and `evidence.reference` name different evidence; send one",
+        ));
+    }
+    Ok(Some(Evidence {
+        method: Some(method),
+        reference,
+    }))
 }
 
 fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry {
@@ -191,7 +292,9 @@ fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry
         }
         .to_owned(),
         decision: "allow".to_owned(),
-        reason: format!("consent_via_{}", c.channel),
+        // The channel and the provenance method: vocabulary values only, never the
+        // evidence reference.
+        reason: format!("consent_via_{}:{}", c.channel, c.method),
         clause: Some(clause_of(&c.scope).to_string()),
         seq: None,
     }
@@ -215,6 +318,7 @@ pub async fn list_consents(
         "read consents",
     )
     .await?;
+    let show_token = actor.role() == Role::PrivacyOfficer;
     let history = state.store.consents_of(&subject.id).await?;
     let events: Vec<ConsentEvent> = history
         .iter()
@@ -229,12 +333,12 @@ pub async fn list_consents(
     let current = current_scopes
         .keys()
         .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
-        .map(view)
+        .map(|c| view(c, show_token))
         .collect();
     Ok(ApiJson(ConsentLedger {
         subject: subject.id.to_string(),
         current,
-        history: history.iter().map(view).collect(),
+        history: history.iter().map(|c| view(c, show_token)).collect(),
     }))
 }
 

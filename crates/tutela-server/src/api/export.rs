@@ -220,7 +220,10 @@ pub async fn download(
         generated_at: rfc3339(now),
         subject: super::tenants::subject_view(subject, now.date()),
         records,
-        consents: consents.iter().map(super::consents::view).collect(),
+        consents: consents
+            .iter()
+            .map(|c| super::consents::view(c, false))
+            .collect(),
         preferences: super::contact::preferences_view(&prefs),
         transfers: transfers
             .iter()

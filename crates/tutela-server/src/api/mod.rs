@@ -206,6 +206,7 @@ impl From<PathRejection> for ApiError {
         contact::MessageRequest,
         contact::MessageDecision,
         consents::NewConsent,
+        consents::EvidenceBody,
         consents::ConsentCreated,
         consents::ConsentView,
         consents::ConsentLedger,

@@ -796,7 +796,7 @@ async fn every_request_type_runs_end_to_end_r19_r32_r33_r35_r45() {
     );
 
     // Restrict: the authorization is narrowed (a consent withdrawn), after confirmation.
-    let consent = |granted: bool| json!({"purpose": "research", "granted": granted, "statement_version": "2.0", "channel": "portal"});
+    let consent = |granted: bool| json!({"purpose": "research", "granted": granted, "statement_version": "2.0", "channel": "portal", "evidence": {"method": "signed_form", "reference": "scan-1"}});
     let consents = format!("/v1/subjects/{}/consents", w.subject);
     assert_eq!(
         w.app

@@ -372,7 +372,7 @@ async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_
     app.post(
         &format!("/v1/subjects/{subject}/consents"),
         &admin,
-        json!({"purpose": "research", "granted": true, "statement_version": "2.0", "channel": "portal"}),
+        json!({"purpose": "research", "granted": true, "statement_version": "2.0", "channel": "portal", "evidence": {"method": "portal_session", "reference": "sess-1"}}),
     )
     .await;
     let v: Value = app
@@ -423,6 +423,10 @@ async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_
     assert_eq!(export["records"][0]["category"], "administrator");
     assert_eq!(export["records"][0]["fields"]["email"], "li.si@example.cn");
     assert_eq!(export["consents"][0]["purpose"], "research");
+    // The export shows how each consent was recorded, not the recorder's token id.
+    assert_eq!(export["consents"][0]["method"], "portal_session");
+    assert_eq!(export["consents"][0]["evidence_ref"], "sess-1");
+    assert!(export["consents"][0].get("recorded_by_token").is_none());
     assert!(export["audit"]
         .as_array()
         .unwrap()

@@ -178,7 +178,7 @@ async fn a_transfer_abroad_is_refused_without_consent_then_allowed_after_it_r18_
 
     let r = w
         .app
-        .post(&format!("/v1/subjects/{}/consents", w.subject), &w.admin, json!({"purpose": "cross_border", "granted": true, "statement_version": "2.0", "channel": "portal"}))
+        .post(&format!("/v1/subjects/{}/consents", w.subject), &w.admin, json!({"purpose": "cross_border", "granted": true, "statement_version": "2.0", "channel": "portal", "evidence": {"method": "signed_form", "reference": "scan-xb-1"}}))
         .await;
     assert_eq!(r.status(), 201);
     let r = transfer(&w.app, &w.service, body).await;
