@@ -75,7 +75,8 @@ fn policy_check_fails_with_file_line_and_key() {
 #[test]
 fn bad_usage_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
     for args in [
         vec!["token", "create", "--role", "superuser", "--data-dir", d],
         vec!["token", "create", "--role", "tenant_admin", "--data-dir", d],
@@ -157,13 +158,15 @@ fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
 #[test]
 fn token_create_prints_once_and_stores_only_a_hash() {
     let dir = tempfile::tempdir().unwrap();
+    // The data directory inside a scratch root: the master key goes beside it.
+    let data = dir.path().join("data");
     let out = tutela(&[
         "token",
         "create",
         "--role",
         "operator",
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
@@ -173,7 +176,7 @@ fn token_create_prints_once_and_stores_only_a_hash() {
     );
     let secret = token.rsplit('_').next().unwrap();
     assert!(
-        grep_dir(dir.path(), secret.as_bytes()).is_empty(),
+        grep_dir(&data, secret.as_bytes()).is_empty(),
         "the secret must not be stored"
     );
 }
@@ -202,6 +205,8 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 #[test]
 fn serve_demo_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // The data directory inside a scratch root: the master key goes beside it.
+    let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
@@ -210,7 +215,7 @@ fn serve_demo_answers_and_stops_on_sigterm() {
             "--log-format",
             "json",
             "--data-dir",
-            dir.path().to_str().unwrap(),
+            data.to_str().unwrap(),
             "--policy",
             POLICY,
         ])
@@ -281,7 +286,7 @@ fn serve_demo_answers_and_stops_on_sigterm() {
         "audit",
         "verify",
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data.to_str().unwrap(),
         "--policy",
         POLICY,
     ]);
@@ -298,12 +303,9 @@ fn serve_demo_answers_and_stops_on_sigterm() {
 #[test]
 fn audit_verify_without_a_signing_key_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tutela(&[
-        "audit",
-        "verify",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    // The data directory inside a scratch root: the master key goes beside it.
+    let data = dir.path().join("data");
+    let out = tutela(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no audit signing key"),
@@ -342,7 +344,14 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     const PHONE: &str = "13912347731";
     const ADDRESS: &str = "Wolonggang Plantedroad 77";
     const CARD: &str = "6222020200112233446"; // Luhn-valid 19-digit UnionPay-style number
+                                              // An individual tenant's display name is a person's name (issue 14).
+    const TENANT_NAME: &str = "Plantedtenant Sunshangxiang";
+    // Free text of a request: the requester's details and the officer's refusal.
+    const DETAILS: &str = "complaint about Plantedclerk Luxun at the Jingzhou office";
+    const REFUSAL: &str = "Plantedrefusal: the log reveals Huangyueying's trade secrets";
     let dir = tempfile::tempdir().unwrap();
+    // The data directory inside a scratch root: the master key goes beside it.
+    let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
@@ -353,7 +362,7 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
             "--policy",
             POLICY,
         ])
-        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
         .env("TUTELA_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "debug")
         .env_remove("TUTELA_DATABASE_URL")
@@ -449,10 +458,77 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     );
     assert_eq!(status, 422);
 
-    let planted = [NAME, EMAIL, PHONE, ADDRESS, CARD];
+    // A tenant named after a person, created by the operator; its name comes back.
+    let operator = field("operator", 1);
+    let officer = field("privacy_officer", 1);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tenants",
+        &operator,
+        Some(&format!(
+            r#"{{"name":"{TENANT_NAME}","kind":"individual"}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let individual: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let individual = individual["id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        port,
+        "GET",
+        &format!("/v1/tenants/{individual}"),
+        &operator,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(TENANT_NAME), "{body}");
+    // A complaint with details, refused with a response text.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/requests",
+        &admin,
+        Some(&format!(
+            r#"{{"subject":"{subject}","type":"complaint","details":"{DETAILS}"}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let request = request["id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/requests/{request}/verify"),
+        &officer,
+        Some(r#"{"method":"callback","evidence":"call-1"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/requests/{request}/refuse"),
+        &officer,
+        Some(&format!(
+            r#"{{"ground":"trade_secret","response":"{REFUSAL}"}}"#
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(REFUSAL) && body.contains(DETAILS), "{body}");
+
+    let planted = [
+        NAME,
+        EMAIL,
+        PHONE,
+        ADDRESS,
+        CARD,
+        TENANT_NAME,
+        "Plantedclerk",
+        "Plantedrefusal",
+    ];
     let check_dir = |when: &str| {
         for value in planted {
             for needle in [value.to_owned(), value.to_lowercase()] {
+                // The data directory and the key directory beside it.
                 let hits = grep_dir(dir.path(), needle.as_bytes());
                 assert!(
                     hits.is_empty(),

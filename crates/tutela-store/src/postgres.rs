@@ -86,6 +86,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii tokens: sealed originals of format-preserving tokens",
         include_str!("../migrations/postgres/0016_pii_tokens.sql"),
     ),
+    (
+        19,
+        "hardening: single-use export links, sealed tenant names and waiver reasons",
+        include_str!("../migrations/postgres/0019_hardening.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

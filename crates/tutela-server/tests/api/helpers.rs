@@ -18,6 +18,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
+    /// The master key's directory, apart from the data (as in production).
+    pub key_dir: Arc<tempfile::TempDir>,
     config: Config,
     pg_db: Option<PgDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -104,6 +106,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server after `tweak` adjusts the configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
+    let key_dir = Arc::new(tempfile::tempdir().unwrap());
     let pg_db = if backend_is_postgres() {
         Some(fresh_pg_database().await)
     } else {
@@ -119,14 +122,23 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    config.crypto.key_file = Some(key_dir.path().join("master.key"));
     tweak(&mut config);
-    start(config, Arc::new(ManualClock::new(T0)), data_dir, pg_db).await
+    start(
+        config,
+        Arc::new(ManualClock::new(T0)),
+        data_dir,
+        key_dir,
+        pg_db,
+    )
+    .await
 }
 
 async fn start(
     config: Config,
     clock: Arc<ManualClock>,
     data_dir: tempfile::TempDir,
+    key_dir: Arc<tempfile::TempDir>,
     pg_db: Option<PgDatabase>,
 ) -> TestApp {
     // reqwest's rustls backend uses the process-wide provider (ring), as the server does.
@@ -146,6 +158,7 @@ async fn start(
         clock,
         state,
         data_dir,
+        key_dir,
         config,
         pg_db,
         shutdown: Some(tx),
@@ -255,7 +268,7 @@ impl TestApp {
         let (config, clock) = (self.config.clone(), self.clock.clone());
         let pg_db = self.pg_db.take();
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
-        start(config, clock, data_dir, pg_db).await
+        start(config, clock, data_dir, self.key_dir.clone(), pg_db).await
     }
 
     /// Polls `check` (real time, every 20 ms, up to 20 s) until it returns `Some`:

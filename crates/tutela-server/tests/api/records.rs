@@ -347,7 +347,7 @@ async fn every_decision_is_audited_without_values_r29() {
     w.app.stop().await;
 }
 
-fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -424,7 +424,14 @@ async fn a_bad_cipher_setting_stops_startup() {
 async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
     let w = world().await;
     w.put(&w.admin, "administrator", admin_fields()).await;
-    let key_file = w.app.state.config.effective_key_file();
+    let key_file = w
+        .app
+        .state
+        .config
+        .master_key_location()
+        .unwrap()
+        .path()
+        .to_owned();
     let report = tutela_server::vault::rotate_master(
         &w.app.state.store,
         &key_file,
