@@ -603,15 +603,15 @@ async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resu
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "warn");
     let options = tutela_server::audit::VerifyOptions::from_config(&config, clock.now())?;
-    let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
-        .await
-        .context("opening the database")?;
     let key_path = config.effective_audit_key_file();
     anyhow::ensure!(
         key_path.exists(),
         "no audit signing key at {}; nothing was ever sealed here",
         key_path.display()
     );
+    let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
+        .await
+        .context("opening the database")?;
     let signer = tutela_server::audit::load_signer(&key_path)?;
     let alg = tutela_audit::HashAlg::parse(&config.audit.hash).with_context(|| {
         format!(
@@ -663,7 +663,12 @@ async fn keys_rotate(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resul
                 config.crypto.cipher
             ))
         })?;
-    let key_file = config.effective_key_file();
+    // The same rule as `serve` (`Config::master_key_location`).
+    let key_file = config
+        .master_key_location()
+        .map_err(|e| UsageError(e.to_string()))?
+        .path()
+        .to_owned();
     anyhow::ensure!(
         key_file.exists(),
         "no master key file at {}; nothing to rotate",

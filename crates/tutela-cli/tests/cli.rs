@@ -75,7 +75,8 @@ fn policy_check_fails_with_file_line_and_key() {
 #[test]
 fn bad_usage_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    // The default audit witness goes beside the data directory: keep both in `dir`.
+    // The data directory inside a scratch root: the master key and the audit witness go
+    // beside it.
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
     for args in [
@@ -159,7 +160,8 @@ fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
 #[test]
 fn token_create_prints_once_and_stores_only_a_hash() {
     let dir = tempfile::tempdir().unwrap();
-    // The default audit witness goes beside the data directory: keep both in `dir`.
+    // The data directory inside a scratch root: the master key and the audit witness go
+    // beside it.
     let data = dir.path().join("data");
     let out = tutela(&[
         "token",
@@ -177,7 +179,7 @@ fn token_create_prints_once_and_stores_only_a_hash() {
     );
     let secret = token.rsplit('_').next().unwrap();
     assert!(
-        grep_dir(dir.path(), secret.as_bytes()).is_empty(),
+        grep_dir(&data, secret.as_bytes()).is_empty(),
         "the secret must not be stored"
     );
 }
@@ -206,7 +208,8 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 #[test]
 fn serve_demo_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    // The default audit witness goes beside the data directory: keep both in `dir`.
+    // The data directory inside a scratch root: the master key and the audit witness go
+    // beside it.
     let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
@@ -317,12 +320,9 @@ fn serve_demo_answers_and_stops_on_sigterm() {
 #[test]
 fn audit_verify_without_a_signing_key_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tutela(&[
-        "audit",
-        "verify",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    // The data directory inside a scratch root: the master key goes beside it.
+    let data = dir.path().join("data");
+    let out = tutela(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no audit signing key"),
@@ -361,8 +361,14 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     const PHONE: &str = "13912347731";
     const ADDRESS: &str = "Wolonggang Plantedroad 77";
     const CARD: &str = "6222020200112233446"; // Luhn-valid 19-digit UnionPay-style number
+                                              // An individual tenant's display name is a person's name (issue 14).
+    const TENANT_NAME: &str = "Plantedtenant Sunshangxiang";
+    // Free text of a request: the requester's details and the officer's refusal.
+    const DETAILS: &str = "complaint about Plantedclerk Luxun at the Jingzhou office";
+    const REFUSAL: &str = "Plantedrefusal: the log reveals Huangyueying's trade secrets";
     let dir = tempfile::tempdir().unwrap();
-    // The default audit witness goes beside the data directory: keep both in `dir`.
+    // The data directory inside a scratch root: the master key and the audit witness go
+    // beside it.
     let data = dir.path().join("data");
     let port = free_port();
     let mut child = Command::new(BIN)
@@ -470,10 +476,77 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     );
     assert_eq!(status, 422);
 
-    let planted = [NAME, EMAIL, PHONE, ADDRESS, CARD];
+    // A tenant named after a person, created by the operator; its name comes back.
+    let operator = field("operator", 1);
+    let officer = field("privacy_officer", 1);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tenants",
+        &operator,
+        Some(&format!(
+            r#"{{"name":"{TENANT_NAME}","kind":"individual"}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let individual: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let individual = individual["id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        port,
+        "GET",
+        &format!("/v1/tenants/{individual}"),
+        &operator,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(TENANT_NAME), "{body}");
+    // A complaint with details, refused with a response text.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/requests",
+        &admin,
+        Some(&format!(
+            r#"{{"subject":"{subject}","type":"complaint","details":"{DETAILS}"}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let request = request["id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/requests/{request}/verify"),
+        &officer,
+        Some(r#"{"method":"callback","evidence":"call-1"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/requests/{request}/refuse"),
+        &officer,
+        Some(&format!(
+            r#"{{"ground":"trade_secret","response":"{REFUSAL}"}}"#
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(REFUSAL) && body.contains(DETAILS), "{body}");
+
+    let planted = [
+        NAME,
+        EMAIL,
+        PHONE,
+        ADDRESS,
+        CARD,
+        TENANT_NAME,
+        "Plantedclerk",
+        "Plantedrefusal",
+    ];
     let check_dir = |when: &str| {
         for value in planted {
             for needle in [value.to_owned(), value.to_lowercase()] {
+                // The data directory and the key directory beside it.
                 let hits = grep_dir(dir.path(), needle.as_bytes());
                 assert!(
                     hits.is_empty(),

@@ -9,6 +9,7 @@
 //! (R33). The answer is due 30 days after receipt (the policy's limit); one extension,
 //! with a reason, is possible.
 
+use crate::tenant::SubjectKind;
 use time::{Duration, OffsetDateTime};
 
 closed_vocab!(
@@ -130,21 +131,27 @@ pub enum RequestError {
     BadExtension,
 }
 
+/// Whether a request about a subject of `kind` goes to the tenant first (R26).
+///
+/// Only an end user's request does: the tenant is the controller of its end users' data
+/// and must instruct before any substantive answer. An administrator's or a contact's
+/// own request is about data the operator controls (the customer relationship), so the
+/// operator answers it directly. A request the tenant's own administrator files for one
+/// of its end users carries the tenant's instruction already (`filed_by_tenant`).
+pub fn routed_to_tenant(kind: SubjectKind, filed_by_tenant: bool) -> bool {
+    kind == SubjectKind::EndUser && !filed_by_tenant
+}
+
 /// The longest single extension.
 pub const MAX_EXTENSION_DAYS: u32 = 30;
 
 impl RequestLife {
-    /// A new request: end users' wait for their tenant (R26); due `answer_days` after
-    /// receipt (R35).
-    pub fn file(
-        kind: RequestType,
-        by_end_user: bool,
-        now: OffsetDateTime,
-        answer_days: u32,
-    ) -> Self {
+    /// A new request: one routed to the tenant ([`routed_to_tenant`]) waits for its
+    /// instruction (R26); due `answer_days` after receipt (R35).
+    pub fn file(kind: RequestType, to_tenant: bool, now: OffsetDateTime, answer_days: u32) -> Self {
         Self {
             kind,
-            status: if by_end_user {
+            status: if to_tenant {
                 RequestStatus::AwaitingController
             } else {
                 RequestStatus::Received
@@ -265,6 +272,20 @@ mod tests {
         );
         let r = r.apply(RequestEvent::Instruct, T0).unwrap();
         assert_eq!(r.status, RequestStatus::Received);
+    }
+
+    #[test]
+    fn only_end_users_requests_are_routed_to_the_tenant_r26() {
+        assert!(routed_to_tenant(SubjectKind::EndUser, false));
+        assert!(
+            !routed_to_tenant(SubjectKind::EndUser, true),
+            "the tenant's own filing is its instruction"
+        );
+        for kind in [SubjectKind::Administrator, SubjectKind::Contact] {
+            for by_tenant in [false, true] {
+                assert!(!routed_to_tenant(kind, by_tenant), "{kind}");
+            }
+        }
     }
 
     #[test]

@@ -224,6 +224,19 @@ pub fn one_time_code_digest(master: &Key, context: &str, code: &str) -> [u8; 32]
     out
 }
 
+/// The tag that signs a website visitor's id (R16): HMAC-SHA256 under a key derived from
+/// the master key (fixed label), truncated to 128 bits. The server issues ids, so a
+/// browser cannot pick (or guess) another visitor's id to append choices to its history.
+pub fn visitor_id_tag(master: &Key, signed_text: &str) -> [u8; 16] {
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.as_bytes());
+    let derived = ring::hmac::sign(&k, b"tutela-visitor-id-key-v1");
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref());
+    let tag = ring::hmac::sign(&k, signed_text.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(tag.as_ref().get(..16).unwrap_or(&[0u8; 16]));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

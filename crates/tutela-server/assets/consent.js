@@ -9,6 +9,9 @@
  *   third-party site analytics) and fraud prevention are off until the visitor chooses.
  * - The choice is recorded at tutela (POST /v1/cookie-consents, with the statement
  *   version) and kept in one strictly necessary cookie, `tutela_consent`.
+ * - The visitor id is issued and signed by tutela (POST /v1/cookie-consents/visitors)
+ *   the first time a choice is made, and kept in that cookie; tutela refuses choices
+ *   under ids it did not issue, so nobody can write to another visitor's history.
  * - The analytics script named by data-analytics-src is loaded only after consent to
  *   analytics; refused, it is never requested, so it can set no cookie.
  * - window.tutelaConsent.open() shows the banner again to change the choice.
@@ -60,12 +63,28 @@
     return null;
   }
 
-  function newVisitorId() {
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return "vis_" + Array.prototype.map.call(bytes, function (b) {
-      return ("0" + b.toString(16)).slice(-2);
-    }).join("");
+  // An id issued by tutela: vis_<32 hex>.<key id>.<32 hex tag>.
+  var SIGNED_ID = /^vis_[0-9a-f]{32}\.[0-9]+\.[0-9a-f]{32}$/;
+
+  function visitorId(current) {
+    if (current && SIGNED_ID.test(current.visitor)) {
+      return Promise.resolve(current.visitor);
+    }
+    // No body: a "simple" cross-origin request, no preflight.
+    return fetch(api + "/v1/cookie-consents/visitors", {
+      method: "POST",
+      mode: "cors",
+      credentials: "omit"
+    }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (v) {
+      return v && typeof v.visitor_id === "string" && SIGNED_ID.test(v.visitor_id) ? v.visitor_id : null;
+    }).catch(function () { return null; });
+  }
+
+  function store(visitor, choice) {
+    var value = ["v1", visitor, flagsOf(choice), STATEMENT_VERSION].join("|");
+    document.cookie = COOKIE + "=" + encodeURIComponent(value) + "; path=/; max-age=31536000; SameSite=Lax";
   }
 
   function flagsOf(choice) {
@@ -112,12 +131,18 @@
 
   function decide(choice) {
     var current = readCookie();
-    var visitor = current ? current.visitor : newVisitorId();
-    var value = ["v1", visitor, flagsOf(choice), STATEMENT_VERSION].join("|");
-    document.cookie = COOKIE + "=" + encodeURIComponent(value) + "; path=/; max-age=31536000; SameSite=Lax";
+    // The choice applies at once, locally; the id (issued by tutela when there is none
+    // yet) and the record at tutela follow.
+    store(current ? current.visitor : "", choice);
     close();
     apply(choice);
-    return record(visitor, choice);
+    return visitorId(current).then(function (visitor) {
+      if (!visitor) {
+        return null; /* tutela unreachable: the local choice stands; sent again on change */
+      }
+      store(visitor, choice);
+      return record(visitor, choice);
+    });
   }
 
   var banner = null;

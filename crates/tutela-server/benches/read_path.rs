@@ -23,7 +23,7 @@ use tutela_server::state::AppState;
 use tutela_server::Config;
 use tutela_store::consents::ConsentEntry;
 use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
+use tutela_store::tenants::{StoredName, Tenant};
 use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord};
 
 struct Fixture {
@@ -46,7 +46,7 @@ async fn fixture() -> Fixture {
     let now = state.clock.now();
     let tenant = Tenant {
         id: tutela_server::ids::tenant(),
-        name: TenantName::parse("Bench Co").unwrap(),
+        name: StoredName::Clear(TenantName::parse("Bench Co").unwrap()),
         kind: TenantKind::Enterprise,
         state: TenantState::Active,
         created_at: now,
@@ -54,7 +54,11 @@ async fn fixture() -> Fixture {
         trial_ends_at: None,
         closed_at: None,
     };
-    state.store.insert_tenant(&tenant, None).await.unwrap();
+    let tenant = state
+        .vault
+        .insert_tenant(&state.store, tenant, None)
+        .await
+        .unwrap();
     let subject = Subject {
         id: tutela_server::ids::subject(),
         tenant: tenant.id.clone(),

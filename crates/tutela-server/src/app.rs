@@ -65,6 +65,48 @@ pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves the master key file (`Config::master_key_location`, the one rule every
+/// command follows), prepares its directory and says at start-up where the key is.
+/// A configured file inside the data directory is refused here, before anything opens.
+pub fn master_key_file(config: &Config) -> anyhow::Result<PathBuf> {
+    use crate::config::MasterKeyLocation;
+    let location = config.master_key_location()?;
+    let path = location.path().to_owned();
+    match &location {
+        MasterKeyLocation::Legacy { path, move_to } => {
+            tracing::warn!(
+                key_file = %path.display(),
+                "THE MASTER KEY IS INSIDE THE DATA DIRECTORY (an older layout): every backup of                  the data directory carries the key that decrypts it. Move it: stop tutela, run                  `mkdir -p -m 700 {dir} && mv {from} {to}`, then start again (or set                  crypto.key_file to where you keep it)",
+                dir = move_to.parent().unwrap_or(Path::new("/")).display(),
+                from = path.display(),
+                to = move_to.display(),
+            );
+        }
+        MasterKeyLocation::Default(p) | MasterKeyLocation::Configured(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if matches!(location, MasterKeyLocation::Default(_)) {
+                    // tutela's own key directory: owner only.
+                    ensure_data_dir(dir)?;
+                } else if !dir.exists() {
+                    ensure_data_dir(dir)?;
+                }
+            }
+            if p.exists() {
+                tracing::info!(
+                    key_file = %p.display(),
+                    "master key file in use; back it up separately from the data directory"
+                );
+            } else {
+                tracing::warn!(
+                    key_file = %p.display(),
+                    "creating a new master key outside the data directory; BACK IT UP SEPARATELY                      from the data: without it the data cannot be decrypted, and a backup that                      holds both protects nothing"
+                );
+            }
+        }
+    }
+    Ok(path)
+}
+
 /// Loads the policy and opens (and migrates) the store named by `config`.
 pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let (policy, source) = load_policy(config.policy.as_deref())?;
@@ -87,11 +129,22 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
                 config.crypto.cipher
             )
         })?;
-    let vault = crate::vault::Vault::open_local(&config.effective_key_file(), cipher)?;
+    let vault = crate::vault::Vault::open_local(&master_key_file(&config)?, cipher)?;
     let store = Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;
     tracing::info!(backend = store.backend().as_str(), "database ready");
+    // Tenant names written in clear by an older version are sealed once, here (R29).
+    let resealed = vault
+        .reseal_legacy_tenant_names(&store)
+        .await
+        .context("sealing tenant names stored in clear")?;
+    if resealed > 0 {
+        tracing::info!(
+            tenants = resealed,
+            "sealed tenant names an older version stored in clear"
+        );
+    }
     let audit = crate::audit::AuditLog::open(
         &store,
         &config.effective_audit_key_file(),

@@ -50,3 +50,21 @@ impl FromRequestParts<AppState> for Authenticated {
         Ok(Authenticated(actor))
     }
 }
+
+/// The caller of a route that works without sign-in but checks a token when one is
+/// presented (download links): `None` without an `Authorization` header; a header with
+/// a bad, unknown or revoked token is still 401.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthenticated(pub Option<Actor>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(MaybeAuthenticated(None));
+        }
+        let Authenticated(actor) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthenticated(Some(actor)))
+    }
+}

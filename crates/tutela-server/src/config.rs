@@ -30,9 +30,16 @@ pub struct TlsConfig {
 pub struct CryptoConfig {
     /// `aes-256-gcm` (default) or `sm4-gcm`.
     pub cipher: String,
-    /// The local master key file; default `<data_dir>/master.key`. Keep it out of
-    /// database backups.
+    /// The local master key file. Default: outside the data directory, at
+    /// `<parent of data_dir>/tutela-keys/<data_dir name>.master.key` (the directory
+    /// 0700, the file 0600), so a backup of the data directory does not carry the key
+    /// that decrypts it; back the key up separately. A path inside the data directory is
+    /// refused unless `allow_key_in_data_dir` is set. An existing
+    /// `<data_dir>/master.key` of an older install is still used, with a warning.
     pub key_file: Option<PathBuf>,
+    /// Accept a configured `key_file` inside the data directory (legacy layouts only:
+    /// every backup of the data then carries the key).
+    pub allow_key_in_data_dir: bool,
     /// The Ed25519 key that signs audit tree heads; default `<data_dir>/audit-signing.key`.
     pub audit_key_file: Option<PathBuf>,
 }
@@ -42,6 +49,7 @@ impl Default for CryptoConfig {
         Self {
             cipher: "aes-256-gcm".to_owned(),
             key_file: None,
+            allow_key_in_data_dir: false,
             audit_key_file: None,
         }
     }
@@ -77,6 +85,9 @@ pub struct LinksConfig {
     pub base_url: Option<String>,
     /// How long an unsubscribe link stays valid.
     pub unsubscribe_valid_days: u32,
+    /// How long an access-export download link stays valid (R33). Links are single
+    /// use whatever this says.
+    pub export_valid_minutes: u32,
 }
 
 impl Default for LinksConfig {
@@ -84,6 +95,7 @@ impl Default for LinksConfig {
         Self {
             base_url: None,
             unsubscribe_valid_days: 60,
+            export_valid_minutes: 15,
         }
     }
 }
@@ -386,12 +398,41 @@ impl Config {
             .to_owned()
     }
 
-    /// The master key file in effect.
-    pub fn effective_key_file(&self) -> PathBuf {
-        self.crypto
-            .key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    /// The master key file in effect: the one rule `serve`, `serve --demo`,
+    /// `token create`, `retention run` and `keys rotate` all follow (see
+    /// [`MasterKeyLocation`]). Refuses a configured file inside the data directory unless
+    /// `crypto.allow_key_in_data_dir` is set.
+    pub fn master_key_location(&self) -> Result<MasterKeyLocation, KeyLocationError> {
+        if let Some(path) = &self.crypto.key_file {
+            if !self.crypto.allow_key_in_data_dir && is_within(path, &self.data_dir) {
+                return Err(KeyLocationError::InsideDataDir {
+                    key_file: path.clone(),
+                    data_dir: self.data_dir.clone(),
+                    default: self.default_key_file(),
+                });
+            }
+            return Ok(MasterKeyLocation::Configured(path.clone()));
+        }
+        let legacy = self.data_dir.join(LEGACY_KEY_FILE);
+        if legacy.exists() {
+            return Ok(MasterKeyLocation::Legacy {
+                path: legacy,
+                move_to: self.default_key_file(),
+            });
+        }
+        Ok(MasterKeyLocation::Default(self.default_key_file()))
+    }
+
+    /// `<parent of data_dir>/tutela-keys/<data_dir name>.master.key`.
+    pub fn default_key_file(&self) -> PathBuf {
+        let data = normalized(&self.data_dir);
+        let name = data
+            .file_name()
+            .map_or_else(|| "tutela".into(), |n| n.to_string_lossy().into_owned());
+        data.parent()
+            .unwrap_or_else(|| Path::new("/"))
+            .join(KEY_DIR)
+            .join(format!("{name}.master.key"))
     }
 
     /// The audit head signing key file in effect.
@@ -411,9 +452,168 @@ impl Config {
     }
 }
 
+/// Where older versions kept the master key, inside the data directory.
+pub const LEGACY_KEY_FILE: &str = "master.key";
+/// The directory beside the data directory that holds master keys by default.
+pub const KEY_DIR: &str = "tutela-keys";
+
+/// Where the local master key is, and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeyLocation {
+    /// `crypto.key_file` as configured.
+    Configured(PathBuf),
+    /// The default, outside the data directory.
+    Default(PathBuf),
+    /// `<data_dir>/master.key` of an older install: still used so an upgrade loses no
+    /// data, but every backup of the data directory carries it; `move_to` is where it
+    /// belongs.
+    Legacy { path: PathBuf, move_to: PathBuf },
+}
+
+impl MasterKeyLocation {
+    pub fn path(&self) -> &Path {
+        match self {
+            MasterKeyLocation::Configured(p)
+            | MasterKeyLocation::Default(p)
+            | MasterKeyLocation::Legacy { path: p, .. } => p,
+        }
+    }
+}
+
+/// Why the master key's location is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLocationError {
+    #[error(
+        "crypto.key_file {key_file} is inside the data directory {data_dir}: every backup of \
+         the data would carry the key that decrypts it. Keep the key outside (the default is \
+         {default}), or set crypto.allow_key_in_data_dir = true for a legacy layout"
+    )]
+    InsideDataDir {
+        key_file: PathBuf,
+        data_dir: PathBuf,
+        default: PathBuf,
+    },
+}
+
+/// An absolute form of `p` with `.` and `..` resolved (through symbolic links where the
+/// path exists, lexically beyond), for comparing locations.
+fn normalized(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    // Canonicalize the longest existing ancestor, then append the rest.
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(std::ffi::OsStr::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_owned();
+            }
+            _ => break,
+        }
+    }
+    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        out.push(name);
+    }
+    let mut clean = PathBuf::new();
+    for c in out.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+/// Whether `path` is `dir` or lies inside it.
+fn is_within(path: &Path, dir: &Path) -> bool {
+    normalized(path).starts_with(normalized(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_master_key_defaults_outside_the_data_directory_r29() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let c = Config {
+            data_dir: data.clone(),
+            ..Config::default()
+        };
+        let expected = normalized(root.path()).join("tutela-keys/data.master.key");
+        assert_eq!(
+            c.master_key_location().unwrap(),
+            MasterKeyLocation::Default(expected.clone())
+        );
+        // Inside the data directory, however spelled: refused without the opt-in.
+        for inside in [
+            data.join("master.key"),
+            data.join("keys/../keys/k"),
+            root.path().join("x/../data/k"),
+        ] {
+            let c = Config {
+                data_dir: data.clone(),
+                crypto: CryptoConfig {
+                    key_file: Some(inside.clone()),
+                    ..CryptoConfig::default()
+                },
+                ..Config::default()
+            };
+            let err = c.master_key_location().unwrap_err().to_string();
+            assert!(
+                err.contains("inside the data directory"),
+                "{inside:?}: {err}"
+            );
+            let c = Config {
+                crypto: CryptoConfig {
+                    allow_key_in_data_dir: true,
+                    ..c.crypto
+                },
+                ..c
+            };
+            assert_eq!(
+                c.master_key_location().unwrap(),
+                MasterKeyLocation::Configured(inside)
+            );
+        }
+        // A sibling whose name only starts like the data directory is outside.
+        let beside = root.path().join("data-keys/master.key");
+        let c = Config {
+            data_dir: data.clone(),
+            crypto: CryptoConfig {
+                key_file: Some(beside.clone()),
+                ..CryptoConfig::default()
+            },
+            ..Config::default()
+        };
+        assert_eq!(
+            c.master_key_location().unwrap(),
+            MasterKeyLocation::Configured(beside)
+        );
+        // An older install's key in the data directory is still found.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("master.key"), "1 00\n").unwrap();
+        let c = Config {
+            data_dir: data.clone(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.master_key_location().unwrap(),
+            MasterKeyLocation::Legacy {
+                path: data.join("master.key"),
+                move_to: expected
+            }
+        );
+    }
 
     #[test]
     fn debug_redacts_database_password() {

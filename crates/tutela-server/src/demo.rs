@@ -8,7 +8,7 @@ use tutela_core::actor::DataScope;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
+use tutela_store::tenants::{StoredName, Tenant};
 
 const DEMO_KEY: &str = "demo";
 
@@ -30,8 +30,10 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<DemoReport> {
         None => {
             let t = Tenant {
                 id: crate::ids::tenant(),
-                name: TenantName::parse("示例科技有限公司 Demo Tech Co., Ltd.")
-                    .context("demo tenant name")?,
+                name: StoredName::Clear(
+                    TenantName::parse("示例科技有限公司 Demo Tech Co., Ltd.")
+                        .context("demo tenant name")?,
+                ),
                 kind: TenantKind::Enterprise,
                 state: TenantState::Active,
                 created_at: now,
@@ -39,7 +41,10 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<DemoReport> {
                 trial_ends_at: None,
                 closed_at: None,
             };
-            state.store.insert_tenant(&t, Some(DEMO_KEY)).await?;
+            let t = state
+                .vault
+                .insert_tenant(&state.store, t, Some(DEMO_KEY))
+                .await?;
             let today = now.date();
             let adult_birth =
                 tenant::parse_birth_date("1990-05-17", today).context("demo birth date")?;

@@ -189,7 +189,7 @@ async fn attempt(
         next_attempt_at: after.next_attempt_at,
         last_error: error,
         acked_at: (status == DeliveryStatus::Acknowledged).then_some(now),
-        waived_reason: None,
+        waived_reason_sealed: None,
         at: now,
     };
     let audit = delivery_audit(

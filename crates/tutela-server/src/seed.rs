@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
+use tutela_store::tenants::{StoredName, Tenant};
 use tutela_store::vault::{AuditEntry, SealedRecord};
 
 /// Subjects per import transaction.
@@ -34,7 +34,7 @@ pub async fn tenant_with_subjects(
     let now = state.clock.now();
     let tenant = Tenant {
         id: crate::ids::tenant(),
-        name: TenantName::parse("Seeded Co")?,
+        name: StoredName::Clear(TenantName::parse("Seeded Co")?),
         kind: TenantKind::Enterprise,
         state: spec.state,
         created_at: now,
@@ -42,7 +42,10 @@ pub async fn tenant_with_subjects(
         trial_ends_at: None,
         closed_at: spec.closed_at,
     };
-    state.store.insert_tenant(&tenant, None).await?;
+    let tenant = state
+        .vault
+        .insert_tenant(&state.store, tenant, None)
+        .await?;
     let mut ids = Vec::with_capacity(spec.subjects);
     let mut left = spec.subjects;
     while left > 0 {

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tutela_core::lookup::{self, LookupKind};
+use tutela_core::tenant::TenantName;
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_crypto::envelope::{self, Cipher, Key};
 use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
 use tutela_crypto::link::{LinkError, LinkKey};
 use tutela_crypto::webhook::WebhookSecret;
 use tutela_store::sharing::SealedSecret;
+use tutela_store::tenants::{StoredName, Tenant};
 use tutela_store::Store;
 
 /// Field-level encryption for records.
@@ -28,18 +30,13 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Opens the local master-key file (creating it, 0600, with a warning, on first run).
+    /// Opens the local master-key file (creating it, 0600, on first run). Where it is
+    /// comes from `app::master_key_file`, which also prepares its directory.
     pub fn open_local(key_file: &Path, cipher: Cipher) -> anyhow::Result<Self> {
-        if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::app::ensure_data_dir(dir)?;
-        }
-        let (file, created) =
-            LocalKeyFile::open_or_create(key_file).context("opening the master key file")?;
+        let (file, created) = LocalKeyFile::open_or_create(key_file)
+            .with_context(|| format!("opening the master key file {}", key_file.display()))?;
         if created {
-            tracing::warn!(
-                path = %key_file.display(),
-                "created a new local master key; keep it apart from database backups, or configure an external KMS"
-            );
+            tracing::info!(path = %key_file.display(), "created a new local master key");
         }
         Ok(Self {
             cipher,
@@ -63,6 +60,104 @@ impl Vault {
             .keys
             .master_by_id(u32::try_from(id).context("master key id out of range")?)?;
         Ok(envelope::unwrap_key(&master, &aad, &wrapped)?)
+    }
+
+    /// Inserts a new tenant. A name given in clear is sealed under a fresh tenant key
+    /// (scope `name`), and the key row is inserted in the same transaction as the tenant
+    /// row, so no tenant name is ever written in clear (R29). Returns the stored tenant.
+    pub async fn insert_tenant(
+        &self,
+        store: &Store,
+        mut tenant: Tenant,
+        demo_key: Option<&str>,
+    ) -> anyhow::Result<Tenant> {
+        let StoredName::Clear(name) = &tenant.name else {
+            store.insert_tenant(&tenant, demo_key, None).await?;
+            return Ok(tenant);
+        };
+        let (master_id, master) = self.keys.master()?;
+        let (tk, wrapped) = keys::new_wrapped_key(
+            self.cipher,
+            &master,
+            &keys::tenant_key_aad(tenant.id.as_str()),
+        )?;
+        let sealed = self.seal_tenant_text_with(&tk, &tenant.id, TENANT_NAME, name.as_str())?;
+        tenant.name = StoredName::Sealed(sealed);
+        store
+            .insert_tenant(&tenant, demo_key, Some((i64::from(master_id), &wrapped)))
+            .await?;
+        Ok(tenant)
+    }
+
+    /// A tenant's display name, opened (legacy clear rows as they are).
+    pub async fn tenant_name(&self, store: &Store, tenant: &Tenant) -> anyhow::Result<TenantName> {
+        match &tenant.name {
+            StoredName::Clear(n) => Ok(n.clone()),
+            StoredName::Sealed(sealed) => {
+                let text = self
+                    .open_tenant_text(store, &tenant.id, TENANT_NAME, sealed)
+                    .await?;
+                Ok(TenantName::parse(&text)?)
+            }
+        }
+    }
+
+    /// Seals every tenant name still stored in clear (rows written before schema 19)
+    /// under its tenant key; run once at start-up. Returns how many it sealed.
+    pub async fn reseal_legacy_tenant_names(&self, store: &Store) -> anyhow::Result<usize> {
+        let mut sealed = 0;
+        for (tenant, name) in store.tenants_with_clear_names().await? {
+            let blob = self
+                .seal_tenant_text(store, &tenant, TENANT_NAME, name.as_str())
+                .await?;
+            if store.seal_tenant_name(&tenant, &blob).await? {
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Seals free text that belongs to a tenant rather than to one subject (its display
+    /// name, an officer's waiver reason, a support grant's reason) under the tenant key,
+    /// bound to `scope`.
+    pub async fn seal_tenant_text(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        scope: &str,
+        text: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let tk = self.tenant_key(store, tenant).await?;
+        self.seal_tenant_text_with(&tk, tenant, scope, text)
+    }
+
+    fn seal_tenant_text_with(
+        &self,
+        tk: &Key,
+        tenant: &TenantId,
+        scope: &str,
+        text: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        Ok(envelope::seal(
+            self.cipher,
+            tk,
+            &tenant_text_aad(tenant, scope),
+            text.as_bytes(),
+        )?)
+    }
+
+    /// Opens what [`Vault::seal_tenant_text`] sealed.
+    pub async fn open_tenant_text(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        scope: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<String> {
+        let tk = self.tenant_key(store, tenant).await?;
+        let plain = envelope::open(&tk, &tenant_text_aad(tenant, scope), sealed)
+            .context("opening sealed tenant text")?;
+        Ok(String::from_utf8(plain)?)
     }
 
     /// The subject's data key; created when `create` and missing. `None` when absent
@@ -113,43 +208,6 @@ impl Vault {
     pub async fn pii_hash_key(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<[u8; 32]> {
         let index_key = keys::index_key_of(&self.tenant_key(store, tenant).await?);
         Ok(keys::blind_index(&index_key, "pii-hash-key", "v1"))
-    }
-
-    /// Seals free text about a tenant's case (a grant's reason, issue 14; R29) under the
-    /// tenant's key, bound to `scope` (e.g. `grant-reason:<id>`), so it moves nowhere
-    /// else and goes when the tenant's key does.
-    pub async fn seal_tenant_text(
-        &self,
-        store: &Store,
-        tenant: &TenantId,
-        scope: &str,
-        text: &str,
-    ) -> anyhow::Result<Vec<u8>> {
-        let key = self.tenant_key(store, tenant).await?;
-        let aad = format!("tutela:tenant-text:{tenant}:{scope}");
-        Ok(envelope::seal(
-            self.cipher,
-            &key,
-            aad.as_bytes(),
-            text.as_bytes(),
-        )?)
-    }
-
-    /// Opens what [`Vault::seal_tenant_text`] sealed.
-    pub async fn open_tenant_text(
-        &self,
-        store: &Store,
-        tenant: &TenantId,
-        scope: &str,
-        sealed: &[u8],
-    ) -> anyhow::Result<String> {
-        let key = self.tenant_key(store, tenant).await?;
-        let aad = format!("tutela:tenant-text:{tenant}:{scope}");
-        Ok(String::from_utf8(envelope::open(
-            &key,
-            aad.as_bytes(),
-            sealed,
-        )?)?)
     }
 
     /// Keys for PII tokens of a tenant (R13): the token key (format-preserving tokens),
@@ -278,6 +336,44 @@ impl Vault {
         Ok(LinkKey::derive(&master)
             .verify(purpose, token, now)
             .map(|fields| fields.into_iter().skip(1).collect()))
+    }
+
+    /// A fresh website visitor id (R16): `vis_<32 hex>.<master key id>.<32 hex tag>`,
+    /// the tag from [`keys::visitor_id_tag`]. The key id lets ids outlive a rotation.
+    pub fn issue_visitor_id(&self) -> anyhow::Result<String> {
+        let (kid, master) = self.keys.master()?;
+        let signed = format!(
+            "vis_{}.{kid}",
+            hex::encode(tutela_crypto::random_bytes::<16>()?)
+        );
+        let tag = keys::visitor_id_tag(&master, &signed);
+        Ok(format!("{signed}.{}", hex::encode(tag)))
+    }
+
+    /// Whether `id` is a visitor id this server issued (unaltered), in constant time.
+    pub fn visitor_id_valid(&self, id: &str) -> bool {
+        let Some((signed, tag_hex)) = id.rsplit_once('.') else {
+            return false;
+        };
+        let Some((base, kid)) = signed.split_once('.') else {
+            return false;
+        };
+        let random_ok = base.strip_prefix("vis_").is_some_and(|r| {
+            r.len() == 32
+                && r.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        let Some(kid) = kid
+            .parse::<u32>()
+            .ok()
+            .filter(|k| random_ok && k.to_string() == kid)
+        else {
+            return false;
+        };
+        let (Ok(tag), Ok(master)) = (hex::decode(tag_hex), self.keys.master_by_id(kid)) else {
+            return false;
+        };
+        tutela_crypto::constant_time_eq(&keys::visitor_id_tag(&master, signed), &tag)
     }
 
     /// Seals a recipient's webhook secret under the current master key (R34).
@@ -459,6 +555,13 @@ impl Vault {
         }
         Ok(out)
     }
+}
+
+/// The scope of a tenant's sealed display name.
+const TENANT_NAME: &str = "name";
+
+fn tenant_text_aad(tenant: &TenantId, scope: &str) -> Vec<u8> {
+    format!("tutela/tenant-text/{tenant}/{scope}").into_bytes()
 }
 
 fn webhook_aad(recipient: &str) -> Vec<u8> {

@@ -26,7 +26,10 @@ pub struct Delivery {
     /// A short code of the last failure (`http_503`, `timeout`, ...); never a body.
     pub last_error: Option<String>,
     pub acked_at: Option<OffsetDateTime>,
+    /// The officer's reason for a waiver, in clear: only rows written before schema 19.
     pub waived_reason: Option<String>,
+    /// The officer's reason for a waiver, sealed under the tenant key (R29).
+    pub waived_reason_sealed: Option<Vec<u8>>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -59,6 +62,7 @@ impl Delivery {
             last_error: (!sendable).then(|| "no_webhook".to_owned()),
             acked_at: None,
             waived_reason: None,
+            waived_reason_sealed: None,
             created_at: now,
             updated_at: now,
         }
@@ -67,7 +71,7 @@ impl Delivery {
 
 pub(crate) const COLUMNS: &str =
     "id, request_id, recipient_id, subject_id, status, body, attempts, \
-    next_attempt_at, last_error, acked_at, waived_reason, created_at, updated_at";
+    next_attempt_at, last_error, acked_at, waived_reason, waived_reason_sealed, created_at, updated_at";
 
 type Row = (
     String,
@@ -81,6 +85,7 @@ type Row = (
     Option<String>,
     Option<i64>,
     Option<String>,
+    Option<Vec<u8>>,
     i64,
     i64,
 );
@@ -98,6 +103,7 @@ fn decode(r: Row) -> Result<Delivery> {
         last_error,
         acked_at,
         waived_reason,
+        waived_reason_sealed,
         created_at,
         updated_at,
     ) = r;
@@ -113,6 +119,7 @@ fn decode(r: Row) -> Result<Delivery> {
         last_error,
         acked_at: acked_at.map(from_micros).transpose()?,
         waived_reason,
+        waived_reason_sealed,
         created_at: from_micros(created_at)?,
         updated_at: from_micros(updated_at)?,
     })
@@ -143,6 +150,7 @@ macro_rules! push_deliveries {
                         .push_bind(d.last_error.as_deref())
                         .push_bind(d.acked_at.map($crate::to_micros))
                         .push_bind(d.waived_reason.as_deref())
+                        .push_bind(d.waived_reason_sealed.as_deref())
                         .push_bind($crate::to_micros(d.created_at))
                         .push_bind($crate::to_micros(d.updated_at));
                 });
@@ -169,7 +177,8 @@ pub struct DeliveryUpdate {
     pub next_attempt_at: OffsetDateTime,
     pub last_error: Option<String>,
     pub acked_at: Option<OffsetDateTime>,
-    pub waived_reason: Option<String>,
+    /// A waiver's reason, sealed under the tenant key (R29).
+    pub waived_reason_sealed: Option<Vec<u8>>,
     pub at: OffsetDateTime,
 }
 
@@ -255,7 +264,7 @@ impl Store {
             for (id, u, audit) in updates {
                 let n = sqlx::query(
                     "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
-                     acked_at = $5, waived_reason = $6, updated_at = $7, leased_until = NULL \
+                     acked_at = $5, waived_reason_sealed = $6, updated_at = $7, leased_until = NULL \
                      WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
                 )
                 .bind(u.status.as_str())
@@ -263,7 +272,7 @@ impl Store {
                 .bind(to_micros(u.next_attempt_at))
                 .bind(u.last_error.as_deref())
                 .bind(u.acked_at.map(to_micros))
-                .bind(u.waived_reason.as_deref())
+                .bind(u.waived_reason_sealed.as_deref())
                 .bind(to_micros(u.at))
                 .bind(id)
                 .execute(&mut *tx)

@@ -352,7 +352,9 @@ mod tests {
             .insert_tenant(
                 &Tenant {
                     id: tenant.clone(),
-                    name: TenantName::parse("Test tenant").unwrap(),
+                    name: crate::tenants::StoredName::Clear(
+                        TenantName::parse("Test tenant").unwrap(),
+                    ),
                     kind: TenantKind::Enterprise,
                     state: TenantState::Active,
                     created_at: now,
@@ -360,6 +362,7 @@ mod tests {
                     trial_ends_at: None,
                     closed_at: None,
                 },
+                None,
                 None,
             )
             .await

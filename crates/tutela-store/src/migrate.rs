@@ -6,7 +6,7 @@
 use crate::{postgres, sqlite, Result, Store, StoreError};
 
 /// The schema version this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 18;
+pub const SCHEMA_VERSION: i64 = 19;
 
 const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS tutela_schema (\
      version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";

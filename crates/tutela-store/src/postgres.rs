@@ -96,6 +96,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consents: provenance method of each ledger entry",
         include_str!("../migrations/postgres/0018_consent_provenance.sql"),
     ),
+    (
+        19,
+        "hardening: single-use export links, sealed tenant names and waiver reasons",
+        include_str!("../migrations/postgres/0019_hardening.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across replicas ("tutela" in ASCII).

@@ -305,3 +305,106 @@ impl Store {
         Ok(())
     }
 }
+
+/// A prepared access-export download link (R33): single use, short-lived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportLink {
+    pub id: String,
+    pub request_id: String,
+    /// Token id of the privacy officer who prepared it.
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    /// Who consumed it: a token id, or `link` for a download without sign-in.
+    pub used_by: Option<String>,
+}
+
+type LinkRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+impl Store {
+    /// Records a prepared export link.
+    pub async fn insert_export_link(&self, l: &ExportLink) -> Result<()> {
+        on_writer!(self, |p| {
+            sqlx::query(
+            "INSERT INTO export_links (id, request_id, created_by, created_at, expires_at, used_at, used_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(&l.id)
+        .bind(&l.request_id)
+        .bind(&l.created_by)
+        .bind(to_micros(l.created_at))
+        .bind(to_micros(l.expires_at))
+        .bind(l.used_at.map(to_micros))
+        .bind(l.used_by.as_deref())
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub async fn export_link(&self, id: &str) -> Result<Option<ExportLink>> {
+        let row: Option<LinkRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, request_id, created_by, created_at, expires_at, used_at, used_by \
+             FROM export_links WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+        row.map(
+            |(id, request_id, created_by, created_at, expires_at, used_at, used_by)| {
+                Ok(ExportLink {
+                    id,
+                    request_id,
+                    created_by,
+                    created_at: from_micros(created_at)?,
+                    expires_at: from_micros(expires_at)?,
+                    used_at: used_at.map(from_micros).transpose()?,
+                    used_by,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// Consumes an unused export link and appends the download's audit entries in one
+    /// transaction: the link is spent exactly when the download is on record, so a crash
+    /// can never let a second download through. `false` (and nothing written) when the
+    /// link was already used.
+    pub async fn consume_export_link_audited(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+        used_by: &str,
+        audit: &[AuditEntry],
+    ) -> Result<bool> {
+        let consumed = on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE export_links SET used_at = $1, used_by = $2 WHERE id = $3 AND used_at IS NULL",
+            )
+            .bind(to_micros(at))
+            .bind(used_by)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            crate::vault::insert_audit_rows!(tx, audit);
+            tx.commit().await.map(|()| true)
+        })?;
+        Ok(consumed)
+    }
+}

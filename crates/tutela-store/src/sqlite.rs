@@ -97,11 +97,58 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consents: provenance method of each ledger entry",
         include_str!("../migrations/sqlite/0018_consent_provenance.sql"),
     ),
+    (
+        19,
+        "hardening: single-use export links, sealed tenant names and waiver reasons",
+        include_str!("../migrations/sqlite/0019_hardening.sql"),
+    ),
 ];
 
+/// Makes the database file, its WAL and shared-memory file readable by the owner only
+/// (0600; R29). A missing database file is created empty with that mode before SQLite
+/// opens it: SQLite would create it 0644 (less the umask), and it gives the `-wal` and
+/// `-shm` files it creates the database file's mode. Files of an older install are
+/// narrowed to 0600 here too.
+#[cfg(unix)]
+fn restrict_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let companion = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    for file in [path.to_owned(), companion("-wal"), companion("-shm")] {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_files(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Opens the database as a pool of readers and the one writer connection (see
-/// `on_writer!`). The writer connects first so that it creates the file.
+/// `on_writer!`). The writer connects first so that it creates the `-wal` and `-shm`
+/// files, with the database file's owner-only mode.
 pub(crate) async fn connect(path: &Path) -> Result<(Readers, SqliteConnection)> {
+    if path.as_os_str() != ":memory:" {
+        restrict_files(path).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+    }
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -121,6 +168,10 @@ pub(crate) async fn connect(path: &Path) -> Result<(Readers, SqliteConnection)> 
         .pragma("wal_autocheckpoint", "16384")
         .pragma("journal_size_limit", "67108864");
     let writer = opts.connect().await.map_err(StoreError::Connect)?;
+    // The WAL files exist now (journal_mode=WAL): make sure of their mode as well.
+    if path.as_os_str() != ":memory:" {
+        restrict_files(path).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+    }
     Ok((Readers::new(opts, READERS), writer))
 }
 

@@ -6,11 +6,22 @@ use time::OffsetDateTime;
 use tutela_core::tenant::{TenantKind, TenantName, TenantState};
 use tutela_core::TenantId;
 
+/// How a tenant's display name is stored (an individual tenant's name is a person's
+/// name, R29).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredName {
+    /// Sealed under the tenant key (`Vault::seal_tenant_text`, scope `name`).
+    Sealed(Vec<u8>),
+    /// In clear: a row written before schema version 19, until the start-up re-seal
+    /// (`Vault::reseal_legacy_tenant_names`) has run.
+    Clear(TenantName),
+}
+
 /// A stored tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: TenantId,
-    pub name: TenantName,
+    pub name: StoredName,
     pub kind: TenantKind,
     pub state: TenantState,
     pub created_at: OffsetDateTime,
@@ -35,6 +46,7 @@ impl Tenant {
 type Row = (
     String,
     String,
+    Option<Vec<u8>>,
     String,
     String,
     i64,
@@ -42,14 +54,18 @@ type Row = (
     Option<i64>,
     Option<i64>,
 );
-const COLUMNS: &str = "id, name, kind, state, created_at, frozen_until, trial_ends_at, closed_at";
+const COLUMNS: &str =
+    "id, name, name_sealed, kind, state, created_at, frozen_until, trial_ends_at, closed_at";
 
 fn decode(
-    (id, name, kind, state, created_at, frozen_until, trial_ends_at, closed_at): Row,
+    (id, name, name_sealed, kind, state, created_at, frozen_until, trial_ends_at, closed_at): Row,
 ) -> Result<Tenant> {
     Ok(Tenant {
         id: parse_col("tenants.id", &id, TenantId::parse)?,
-        name: parse_col("tenants.name", &name, TenantName::parse)?,
+        name: match name_sealed {
+            Some(sealed) => StoredName::Sealed(sealed),
+            None => StoredName::Clear(parse_col("tenants.name", &name, TenantName::parse)?),
+        },
         kind: parse_col("tenants.kind", &kind, TenantKind::parse)?,
         state: parse_col("tenants.state", &state, TenantState::parse)?,
         created_at: from_micros(created_at)?,
@@ -60,15 +76,28 @@ fn decode(
 }
 
 impl Store {
-    /// Inserts a tenant. `demo_key` marks the idempotent demo tenant.
-    pub async fn insert_tenant(&self, t: &Tenant, demo_key: Option<&str>) -> Result<()> {
+    /// Inserts a tenant. `demo_key` marks the idempotent demo tenant. `key` is the
+    /// tenant key (master key id, wrapped key) its name was sealed under, inserted in
+    /// the same transaction (the key row refers to the tenant row).
+    pub async fn insert_tenant(
+        &self,
+        t: &Tenant,
+        demo_key: Option<&str>,
+        key: Option<(i64, &[u8])>,
+    ) -> Result<()> {
+        let (clear, sealed) = match &t.name {
+            StoredName::Sealed(s) => ("", Some(s.as_slice())),
+            StoredName::Clear(n) => (n.as_str(), None),
+        };
         on_writer!(self, |p| {
+            let mut tx = p.begin().await?;
             sqlx::query(
-                "INSERT INTO tenants (id, name, kind, state, created_at, frozen_until, demo_key, trial_ends_at, closed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO tenants (id, name, name_sealed, kind, state, created_at, frozen_until, demo_key, trial_ends_at, closed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(t.id.as_str())
-            .bind(t.name.as_str())
+            .bind(clear)
+            .bind(sealed)
             .bind(t.kind.as_str())
             .bind(t.state.as_str())
             .bind(to_micros(t.created_at))
@@ -76,11 +105,55 @@ impl Store {
             .bind(demo_key)
             .bind(t.trial_ends_at.map(to_micros))
             .bind(t.closed_at.map(to_micros))
-            .execute(p)
-            .await
-            .map(|_| ())
+            .execute(&mut *tx)
+            .await?;
+            if let Some((master_key_id, wrapped)) = key {
+                sqlx::query(
+                    "INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3)",
+                )
+                .bind(t.id.as_str())
+                .bind(master_key_id)
+                .bind(wrapped)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
         })?;
         Ok(())
+    }
+
+    /// Tenants whose name is still stored in clear (written before schema 19).
+    pub async fn tenants_with_clear_names(&self) -> Result<Vec<(TenantId, TenantName)>> {
+        let rows: Vec<(String, String)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, name FROM tenants WHERE name_sealed IS NULL ORDER BY id"
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(id, name)| {
+                Ok((
+                    parse_col("tenants.id", &id, TenantId::parse)?,
+                    parse_col("tenants.name", &name, TenantName::parse)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Replaces a clear name by its sealed form (the clear column is emptied). `false`
+    /// when the row was sealed meanwhile.
+    pub async fn seal_tenant_name(&self, id: &TenantId, sealed: &[u8]) -> Result<bool> {
+        let n =
+            on_writer!(self, |p| {
+                sqlx::query(
+            "UPDATE tenants SET name_sealed = $1, name = '' WHERE id = $2 AND name_sealed IS NULL"
+        )
+        .bind(sealed)
+        .bind(id.as_str())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+            })?;
+        Ok(n > 0)
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {

@@ -4,6 +4,13 @@
 //! `POST /v1/cookie-consents` is called by the banner from the visitor's browser on
 //! another origin, so it needs no token and accepts a `text/plain` JSON body (a "simple"
 //! cross-origin request without preflight). It records choices only; it reveals nothing.
+//!
+//! Visitor ids are issued by the server (`POST /v1/cookie-consents/visitors`, issue 14):
+//! `vis_<random>.<key id>.<tag>`, signed with an HMAC key derived from the master key
+//! (`Vault::issue_visitor_id`). A choice under an id the server did not issue, or an
+//! altered one, is refused (422 `invalid_visitor_id`, R16) and nothing is stored, so
+//! nobody can append choices to another visitor's history by naming it. Issuing stores
+//! nothing.
 
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
@@ -24,7 +31,8 @@ const CONSENT_JS: &str = include_str!("../../assets/consent.js");
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CookieChoice {
-    /// The random id the banner keeps in its strictly necessary cookie.
+    /// The id issued by `POST /v1/cookie-consents/visitors`, kept by the banner in its
+    /// strictly necessary cookie.
     pub visitor_id: String,
     pub necessary: Option<bool>,
     pub preferences: bool,
@@ -32,6 +40,12 @@ pub struct CookieChoice {
     pub analytics: bool,
     pub fraud_prevention: bool,
     pub statement_version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorIssued {
+    /// A signed visitor id: `vis_<32 hex>.<key id>.<32 hex>`.
+    pub visitor_id: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,11 +85,12 @@ fn cors(mut r: Response) -> Response {
     r
 }
 
+/// The shape of a visitor id in a path (issued ids, and older client-chosen ones).
 fn visitor_ok(id: &str) -> bool {
-    (8..=64).contains(&id.len())
+    (8..=100).contains(&id.len())
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError> {
@@ -88,11 +103,12 @@ fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError>
             ),
         )
     })?;
-    if !visitor_ok(&choice.visitor_id) {
-        return Err(ApiError::invalid(
-            "invalid_visitor_id",
-            "visitor_id must be 8 to 64 letters, digits, `_` or `-`",
-        ));
+    if !state.vault.visitor_id_valid(&choice.visitor_id) {
+        return Err(ApiError::Invalid {
+            code: "invalid_visitor_id",
+            message: "visitor_id must be an id issued by POST /v1/cookie-consents/visitors".into(),
+            clause: Some(Clause::r(16)),
+        });
     }
     if choice.necessary == Some(false) {
         return Err(ApiError::Invalid {
@@ -114,11 +130,25 @@ fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError>
     Ok(choice)
 }
 
+/// Issues a fresh signed visitor id (no token; called by the banner when it has none).
+#[utoipa::path(
+    post, path = "/v1/cookie-consents/visitors", tag = "cookies",
+    responses((status = 201, body = VisitorIssued))
+)]
+pub async fn issue_visitor(State(state): State<AppState>) -> Response {
+    cors(match state.vault.issue_visitor_id() {
+        Ok(visitor_id) => {
+            (StatusCode::CREATED, ApiJson(VisitorIssued { visitor_id })).into_response()
+        }
+        Err(e) => ApiError::Internal(e).into_response(),
+    })
+}
+
 /// Records a visitor's cookie choice (no token; called by the banner).
 #[utoipa::path(
     post, path = "/v1/cookie-consents", tag = "cookies",
     request_body(content = CookieChoice, content_type = "text/plain"),
-    responses((status = 201, body = CookieConsentCreated), (status = 422, body = crate::error::ErrorBody))
+    responses((status = 201, body = CookieConsentCreated), (status = 422, body = crate::error::ErrorBody, description = "`invalid_visitor_id` (R16): not an id this server issued"))
 )]
 pub async fn record_cookie_consent(State(state): State<AppState>, body: Bytes) -> Response {
     let result = async {

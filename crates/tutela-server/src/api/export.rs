@@ -1,15 +1,22 @@
 //! Access requests fulfilled (issue 6; R33, R35): a complete export of the subject's
 //! data across categories, consents, preferences, transfers and the audit entries about
-//! them, as JSON or as a readable page, behind a signed download link that expires.
+//! them, as JSON or as a readable page, behind a signed download link.
+//!
+//! The link is short-lived (`links.export_valid_minutes`, default 15) and single use
+//! (issue 14): the first successful download consumes it in the same transaction that
+//! audits the download, so a second one (or a crash between) can never hand the data out
+//! twice; a used link answers 410 `export_link_used`. When the caller presents a bearer
+//! token it must be the requester's (403 otherwise). Every download and every refused
+//! attempt on a genuine link is audited; a forged link (its MAC does not verify) names
+//! no subject and is only logged.
 //!
 //! Nothing is written to disk: the export is assembled when the link is opened, so no
-//! plaintext copy outlives the response, and each opening is audited per category before
-//! any data leaves. This is the one reader of personal data besides
+//! plaintext copy outlives the response. This is the one reader of personal data besides
 //! `records::read_record`: it serves the subject's own right of access, not a purpose.
 
 use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, MaybeAuthenticated};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -19,18 +26,18 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::Duration;
 use tutela_core::request::{RequestStatus, RequestType};
-use tutela_core::{Clause, Role};
+use tutela_core::{Actor, Clause, Role};
 use tutela_crypto::link::LinkError;
+use tutela_store::requests::{ExportLink as StoredLink, StoredRequest};
 use tutela_store::sharing::TransferFilter;
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 const EXPORT: &str = "export";
-/// How long a download link works.
-const LINK_DAYS: i64 = 7;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportLink {
+    /// Works once: the first download consumes it.
     pub download_url: String,
     pub expires_at: String,
 }
@@ -96,10 +103,23 @@ pub async fn prepare_export(
         });
     }
     let now = state.clock.now();
-    let expires = now + Duration::days(LINK_DAYS);
-    let token = state
-        .vault
-        .sign_link(EXPORT, &[r.id.as_str()], expires.unix_timestamp())?;
+    let expires =
+        now + Duration::minutes(i64::from(state.config.links.export_valid_minutes.max(1)));
+    let link = StoredLink {
+        id: format!("exl_{}", uuid::Uuid::now_v7().simple()),
+        request_id: r.id.clone(),
+        created_by: actor.token().to_string(),
+        created_at: now,
+        expires_at: expires,
+        used_at: None,
+        used_by: None,
+    };
+    let token = state.vault.sign_link(
+        EXPORT,
+        &[r.id.as_str(), link.id.as_str()],
+        expires.unix_timestamp(),
+    )?;
+    state.store.insert_export_link(&link).await?;
     let subject = state
         .cache
         .subject(&state.store, &r.subject)
@@ -129,27 +149,93 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-/// Opens a download link: the export, assembled now, audited per category first.
+/// One audit entry about a download (or a refused attempt) of `link`.
+fn link_audit(
+    actor: Option<&Actor>,
+    r: &StoredRequest,
+    link_id: &str,
+    category: Option<String>,
+    decision: &str,
+    why: &str,
+    at: time::OffsetDateTime,
+) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at,
+        token_id: actor.map_or_else(|| format!("link:{link_id}"), |a| a.token().to_string()),
+        role: actor.map_or_else(|| "subject_link".to_owned(), |a| a.role().to_string()),
+        tenant: Some(r.tenant.to_string()),
+        subject: Some(r.subject.to_string()),
+        category,
+        purpose: None,
+        action: "export".to_owned(),
+        decision: decision.to_owned(),
+        reason: format!("request:{} {why}", r.id),
+        clause: Some(Clause::r(33).to_string()),
+        seq: None,
+    }
+}
+
+/// Audits a refused download attempt (durable before the answer leaves), then returns
+/// the error to answer with.
+async fn refuse(
+    state: &AppState,
+    actor: Option<&Actor>,
+    r: &StoredRequest,
+    link_id: &str,
+    why: &str,
+    error: ApiError,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    state
+        .audit_writer
+        .append(link_audit(actor, r, link_id, None, "deny", why, now))
+        .await?;
+    Err(error)
+}
+
+/// Whether `actor` is who asked for the export: the token that filed the request, or the
+/// subject itself signed in.
+fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
+    r.filed_by == actor.token().to_string()
+        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject))
+}
+
+fn link_used() -> ApiError {
+    ApiError::Gone {
+        code: "export_link_used",
+        message: "this download link was already used; ask for a new one".into(),
+    }
+}
+
+/// Opens a download link, once: the export, assembled now; the link is consumed and the
+/// download audited per category in one transaction before anything leaves.
 pub async fn download(
     State(state): State<AppState>,
+    MaybeAuthenticated(actor): MaybeAuthenticated,
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    let fields = match state
-        .vault
-        .verify_link(EXPORT, &token, now.unix_timestamp())?
-    {
-        Ok(f) => f,
-        Err(LinkError::Expired) => {
-            return Err(ApiError::Gone {
-                code: "link_expired",
-                message: "this download link has expired; ask for a new one".into(),
-            })
+    let html = match q.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "html" => true,
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "format must be `json` or `html`",
+            ))
         }
-        Err(LinkError::Invalid) => return Err(ApiError::not_found("download")),
     };
-    let [request_id] = fields.as_slice() else {
+    let now = state.clock.now();
+    // The signature alone (expiry aside) says which request and link this is.
+    let fields = match state.vault.verify_link(EXPORT, &token, i64::MIN)? {
+        Ok(f) => f,
+        Err(_) => {
+            tracing::warn!("a download link that does not verify was presented");
+            return Err(ApiError::not_found("download"));
+        }
+    };
+    let [request_id, link_id] = fields.as_slice() else {
         return Err(ApiError::not_found("download"));
     };
     let r = state
@@ -157,6 +243,53 @@ pub async fn download(
         .request(request_id)
         .await?
         .ok_or_else(|| ApiError::not_found("download"))?;
+    let actor = actor.as_ref();
+    if let Some(a) = actor {
+        if !is_requester(a, &r) {
+            return refuse(
+                &state,
+                actor,
+                &r,
+                link_id,
+                "not_requester",
+                ApiError::Forbidden {
+                    code: "not_requester",
+                    message: "signed in, this link works only for who asked for the export".into(),
+                    clause: Some(Clause::r(29)),
+                },
+            )
+            .await;
+        }
+    }
+    if let Err(LinkError::Expired) =
+        state
+            .vault
+            .verify_link(EXPORT, &token, now.unix_timestamp())?
+    {
+        return refuse(
+            &state,
+            actor,
+            &r,
+            link_id,
+            "link_expired",
+            ApiError::Gone {
+                code: "link_expired",
+                message: "this download link has expired; ask for a new one".into(),
+            },
+        )
+        .await;
+    }
+    let Some(link) = state
+        .store
+        .export_link(link_id)
+        .await?
+        .filter(|l| l.request_id == r.id)
+    else {
+        return Err(ApiError::not_found("download"));
+    };
+    if link.used_at.is_some() {
+        return refuse(&state, actor, &r, link_id, "link_used", link_used()).await;
+    }
     let subject = state
         .store
         .subject(&r.subject)
@@ -183,26 +316,34 @@ pub async fn download(
             fields,
         });
     }
-    // Each category read is durable in the audit log before anything leaves.
-    for record in &records {
-        state
-            .audit_writer
-            .append(AuditEntry {
-                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                at: now,
-                token_id: "link".to_owned(),
-                role: "subject_link".to_owned(),
-                tenant: Some(subject.tenant.to_string()),
-                subject: Some(subject.id.to_string()),
-                category: Some(record.category.clone()),
-                purpose: None,
-                action: "export".to_owned(),
-                decision: "allow".to_owned(),
-                reason: format!("request:{}", r.id),
-                clause: Some(Clause::r(33).to_string()),
-                seq: None,
-            })
-            .await?;
+    // The link is spent and each category read is on record, together, before anything
+    // leaves; with no records the download itself is still audited.
+    let mut entries: Vec<AuditEntry> = records
+        .iter()
+        .map(|rec| {
+            link_audit(
+                actor,
+                &r,
+                link_id,
+                Some(rec.category.clone()),
+                "allow",
+                "download",
+                now,
+            )
+        })
+        .collect();
+    if entries.is_empty() {
+        entries.push(link_audit(
+            actor, &r, link_id, None, "allow", "download", now,
+        ));
+    }
+    let used_by = actor.map_or_else(|| "link".to_owned(), |a| a.token().to_string());
+    if !state
+        .store
+        .consume_export_link_audited(link_id, now, &used_by, &entries)
+        .await?
+    {
+        return refuse(&state, actor, &r, link_id, "link_used", link_used()).await;
     }
     let consents = state.store.consents_of(&subject.id).await?;
     let prefs = state.store.preferences_of(&subject.id).await?;
@@ -242,15 +383,10 @@ pub async fn download(
             })
             .collect(),
     };
-    let mut response = match q.format.as_deref().unwrap_or("json") {
-        "json" => ApiJson(export).into_response(),
-        "html" => Html(page(&export)).into_response(),
-        _ => {
-            return Err(ApiError::invalid(
-                "invalid_query",
-                "format must be `json` or `html`",
-            ))
-        }
+    let mut response = if html {
+        Html(page(&export)).into_response()
+    } else {
+        ApiJson(export).into_response()
     };
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -367,7 +367,7 @@ async fn acknowledge_delivery(
             next_attempt_at: d.next_attempt_at,
             last_error: d.last_error.clone(),
             acked_at: Some(now),
-            waived_reason: None,
+            waived_reason_sealed: None,
             at: now,
         };
         let audit = delivery_audit(
@@ -403,6 +403,11 @@ pub struct Waiver {
     pub reason: String,
 }
 
+/// The sealing scope of a delivery's waiver reason.
+pub(crate) fn waiver_scope(delivery: &str) -> String {
+    format!("waiver:{delivery}")
+}
+
 /// The officer records why a recipient cannot acknowledge (R34); the request may then
 /// complete without it.
 #[utoipa::path(post, path = "/v1/requests/{request}/deliveries/{recipient}/waive", tag = "requests", security(("bearer" = [])),
@@ -429,13 +434,18 @@ pub async fn waive(
         .find(|d| d.recipient == recipient)
         .ok_or_else(|| ApiError::not_found("delivery for this recipient"))?;
     let now = state.clock.now();
+    // Free text from the officer may name people: sealed under the tenant key (R29).
+    let sealed = state
+        .vault
+        .seal_tenant_text(&state.store, &r.tenant, &waiver_scope(&d.id), &reason)
+        .await?;
     let update = DeliveryUpdate {
         status: DeliveryStatus::Waived,
         attempts: d.attempts,
         next_attempt_at: d.next_attempt_at,
         last_error: d.last_error.clone(),
         acked_at: None,
-        waived_reason: Some(reason),
+        waived_reason_sealed: Some(sealed),
         at: now,
     };
     let audit = delivery_audit(

@@ -135,7 +135,7 @@ pub async fn close_tenant(
     )
     .await?;
     tracing::info!(tenant = %t.id, "tenant closed");
-    Ok(ApiJson(tenant_view(t)))
+    Ok(ApiJson(tenant_view(&state, t).await?))
 }
 
 /// A trial customer buys (R41): the trial's data stays.
@@ -160,7 +160,7 @@ pub async fn activate_tenant(
         Clause::r(41),
     )
     .await?;
-    Ok(ApiJson(tenant_view(t)))
+    Ok(ApiJson(tenant_view(&state, t).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

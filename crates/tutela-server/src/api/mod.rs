@@ -86,6 +86,7 @@ impl From<PathRejection> for ApiError {
         contact::get_preferences,
         contact::send_gate,
         cookies::record_cookie_consent,
+        cookies::issue_visitor,
         sharing::register_location,
         sharing::list_locations,
         sharing::register_recipient,
@@ -197,6 +198,7 @@ impl From<PathRejection> for ApiError {
         grants::IncidentResolved,
         cookies::CookieChoice,
         cookies::CookieConsentCreated,
+        cookies::VisitorIssued,
         cookies::CookieConsentView,
         cookies::CookieConsentHistory,
         contact::ChannelChoice,
@@ -311,6 +313,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/cookie-consents",
             post(cookies::record_cookie_consent).options(cookies::cookie_consent_preflight),
+        )
+        .route(
+            "/v1/cookie-consents/visitors",
+            post(cookies::issue_visitor).options(cookies::cookie_consent_preflight),
         )
         .route("/v1/cookie-consents/{visitor}", get(cookies::cookie_consent_history))
         .route("/consent.js", get(cookies::consent_js))

@@ -113,8 +113,27 @@ pub struct DeliveryView {
     pub waived_reason: Option<String>,
 }
 
-fn delivery_view(d: &tutela_store::deliveries::Delivery) -> DeliveryView {
-    DeliveryView {
+async fn delivery_view(
+    state: &AppState,
+    r: &StoredRequest,
+    d: &tutela_store::deliveries::Delivery,
+) -> Result<DeliveryView, ApiError> {
+    let waived_reason = match &d.waived_reason_sealed {
+        Some(sealed) => Some(
+            state
+                .vault
+                .open_tenant_text(
+                    &state.store,
+                    &r.tenant,
+                    &super::fulfil::waiver_scope(&d.id),
+                    sealed,
+                )
+                .await?,
+        ),
+        // Written in clear before schema 19.
+        None => d.waived_reason.clone(),
+    };
+    Ok(DeliveryView {
         recipient: d.recipient.clone(),
         status: d.status.to_string(),
         idempotency_key: d.id.clone(),
@@ -122,8 +141,8 @@ fn delivery_view(d: &tutela_store::deliveries::Delivery) -> DeliveryView {
         next_attempt_at: d.status.is_sendable().then(|| rfc3339(d.next_attempt_at)),
         last_error: d.last_error.clone(),
         acknowledged_at: d.acked_at.map(rfc3339),
-        waived_reason: d.waived_reason.clone(),
-    }
+        waived_reason,
+    })
 }
 
 fn life(r: &StoredRequest) -> RequestLife {
@@ -193,8 +212,11 @@ pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestV
                 ground: s.frozen_ground,
             })
         });
-        let deliveries = state.store.deliveries_of(&r.id).await?;
-        (erasure, deliveries.iter().map(delivery_view).collect())
+        let mut views = Vec::new();
+        for d in &state.store.deliveries_of(&r.id).await? {
+            views.push(delivery_view(state, r, d).await?);
+        }
+        (erasure, views)
     } else {
         (None, Vec::new())
     };
@@ -294,10 +316,13 @@ pub async fn file_request(
         }
     }
     let now = state.clock.now();
-    let by_end_user = actor.role() == Role::EndUser;
+    // Routed by whose data it is, not by who files it (R26): only an end user's request
+    // waits for the tenant; an administrator's or contact's is the operator's to answer.
+    let to_tenant =
+        tutela_core::request::routed_to_tenant(subject.kind, actor.role() == Role::TenantAdmin);
     let l = RequestLife::file(
         kind,
-        by_end_user,
+        to_tenant,
         now,
         state.policy.requests.answer_within_days,
     );

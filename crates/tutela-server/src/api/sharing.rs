@@ -956,7 +956,12 @@ pub async fn redirect_complaint(
         ApiJson(ComplaintRedirected {
             id: complaint.id,
             tenant: tenant_id.to_string(),
-            tenant_name: tenant.name.as_str().to_owned(),
+            tenant_name: state
+                .vault
+                .tenant_name(&state.store, &tenant)
+                .await?
+                .as_str()
+                .to_owned(),
             notices,
             contacts,
         }),

@@ -15,7 +15,7 @@ use tutela_core::lookup::LookupKind;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Clause, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
-use tutela_store::tenants::Tenant;
+use tutela_store::tenants::{StoredName, Tenant};
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
@@ -158,17 +158,19 @@ fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError
     }
 }
 
-pub(crate) fn tenant_view(t: Tenant) -> TenantView {
-    TenantView {
+/// A tenant as its readers see it, the name opened from its seal (R29).
+pub(crate) async fn tenant_view(state: &AppState, t: Tenant) -> Result<TenantView, ApiError> {
+    let name = state.vault.tenant_name(&state.store, &t).await?;
+    Ok(TenantView {
         id: t.id.to_string(),
-        name: t.name.as_str().to_owned(),
+        name: name.as_str().to_owned(),
         kind: t.kind.to_string(),
         state: t.state.to_string(),
         created_at: rfc3339(t.created_at),
         frozen_until: t.frozen_until.map(rfc3339),
         trial_ends_at: t.trial_ends_at.map(rfc3339),
         closed_at: t.closed_at.map(rfc3339),
-    }
+    })
 }
 
 pub(crate) fn subject_view(s: Subject, today: time::Date) -> SubjectView {
@@ -222,7 +224,8 @@ pub async fn create_tenant(
     let now = state.clock.now();
     let tenant = Tenant {
         id: crate::ids::tenant(),
-        name,
+        // Sealed under the new tenant's key by `Vault::insert_tenant` (R29).
+        name: StoredName::Clear(name),
         kind,
         state: if body.trial {
             TenantState::Trial
@@ -234,7 +237,10 @@ pub async fn create_tenant(
         trial_ends_at: trial_days.map(|d| now + time::Duration::days(i64::from(d))),
         closed_at: None,
     };
-    state.store.insert_tenant(&tenant, None).await?;
+    let tenant = state
+        .vault
+        .insert_tenant(&state.store, tenant, None)
+        .await?;
     tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -263,7 +269,7 @@ pub async fn get_tenant(
         .tenant(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    Ok(ApiJson(tenant_view(tenant)))
+    Ok(ApiJson(tenant_view(&state, tenant).await?))
 }
 
 /// Registers a subject under a tenant (operator, that tenant's admin).

@@ -15,10 +15,25 @@ async fn post_choice(app: &TestApp, body: &str, content_type: &str) -> reqwest::
         .unwrap()
 }
 
+/// A visitor id issued by the server, as the banner obtains it.
+async fn issued_visitor(app: &TestApp) -> String {
+    let r = app
+        .client
+        .post(format!("{}/v1/cookie-consents/visitors", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let v: Value = r.json().await.unwrap();
+    v["visitor_id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16() {
     let app = spawn_app().await;
-    let choice = json!({"visitor_id": "vis_0123456789abcdef", "preferences": true, "analytics": false, "fraud_prevention": true, "statement_version": "2.0"});
+    let visitor = issued_visitor(&app).await;
+    let choice = json!({"visitor_id": visitor, "preferences": true, "analytics": false, "fraud_prevention": true, "statement_version": "2.0"});
     // The banner sends text/plain (no CORS preflight); JSON clients work too.
     let r = post_choice(&app, &choice.to_string(), "text/plain").await;
     assert_eq!(r.status(), 201);
@@ -36,7 +51,7 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
     let h: Value = app
-        .get("/v1/cookie-consents/vis_0123456789abcdef", &po)
+        .get(&format!("/v1/cookie-consents/{visitor}"), &po)
         .await
         .json()
         .await
@@ -67,7 +82,7 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
         post_choice(&app, &bad_visitor.to_string(), "text/plain").await,
         422,
         "invalid_visitor_id",
-        None,
+        Some("R16"),
     )
     .await;
     assert_error(
@@ -78,7 +93,7 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
     )
     .await;
     let h: Value = app
-        .get("/v1/cookie-consents/vis_0123456789abcdef", &po)
+        .get(&format!("/v1/cookie-consents/{visitor}"), &po)
         .await
         .json()
         .await
@@ -88,7 +103,7 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
     // Reading is for the privacy office.
     let (_, _, admin) = app.tenant_with_admin("Web Co").await;
     assert_error(
-        app.get("/v1/cookie-consents/vis_0123456789abcdef", &admin)
+        app.get(&format!("/v1/cookie-consents/{visitor}"), &admin)
             .await,
         403,
         "forbidden",
@@ -119,6 +134,65 @@ async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16(
     let js = r.text().await.unwrap();
     assert!(js.contains("var STATEMENT_VERSION = \"2.0\""));
     assert!(!js.contains("__STATEMENT_VERSION__"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn choices_under_a_visitor_id_the_server_did_not_issue_are_refused_and_nothing_is_stored_r16()
+{
+    let app = spawn_app().await;
+    let visitor = issued_visitor(&app).await;
+    let (signed, tag) = visitor.rsplit_once('.').unwrap();
+    let (base, kid) = signed.split_once('.').unwrap();
+    assert!(base.starts_with("vis_") && base.len() == 36, "{visitor}");
+    assert_eq!(kid, "1");
+    assert_ne!(issued_visitor(&app).await, visitor, "fresh every time");
+    let choice = |id: &str| json!({"visitor_id": id, "preferences": true, "analytics": true, "fraud_prevention": true, "statement_version": "2.0"});
+    // The victim records a refusal.
+    let mut refusal = choice(&visitor);
+    refusal["analytics"] = json!(false);
+    let r = post_choice(&app, &refusal.to_string(), "text/plain").await;
+    assert_eq!(r.status(), 201);
+    // Client-chosen ids (what the banner used to send), another visitor's random part
+    // under a made-up tag, an altered id, an id under an unknown key: all refused.
+    let flip = |s: &str| {
+        let mut v: Vec<char> = s.chars().collect();
+        let last = v.len() - 1;
+        v[last] = if v[last] == '0' { '1' } else { '0' };
+        v.into_iter().collect::<String>()
+    };
+    let forged = [
+        "vis_0123456789abcdef".to_owned(),
+        base.to_owned(),
+        format!("{signed}.{}", "0".repeat(32)),
+        format!("{base}.{kid}.{}", flip(tag)),
+        format!("{}.{kid}.{tag}", flip(base)),
+        format!("{base}.2.{tag}"),
+        format!("{base}.01.{tag}"),
+        format!("{visitor}.x"),
+    ];
+    for id in &forged {
+        let r = post_choice(&app, &choice(id).to_string(), "text/plain").await;
+        assert_error(r, 422, "invalid_visitor_id", Some("R16")).await;
+    }
+    // Nothing was appended to anyone's history.
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let h: Value = app
+        .get(&format!("/v1/cookie-consents/{visitor}"), &po)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["history"].as_array().unwrap().len(), 1);
+    assert_eq!(h["current"]["analytics"], false);
+    for id in &forged {
+        if !id.contains("..") {
+            let r = app.get(&format!("/v1/cookie-consents/{id}"), &po).await;
+            assert_eq!(r.status(), 404, "{id}");
+        }
+    }
     app.stop().await;
 }
 
@@ -236,6 +310,10 @@ async fn refusing_analytics_in_a_real_browser_sets_no_analytics_cookie_r16() {
     assert_eq!(parts[0], "v1");
     assert_eq!(parts[2], "---", "nothing optional consented: {decoded}");
     let visitor = parts[1];
+    assert!(
+        visitor.starts_with("vis_") && visitor.matches('.').count() == 2,
+        "the banner keeps the id the server issued: {visitor}"
+    );
     // The refusal was recorded at tutela with the statement version.
     let po = app
         .token(Role::PrivacyOfficer, None, None, Region::Cn)

@@ -228,14 +228,17 @@ async fn data_survives_a_restart() {
     let reopened = tutela_server::app::open_state((*app.state.config).clone(), app.clock.clone())
         .await
         .unwrap();
+    let stored = reopened.store.tenant(&tenant).await.unwrap().unwrap();
+    assert!(
+        matches!(stored.name, tutela_store::tenants::StoredName::Sealed(_)),
+        "the name is sealed at rest (R29)"
+    );
     assert_eq!(
         reopened
-            .store
-            .tenant(&tenant)
+            .vault
+            .tenant_name(&reopened.store, &stored)
             .await
             .unwrap()
-            .unwrap()
-            .name
             .as_str(),
         "Persisted Co"
     );
@@ -285,4 +288,121 @@ async fn graceful_stop_finishes() {
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "the listener is closed after shutdown"
     );
+}
+
+/// A configuration on SQLite in `root/data`, with the master key where the defaults put it.
+fn config_in(root: &std::path::Path) -> tutela_server::Config {
+    tutela_server::Config {
+        data_dir: root.join("data"),
+        policy: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../policy/statement.toml"
+        ))),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..tutela_server::Config::default()
+    }
+}
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn a_master_key_file_inside_the_data_directory_is_refused_at_start_up_r29() {
+    let msg = startup_error(|c, _| {
+        c.crypto.key_file = Some(c.data_dir.join("keys/master.key"));
+    })
+    .await;
+    assert!(msg.contains("inside the data directory"), "{msg}");
+    assert!(msg.contains("allow_key_in_data_dir"), "{msg}");
+    // The explicit opt-in for legacy layouts starts.
+    let root = tempfile::tempdir().unwrap();
+    let mut config = config_in(root.path());
+    config.crypto.key_file = Some(config.data_dir.join("master.key"));
+    config.crypto.allow_key_in_data_dir = true;
+    let app = tutela_server::Application::build(
+        config.clone(),
+        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
+    )
+    .await
+    .unwrap();
+    assert!(config.data_dir.join("master.key").exists());
+    app.state().store.close().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fresh_start_keeps_the_master_key_outside_the_data_directory_and_the_data_private_r29() {
+    let root = tempfile::tempdir().unwrap();
+    let config = config_in(root.path());
+    let app = tutela_server::Application::build(
+        config.clone(),
+        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
+    )
+    .await
+    .unwrap();
+    let state = app.state().clone();
+    // A write, so the WAL has content.
+    let op = tutela_server::tokens::create(
+        &state.store,
+        &tutela_core::clock::ManualClock::new(T0),
+        tutela_server::tokens::TokenRequest {
+            role: Role::Operator,
+            tenant: None,
+            subject: None,
+            region: Region::Cn,
+            label: "t".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(op.1.starts_with("tutela_"));
+    // The key: beside the data directory, not in it; 0600 in a 0700 directory.
+    let key = root.path().join("tutela-keys/data.master.key");
+    assert!(key.exists(), "the key is at {}", key.display());
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    assert!(!config.data_dir.join("master.key").exists());
+    // The data: the directory 0700, every file in it 0600 (database, WAL, shared memory,
+    // audit signing key).
+    assert_eq!(mode(&config.data_dir), 0o700);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&config.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for expected in ["tutela.db", "tutela.db-wal", "tutela.db-shm"] {
+        assert!(files.iter().any(|f| f == expected), "{files:?}");
+    }
+    state.store.close().await;
+}
+
+#[tokio::test]
+async fn an_older_installs_master_key_in_the_data_directory_is_still_used() {
+    let root = tempfile::tempdir().unwrap();
+    let config = config_in(root.path());
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let legacy = config.data_dir.join("master.key");
+    let (created, _) = tutela_crypto::keys::LocalKeyFile::open_or_create(&legacy).unwrap();
+    let app = tutela_server::Application::build(
+        config.clone(),
+        std::sync::Arc::new(tutela_core::clock::ManualClock::new(T0)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !root.path().join("tutela-keys").exists(),
+        "no second key is made beside the data"
+    );
+    assert_eq!(
+        config.master_key_location().unwrap().path(),
+        legacy.as_path()
+    );
+    use tutela_crypto::keys::KeyProvider as _;
+    let (reopened, _) = tutela_crypto::keys::LocalKeyFile::open_or_create(&legacy).unwrap();
+    assert_eq!(created.master().unwrap(), reopened.master().unwrap());
+    app.state().store.close().await;
 }

@@ -436,12 +436,13 @@ async fn a_deletion_shreds_keeps_what_the_law_requires_frozen_and_reaches_every_
         None,
     )
     .await;
+    const WAIVER: &str = "confirmed by signed letter ref L-2026-11 from Plantedwaiver Ouyang";
     let v = w
         .ok(
             &w.officer,
             &id,
             &format!("deliveries/{sister}/waive"),
-            json!({"reason": "confirmed by signed letter ref L-2026-11"}),
+            json!({"reason": WAIVER}),
         )
         .await;
     assert!(v["deliveries"]
@@ -449,6 +450,23 @@ async fn a_deletion_shreds_keeps_what_the_law_requires_frozen_and_reaches_every_
         .unwrap()
         .iter()
         .all(|d| d["status"] == "acknowledged" || d["status"] == "waived"));
+    // The officer's free text is shown to who may see the request, sealed at rest (R29).
+    assert!(
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["waived_reason"] == WAIVER),
+        "{v}"
+    );
+    let stored = w.app.state.store.deliveries_of(&id).await.unwrap();
+    assert!(stored
+        .iter()
+        .all(|d| d.waived_reason.is_none() && !format!("{d:?}").contains("Plantedwaiver")));
+    if !backend_is_postgres() {
+        let hits = crate::helpers::grep_dir(w.app.data_dir.path(), b"Plantedwaiver");
+        assert!(hits.is_empty(), "waiver reason in clear in {hits:?}");
+    }
     let v = w
         .ok(
             &w.officer,

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// Holds the audit witness file (`audit.witness_file`), outside the data directory.
     pub witness_dir: tempfile::TempDir,
+    /// The master key's directory, apart from the data (as in production).
+    pub key_dir: Arc<tempfile::TempDir>,
     config: Config,
     pg_db: Option<PgDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -107,6 +109,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server after `tweak` adjusts the configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
+    let key_dir = Arc::new(tempfile::tempdir().unwrap());
     let pg_db = if backend_is_postgres() {
         Some(fresh_pg_database().await)
     } else {
@@ -124,12 +127,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     };
     let witness_dir = tempfile::tempdir().unwrap();
     config.audit.witness_file = Some(witness_dir.path().join("audit.heads"));
+    config.crypto.key_file = Some(key_dir.path().join("master.key"));
     tweak(&mut config);
     start(
         config,
         Arc::new(ManualClock::new(T0)),
         data_dir,
         witness_dir,
+        key_dir,
         pg_db,
     )
     .await
@@ -140,6 +145,7 @@ async fn start(
     clock: Arc<ManualClock>,
     data_dir: tempfile::TempDir,
     witness_dir: tempfile::TempDir,
+    key_dir: Arc<tempfile::TempDir>,
     pg_db: Option<PgDatabase>,
 ) -> TestApp {
     // reqwest's rustls backend uses the process-wide provider (ring), as the server does.
@@ -160,6 +166,7 @@ async fn start(
         state,
         data_dir,
         witness_dir,
+        key_dir,
         config,
         pg_db,
         shutdown: Some(tx),
@@ -280,7 +287,15 @@ impl TestApp {
         let pg_db = self.pg_db.take();
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
         let witness_dir = std::mem::replace(&mut self.witness_dir, tempfile::tempdir().unwrap());
-        start(config, clock, data_dir, witness_dir, pg_db).await
+        start(
+            config,
+            clock,
+            data_dir,
+            witness_dir,
+            self.key_dir.clone(),
+            pg_db,
+        )
+        .await
     }
 
     /// Stops the server (its final sealing pass included) but keeps its database, data

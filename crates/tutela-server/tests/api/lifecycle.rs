@@ -684,7 +684,13 @@ async fn two_replicas_on_one_postgresql_database_never_process_a_subject_twice()
     }
     let a = spawn_app_with(|c| c.retention.batch = 25).await;
     let url = a.state.config.database_url.clone().unwrap();
-    let key_file = a.state.config.effective_key_file();
+    let key_file = a
+        .state
+        .config
+        .master_key_location()
+        .unwrap()
+        .path()
+        .to_owned();
     let audit_key = a.state.config.effective_audit_key_file();
     let b = spawn_app_with(move |c| {
         c.database_url = Some(url);

@@ -416,7 +416,14 @@ async fn a_bad_cipher_setting_stops_startup() {
 async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
     let w = world().await;
     w.put(&w.admin, "administrator", admin_fields()).await;
-    let key_file = w.app.state.config.effective_key_file();
+    let key_file = w
+        .app
+        .state
+        .config
+        .master_key_location()
+        .unwrap()
+        .path()
+        .to_owned();
     let report = tutela_server::vault::rotate_master(
         &w.app.state.store,
         &key_file,

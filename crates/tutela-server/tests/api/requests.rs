@@ -210,6 +210,89 @@ async fn an_end_users_request_waits_for_the_tenants_instruction_r26() {
 }
 
 #[tokio::test]
+async fn an_administrators_own_request_goes_to_the_operator_and_an_end_users_to_the_tenant_r26() {
+    let app = spawn_app().await;
+    let (tenant, administrator, admin) = app.tenant_with_admin("Routing Co").await;
+    let user = app
+        .create_subject(&tenant, json!({"kind": "end_user"}))
+        .await;
+    let contact = app
+        .create_subject(&tenant, json!({"kind": "contact"}))
+        .await;
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let file = |token: String, subject: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/v1/requests",
+                    &token,
+                    json!({"subject": subject, "type": "access"}),
+                )
+                .await;
+            assert_eq!(r.status(), 201);
+            let v: Value = r.json().await.unwrap();
+            (
+                v["id"].as_str().unwrap().to_owned(),
+                v["status"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    // The administrator signs in as itself: its own request is the operator's to answer
+    // (the operator controls administrator data), it does not wait for the tenant.
+    let as_administrator = app
+        .token(
+            Role::EndUser,
+            Some(&tenant),
+            Some(&administrator),
+            Region::Cn,
+        )
+        .await;
+    let (id, status) = file(as_administrator, administrator.to_string()).await;
+    assert_eq!(status, "received");
+    let r = act(
+        &app,
+        &po,
+        &id,
+        "verify",
+        json!({"method": "document", "evidence": "id-scan-1"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "no tenant instruction needed");
+    // A contact's request, filed by the privacy office, neither.
+    let (_, status) = file(po.clone(), contact.to_string()).await;
+    assert_eq!(status, "received");
+    // An end user's request waits for the tenant, whoever files it but the tenant.
+    let as_user = app
+        .token(Role::EndUser, Some(&tenant), Some(&user), Region::Cn)
+        .await;
+    let (_, status) = file(as_user, user.to_string()).await;
+    assert_eq!(status, "awaiting_controller");
+    let (id, status) = file(po.clone(), user.to_string()).await;
+    assert_eq!(status, "awaiting_controller");
+    assert_error(
+        act(
+            &app,
+            &po,
+            &id,
+            "verify",
+            json!({"method": "document", "evidence": "x"}),
+        )
+        .await,
+        409,
+        "request_state",
+        Some("R35"),
+    )
+    .await;
+    // The tenant's own filing for its end user is its instruction.
+    let (_, status) = file(admin, user.to_string()).await;
+    assert_eq!(status, "received");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn refusals_cite_one_of_eight_grounds_with_dispute_channels_r36_and_overdue_requests_are_listed_r35(
 ) {
     let app = spawn_app().await;
@@ -432,9 +515,23 @@ async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_
         .unwrap()
         .iter()
         .any(|a| a["action"] == "write"));
-    // A readable page, with values escaped.
+    // The link works once (issue 14): a second download gets nothing.
+    let r = anonymous
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 410, "export_link_used", None).await;
+    // A readable page, with values escaped, from a fresh link.
+    let fresh: Value = act(&app, &po, &id, "export", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = fresh["download_url"].as_str().unwrap();
+    let html_path = format!("/d/{}", fresh.rsplit("/d/").next().unwrap());
     let html = anonymous
-        .get(format!("{}{path}?format=html", app.base))
+        .get(format!("{}{html_path}?format=html", app.base))
         .send()
         .await
         .unwrap()
@@ -445,14 +542,19 @@ async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_
         html.contains("&lt;b&gt;李四&lt;/b&gt;") && !html.contains("<b>李四</b>"),
         "{html}"
     );
-    // Each opening is audited per category.
+    // Each download is audited per category; the refused second attempt too.
     let audit = app
         .state
         .store
         .audit_for_subject(&subject.to_string())
         .await
         .unwrap();
-    assert_eq!(audit.iter().filter(|e| e.action == "export").count(), 2);
+    let exports: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "export")
+        .map(|e| e.decision.as_str())
+        .collect();
+    assert_eq!(exports, vec!["allow", "deny", "allow"]);
     // Forged and expired links give nothing.
     let mut forged = path.clone();
     let last = forged.pop().unwrap();
@@ -463,12 +565,131 @@ async fn an_access_request_is_fulfilled_by_an_expiring_export_of_everything_r33_
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    app.clock.advance(time::Duration::days(8));
+    let unused: Value = act(&app, &po, &id, "export", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unused = unused["download_url"].as_str().unwrap();
+    let path = format!("/d/{}", unused.rsplit("/d/").next().unwrap());
+    // Short-lived: 15 minutes by default.
+    app.clock.advance(time::Duration::minutes(16));
     let r = anonymous
         .get(format!("{}{path}", app.base))
         .send()
         .await
         .unwrap();
     assert_error(r, 410, "link_expired", None).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_link_is_short_lived_single_use_and_only_the_requesters_r29_r33() {
+    let app = spawn_app().await;
+    let (_, subject, admin) = app.tenant_with_admin("Link Co").await;
+    let po = app
+        .token(Role::PrivacyOfficer, None, None, Region::Cn)
+        .await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/subjects/{subject}/records/administrator"),
+            Some(&admin),
+            Some(json!({"purpose": "account_admin", "service": "azure", "fields": {"email": "wang.wu@example.cn"}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = app
+        .post(
+            "/v1/requests",
+            &admin,
+            json!({"subject": subject.to_string(), "type": "access"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    act(
+        &app,
+        &po,
+        &id,
+        "verify",
+        json!({"method": "document", "evidence": "scan-5"}),
+    )
+    .await;
+    act(&app, &po, &id, "start", json!({})).await;
+    let link: Value = act(&app, &po, &id, "export", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Fifteen minutes, not days.
+    let expires = time::OffsetDateTime::parse(
+        link["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expires - T0, time::Duration::minutes(15));
+    let url = link["download_url"].as_str().unwrap();
+    let path = format!("{}/d/{}", app.base, url.rsplit("/d/").next().unwrap());
+    let client = reqwest::Client::new();
+    // Signed in as someone else: refused, and the link is not spent.
+    let (_, _, stranger) = app.tenant_with_admin("Stranger Co").await;
+    for other in [stranger.as_str(), po.as_str()] {
+        let r = client.get(&path).bearer_auth(other).send().await.unwrap();
+        assert_error(r, 403, "not_requester", Some("R29")).await;
+    }
+    // A bad token is not the absence of one.
+    let r = client
+        .get(&path)
+        .bearer_auth("tutela_nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The requester, signed in, downloads it once.
+    let r = client.get(&path).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(
+        export["records"][0]["fields"]["email"],
+        "wang.wu@example.cn"
+    );
+    for token in [Some(admin.as_str()), None] {
+        let mut req = client.get(&path);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_error(req.send().await.unwrap(), 410, "export_link_used", None).await;
+    }
+    // The consumption survives a restart: it is in the store, not in memory.
+    let app = app.restart().await;
+    let path = format!("{}/d/{}", app.base, url.rsplit("/d/").next().unwrap());
+    let r = client.get(&path).send().await.unwrap();
+    assert_error(r, 410, "export_link_used", None).await;
+    // Every attempt is on record: two strangers, one download, three reuses.
+    let audit = app
+        .state
+        .store
+        .audit_for_subject(&subject.to_string())
+        .await
+        .unwrap();
+    let attempts: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|e| e.action == "export")
+        .map(|e| (e.decision.as_str(), e.reason.rsplit(' ').next().unwrap()))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            ("deny", "not_requester"),
+            ("deny", "not_requester"),
+            ("allow", "download"),
+            ("deny", "link_used"),
+            ("deny", "link_used"),
+            ("deny", "link_used"),
+        ]
+    );
     app.stop().await;
 }
