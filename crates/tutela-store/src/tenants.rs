@@ -142,9 +142,8 @@ impl Store {
     /// Replaces a clear name by its sealed form (the clear column is emptied). `false`
     /// when the row was sealed meanwhile.
     pub async fn seal_tenant_name(&self, id: &TenantId, sealed: &[u8]) -> Result<bool> {
-        let n =
-            on_writer!(self, |p| {
-                sqlx::query(
+        let n = on_writer!(self, |p| {
+            sqlx::query(
             "UPDATE tenants SET name_sealed = $1, name = '' WHERE id = $2 AND name_sealed IS NULL"
         )
         .bind(sealed)
@@ -152,7 +151,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n > 0)
     }
 

@@ -348,13 +348,7 @@ async fn a_fresh_start_keeps_the_master_key_outside_the_data_directory_and_the_d
     let op = tutela_server::tokens::create(
         &state.store,
         &tutela_core::clock::ManualClock::new(T0),
-        tutela_server::tokens::TokenRequest {
-            role: Role::Operator,
-            tenant: None,
-            subject: None,
-            region: Region::Cn,
-            label: "t".into(),
-        },
+        tutela_server::tokens::TokenRequest::new(Role::Operator, None, None, Region::Cn, "t"),
     )
     .await
     .unwrap();

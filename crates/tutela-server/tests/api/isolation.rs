@@ -59,6 +59,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/purpose-changes", "op po"),
     ("GET", "/v1/purpose-changes", "op po au"),
     ("POST", "/v1/cookie-consents", "pub"),
+    ("POST", "/v1/cookie-consents/visitors", "pub"),
     ("GET", "/v1/cookie-consents/{visitor}", "po au"),
     // Sharing.
     ("POST", "/v1/storage-locations", "op"),
@@ -737,7 +738,12 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     .await;
     let policy: Value = app.get("/v1/policy", &operator).await.json().await.unwrap();
     let statement_version = policy["version"].as_str().unwrap().to_owned();
-    let visitor = "matrix-visitor-0001".to_owned();
+    // Visitor ids are issued and signed by the server (R16).
+    let issued = app
+        .request(Method::POST, "/v1/cookie-consents/visitors", None, None)
+        .await;
+    let issued = created(issued, "visitor id").await;
+    let visitor = issued["visitor_id"].as_str().unwrap().to_owned();
     let r = app
         .request(
             Method::POST,
@@ -746,9 +752,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             Some(json!({"visitor_id": visitor, "necessary": true, "preferences": true, "analytics": false, "fraud_prevention": true, "statement_version": statement_version})),
         )
         .await;
-    let v = created(r, "cookie consent").await;
-    // A server-issued visitor id, when the server issues one.
-    let visitor = v["visitor_id"].as_str().map_or(visitor, str::to_owned);
+    created(r, "cookie consent").await;
     let user_a2 = app
         .token(
             Role::EndUser,
@@ -926,7 +930,7 @@ async fn prepare(
             json!({"purposes": ["research"], "controller": "Matrix Successor Ltd", "reason": "merger"}),
         ),
         ("POST", "/v1/cookie-consents") => Some(
-            json!({"visitor_id": format!("matrix-visitor-{n:04}"), "necessary": true, "preferences": false, "analytics": false, "fraud_prevention": false, "statement_version": fx.statement_version}),
+            json!({"visitor_id": fx.visitor, "necessary": true, "preferences": false, "analytics": false, "fraud_prevention": false, "statement_version": fx.statement_version}),
         ),
         ("POST", "/v1/storage-locations") => Some(
             json!({"name": format!("matrix-dc-{n}"), "region": "cn", "country": "CN", "categories": ["customer"]}),

@@ -682,7 +682,18 @@ async fn cookie_choice(app: &TestApp, visitor: &str, analytics: bool) {
 async fn cookie_data_is_read_for_analytics_only_while_the_visitor_consents_r16() {
     let app = spawn_app().await;
     let (_, subject, admin) = app.tenant_with_admin("LP Cookie Co").await;
-    let visitor = "vis_00112233445566778899aabbccddeeff";
+    // A visitor id the server issued (R16).
+    let issued: Value = app
+        .client
+        .post(format!("{}/v1/cookie-consents/visitors", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let visitor = issued["visitor_id"].as_str().unwrap().to_owned();
+    let visitor = visitor.as_str();
     let r = app
         .request(
             Method::PUT,
