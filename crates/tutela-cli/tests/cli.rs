@@ -184,6 +184,75 @@ fn token_create_prints_once_and_stores_only_a_hash() {
     );
 }
 
+/// Service tokens name their data scope; support tokens their engineer; nobody else
+/// takes a scope (issue 14; R7, R29).
+#[test]
+fn token_scopes_and_engineers_are_checked_at_creation_r7_r29() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let ok = tutela(&[
+        "token",
+        "create",
+        "--role",
+        "service",
+        "--purposes",
+        "transaction,fraud_prevention",
+        "--categories",
+        "payment",
+        "--label",
+        "billing",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).trim().starts_with("tutela_"));
+    for (args, needle) in [
+        (vec!["--role", "support", "--region", "overseas"], "--label"),
+        (
+            vec![
+                "--role",
+                "operator",
+                "--purposes",
+                "transaction",
+                "--categories",
+                "payment",
+            ],
+            "only `service` tokens",
+        ),
+        (
+            vec!["--role", "service", "--purposes", "transaction"],
+            "both --purposes and --categories",
+        ),
+        (
+            vec![
+                "--role",
+                "service",
+                "--purposes",
+                "spying",
+                "--categories",
+                "payment",
+            ],
+            "unknown purpose",
+        ),
+    ] {
+        let mut all = vec!["token", "create", "--data-dir", d];
+        all.extend(args.iter().copied());
+        let out = tutela(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -193,9 +193,6 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::subjects::Subject;
-    use crate::tenants::Tenant;
-    use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
     use tutela_core::TenantId;
 
     fn audit(n: u8) -> AuditEntry {
@@ -253,35 +250,32 @@ mod tests {
         }
         let tenant = TenantId::from_bytes([1; 16]);
         let subject = SubjectId::from_bytes([2; 16]);
-        store
-            .insert_tenant(
-                &Tenant {
-                    id: tenant.clone(),
-                    name: TenantName::parse("Legacy tenant").unwrap(),
-                    kind: TenantKind::Enterprise,
-                    state: TenantState::Active,
-                    created_at: now,
-                    frozen_until: None,
-                    trial_ends_at: None,
-                    closed_at: None,
-                },
-                None,
+        // The tenant and subject as the pre-0018 binary wrote them (raw SQL: today's
+        // store writes columns of later schemas).
+        {
+            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
+                unreachable!("a sqlite: url opens SQLite")
+            };
+            let mut conn = conn.lock().await;
+            let conn = conn.as_mut().unwrap();
+            sqlx::query(
+                "INSERT INTO tenants (id, name, kind, state, created_at) \
+                 VALUES ($1, 'Legacy tenant', 'enterprise', 'active', 0)",
             )
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
             .await
             .unwrap();
-        store
-            .insert_subject(&Subject {
-                id: subject.clone(),
-                tenant,
-                kind: SubjectKind::Contact,
-                adult_on: None,
-                created_at: now,
-                erased_at: None,
-                frozen_until: None,
-                frozen_ground: None,
-            })
+            sqlx::query(
+                "INSERT INTO subjects (id, tenant_id, kind, created_at) \
+                 VALUES ($1, $2, 'contact', 0)",
+            )
+            .bind(subject.as_str())
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
             .await
             .unwrap();
+        }
         // A row as the pre-0018 binary wrote it.
         {
             let crate::Writer::Sqlite { conn, .. } = &store.writer else {
@@ -301,7 +295,7 @@ mod tests {
         }
 
         let status = store.migrate(now).await.unwrap();
-        assert_eq!((status.from, status.to), (16, crate::SCHEMA_VERSION));
+        assert_eq!((status.from, status.to), (17, crate::SCHEMA_VERSION));
         let new = ConsentEntry {
             id: "con_new".into(),
             subject: subject.clone(),

@@ -582,7 +582,13 @@ pub async fn put_record(
 /// Reads a record for a declared purpose.
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/records/{category}", tag = "records", security(("bearer" = [])),
-    params(("subject" = String, Path), ("category" = String, Path), ("purpose" = String, Query)),
+    params(
+        ("subject" = String, Path),
+        ("category" = String, Path),
+        ("purpose" = Option<String>, Query, description = "The purpose of the read; required unless `request` names the basis"),
+        ("request" = Option<String>, Query, description = "Privacy officer only: an open, identity-verified request about this subject (R29, R35)"),
+        ("legal_ref" = Option<String>, Query, description = "Privacy officer only, with purpose=legal_obligation: the legal obligation's reference (R29)"),
+    ),
     responses((status = 200, body = RecordView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody))
 )]
 pub async fn get_record(
