@@ -220,7 +220,7 @@ fn valid(
             let real: Vec<&Value> = options
                 .iter()
                 .filter(|o| {
-                    schema_type(resolve(doc, o)) != None
+                    schema_type(resolve(doc, o)).is_some()
                         || o.get("$ref").is_some()
                         || o.get("properties").is_some()
                 })
@@ -832,6 +832,13 @@ async fn send(
     None
 }
 
+fn created(what: &str, v: Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("fixture {what} not created: {v}"))
+        .to_owned()
+}
+
 /// The fixtures routes refer to: a tenant with an administrator and an end user, a
 /// request about the end user, a recipient and a pending support grant.
 async fn world(app: &TestApp, tokens: &BTreeMap<&'static str, String>) -> World {
@@ -842,7 +849,6 @@ async fn world(app: &TestApp, tokens: &BTreeMap<&'static str, String>) -> World 
             json!({"kind": "end_user", "birth_date": "1990-01-01"}),
         )
         .await;
-    let id_of = |v: &Value| v["id"].as_str().map(str::to_owned);
     let tenant_admin = app
         .token(Role::TenantAdmin, Some(&tenant), None, Region::Cn)
         .await;
@@ -853,17 +859,17 @@ async fn world(app: &TestApp, tokens: &BTreeMap<&'static str, String>) -> World 
             json!({"subject": subject.as_str(), "type": "delete"}),
         )
         .await;
-    let request = id_of(&r.json::<Value>().await.unwrap()).unwrap_or_else(|| "req_0".into());
+    let request = created("request", r.json().await.unwrap());
     let r = app
         .post(
             "/v1/recipients",
             &tokens["operator"],
-            json!({"name": "Maps", "kind": "subprocessor", "country": "CN",
-                   "purposes": ["provide_service"], "categories": ["customer"],
+            json!({"name": "Helpdesk", "kind": "subprocessor", "country": "CN",
+                   "purposes": ["support"], "categories": ["support"],
                    "commitment_ref": "DPA-1"}),
         )
         .await;
-    let recipient = id_of(&r.json::<Value>().await.unwrap()).unwrap_or_else(|| "rcp_0".into());
+    let recipient = created("recipient", r.json().await.unwrap());
     let r = app
         .post(
             "/v1/grants",
@@ -872,7 +878,7 @@ async fn world(app: &TestApp, tokens: &BTreeMap<&'static str, String>) -> World 
                    "reason": "fuzz", "minutes": 30}),
         )
         .await;
-    let grant = id_of(&r.json::<Value>().await.unwrap()).unwrap_or_else(|| "grt_0".into());
+    let grant = created("grant", r.json().await.unwrap());
     World {
         tenant: tenant.to_string(),
         subject: subject.to_string(),
