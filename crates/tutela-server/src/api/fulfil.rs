@@ -329,7 +329,11 @@ async fn acknowledge_delivery(
                 .into(),
         clause: Some(Clause::r(34)),
     };
-    // One answer for every unknown or mismatched id: nothing to learn by probing.
+    // One answer for every unknown or mismatched id: nothing to learn by probing. No id
+    // holds a NUL character (and PostgreSQL could not even compare one).
+    if ack.idempotency_key.contains('\0') || ack.recipient.contains('\0') {
+        return Err(ApiError::not_found("delivery"));
+    }
     let d = state
         .store
         .delivery(&ack.idempotency_key)

@@ -23,6 +23,7 @@ use crate::error::{error_response, ApiError};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +36,45 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 /// A JSON body whose rejections (syntax, unknown fields, size, content type) become
-/// standard API errors.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// standard API errors. A string holding the NUL character (`\u0000`) is refused as well
+/// (422 `invalid_body`): no field of this API means one, and PostgreSQL cannot store it,
+/// so refusing it here keeps both backends answering alike (issue 14).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !input::is_json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest {
+                        code: "bad_request",
+                        message: e.body_text(),
+                    }
+                }
+            })?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        if input::has_nul_escape(&bytes) {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "text in the body must not contain the NUL character (\\u0000)",
+            ));
+        }
+        Ok(ApiJson(value))
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -46,15 +82,56 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// A query string whose rejections become standard API errors.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// A query string whose rejections become standard API errors. A NUL character
+/// (`%00`) anywhere in it is refused (422 `invalid_query`), like one in a body.
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
-/// A path parameter whose rejections become standard API errors.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(input::has_encoded_nul) {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "the query string must not contain the NUL character (%00)",
+            ));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// A path parameter whose rejections become standard API errors. No id or vocabulary
+/// word contains the NUL character, so a path holding `%00` names nothing (404, like
+/// any other malformed id).
+#[derive(Debug)]
 pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if input::has_encoded_nul(parts.uri.path()) {
+            return Err(ApiError::NotFound {
+                code: "not_found",
+                message: "no resource with this id: ids never contain the NUL character".to_owned(),
+            });
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(value))
+    }
+}
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {

@@ -19,6 +19,7 @@ mod contact;
 mod cookies;
 mod foundation;
 mod fulfil;
+mod fuzz;
 mod grants;
 mod isolation;
 mod least_privilege;
