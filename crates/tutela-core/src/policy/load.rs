@@ -88,11 +88,13 @@ impl Ctx<'_> {
 pub fn load(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let cx = Ctx { file, text };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        cx.err(
-            e.span().unwrap_or(0..0),
-            "",
-            e.message().trim_end().to_owned(),
-        )
+        // The TOML parser leaves some syntax errors without a message (a control
+        // character in a comment, a file ending after `=`): never print an empty one.
+        let message = match e.message().trim_end() {
+            "" => "invalid TOML syntax".to_owned(),
+            m => m.to_owned(),
+        };
+        cx.err(e.span().unwrap_or(0..0), "", message)
     })?;
 
     let statement = StatementInfo {
@@ -346,7 +348,7 @@ fn access_rules(
     }
     let mut out = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let key = format!("access[{i}]");
+        let key = format!("access.{i}");
         let role = cx.parse(&r.role, &format!("{key}.role"), crate::actor::Role::parse)?;
         let categories = all_or_list(
             cx,
@@ -398,18 +400,23 @@ fn access_rules(
 /// A non-empty list of vocabulary ids without duplicates, or `["*"]` for all of them.
 fn all_or_list<T: Copy + PartialEq + fmt::Display, E: fmt::Display>(
     cx: &Ctx<'_>,
-    raw: &[S],
+    spanned: &toml::Spanned<Vec<S>>,
     key: &str,
     all: &[T],
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Result<Vec<T>, PolicyError> {
-    if let [only] = raw {
+    let raw = spanned.get_ref();
+    if let [only] = raw.as_slice() {
         if only.get_ref() == "*" {
             return Ok(all.to_vec());
         }
     }
     if raw.is_empty() {
-        return Err(cx.err(0..0, key, "must name at least one id, or \"*\" for all"));
+        return Err(cx.err(
+            spanned.span(),
+            key,
+            "must name at least one id, or \"*\" for all",
+        ));
     }
     let mut out: Vec<T> = Vec::with_capacity(raw.len());
     for s in raw {

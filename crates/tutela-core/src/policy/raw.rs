@@ -34,10 +34,10 @@ pub struct RawPolicy {
 pub struct RawAccessRule {
     pub role: S,
     /// Category ids, or `["*"]` for all.
-    pub categories: Vec<S>,
+    pub categories: Spanned<Vec<S>>,
     /// Purpose ids, or `["*"]` for all.
-    pub purposes: Vec<S>,
-    pub actions: Vec<S>,
+    pub purposes: Spanned<Vec<S>>,
+    pub actions: Spanned<Vec<S>>,
     #[serde(default)]
     pub requires: Option<S>,
     pub clause: S,

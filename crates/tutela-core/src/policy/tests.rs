@@ -304,3 +304,106 @@ fn compiled_table_matches_naive_reference() {
         }
     }
 }
+
+/// The access rules (issue 14, R29) are validated like the rest of the statement.
+#[test]
+fn access_rules_are_validated_r29() {
+    // A condition on a role it cannot apply to.
+    let e = check_error(
+        "requires = \"named_basis\"\nclause",
+        "requires = \"grant\"\nclause",
+        "applies only to role `support`",
+    );
+    assert_eq!(e.key, "access.5.requires");
+    check_error(
+        "role = \"operator\"\ncategories = [\"administrator\", \"registration\"]",
+        "role = \"janitor\"\ncategories = [\"administrator\", \"registration\"]",
+        "unknown role `janitor`",
+    );
+    check_error(
+        "purposes = [\"account_admin\", \"service_communication\"]\nactions",
+        "purposes = [\"account_admin\", \"account_admin\"]\nactions",
+        "listed twice",
+    );
+    check_error(
+        "purposes = [\"account_admin\", \"service_communication\"]\nactions",
+        "purposes = []\nactions",
+        "at least one id",
+    );
+    // No rules at all would deny everything: refused, not silently accepted.
+    let start = SHIPPED.find("\n[[access]]").unwrap();
+    let e = load("statement.toml", SHIPPED.get(..start).unwrap()).unwrap_err();
+    assert!(e.message.contains("no [[access]] rules"), "{e}");
+}
+
+/// The shipped rules: least privilege per role (R29).
+#[test]
+fn shipped_access_rules_give_each_role_only_its_share_r29() {
+    use crate::policy::{AccessAction, AccessCondition};
+    use crate::Role;
+    let p = shipped();
+    let rule = |role, c, a, purpose| p.access.lookup(role, c, a, purpose);
+    assert!(!p.access.role_has_rules(Role::Auditor));
+    assert!(rule(
+        Role::Operator,
+        Category::Customer,
+        AccessAction::Read,
+        Purpose::ProvideService
+    )
+    .is_none());
+    assert!(rule(
+        Role::Operator,
+        Category::Payment,
+        AccessAction::Read,
+        Purpose::Transaction
+    )
+    .is_none());
+    assert!(rule(
+        Role::Operator,
+        Category::Administrator,
+        AccessAction::Read,
+        Purpose::AccountAdmin
+    )
+    .is_some());
+    for c in Category::ALL {
+        assert_eq!(
+            rule(
+                Role::PrivacyOfficer,
+                *c,
+                AccessAction::Read,
+                Purpose::LegalObligation
+            )
+            .map(|g| g.requires),
+            Some(Some(AccessCondition::NamedBasis))
+        );
+        assert!(rule(
+            Role::PrivacyOfficer,
+            *c,
+            AccessAction::Write,
+            Purpose::LegalObligation
+        )
+        .is_none());
+        assert!(rule(Role::Support, *c, AccessAction::Delete, Purpose::Support).is_none());
+        assert_eq!(
+            rule(Role::Service, *c, AccessAction::Read, Purpose::Transaction).map(|g| g.requires),
+            Some(Some(AccessCondition::TokenScope))
+        );
+    }
+    assert_eq!(
+        rule(
+            Role::Support,
+            Category::Customer,
+            AccessAction::Read,
+            Purpose::Troubleshooting
+        )
+        .map(|g| g.requires),
+        Some(Some(AccessCondition::Grant))
+    );
+    assert!(rule(
+        Role::Support,
+        Category::RealName,
+        AccessAction::Read,
+        Purpose::Support
+    )
+    .is_none());
+}
