@@ -427,7 +427,7 @@ pub fn apply_condition(d: Decision, facts: ConditionFacts) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TokenId;
+    use crate::actor::DataScope;
 
     const SHIPPED: &str = include_str!("../../../policy/statement.toml");
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-28 09:00 UTC);
@@ -441,23 +441,21 @@ mod tests {
     fn sub(n: u8) -> SubjectId {
         SubjectId::from_bytes([n; 16])
     }
-    fn actor(role: Role, region: Region) -> Actor {
+    /// An actor of `role`; a service is scoped to `scope`, or to everything when `None`
+    /// (tests of the later steps are not about the token's scope).
+    fn actor(role: Role, region: Region, scope: Option<DataScope>) -> Actor {
         let (tenant, subject) = match role {
             Role::TenantAdmin => (Some(ten(1)), None),
             Role::EndUser => (Some(ten(1)), Some(sub(1))),
             _ => (None, None),
         };
         let a = Actor::new(TokenId::from_bytes([0; 16]), role, tenant, subject, region).unwrap();
-        if role == Role::Service {
-            // Tests of the later steps use a service scoped to everything.
-            a.with_scope(crate::actor::DataScope::new(
-                Purpose::ALL.to_vec(),
-                Category::ALL.to_vec(),
-            ))
-            .unwrap()
-        } else {
-            a
+        if role != Role::Service {
+            return a;
         }
+        let scope =
+            scope.unwrap_or_else(|| DataScope::new(Purpose::ALL.to_vec(), Category::ALL.to_vec()));
+        a.with_scope(scope).unwrap()
     }
 
     struct Case {
@@ -476,6 +474,7 @@ mod tests {
         grants: Vec<GrantView>,
         reconsent_missing: bool,
         basis: Option<NamedBasis>,
+        scope: Option<DataScope>,
     }
 
     fn base() -> Case {
@@ -495,12 +494,13 @@ mod tests {
             grants: vec![],
             reconsent_missing: false,
             basis: None,
+            scope: None,
         }
     }
 
     fn run(c: &Case) -> Decision {
         let p = policy();
-        let a = actor(c.role, c.region);
+        let a = actor(c.role, c.region, c.scope.clone());
         let (tn, sb) = (ten(c.tenant), sub(c.subject));
         decide(
             &p,
@@ -862,41 +862,13 @@ mod tests {
     /// The access rules of the shipped policy, role by role (R29, issue 14).
     #[test]
     fn least_privilege_per_role_r29() {
-        let unscoped = |c: Case| {
-            let p = policy();
-            let a = Actor::new(
-                TokenId::from_bytes([0; 16]),
-                Role::Service,
-                None,
-                None,
-                c.region,
-            )
-            .unwrap();
-            let (tn, sb) = (ten(c.tenant), sub(c.subject));
-            decide(
-                &p,
-                &Request {
-                    actor: &a,
-                    action: c.action,
-                    target: Target {
-                        tenant: &tn,
-                        subject: &sb,
-                        tenant_state: c.state,
-                        hold: c.hold,
-                        minor: c.minor,
-                    },
-                    category: c.category,
-                    purpose: c.purpose,
-                    consents: ConsentView::default(),
-                    grants: &[],
-                    basis: None,
-                    now: NOW,
-                },
-            )
-        };
         // An unscoped service token reads, writes and deletes nothing personal.
         for action in [Action::Read, Action::Write, Action::Delete] {
-            let d = unscoped(Case { action, ..base() });
+            let d = run(&Case {
+                action,
+                scope: Some(DataScope::default()),
+                ..base()
+            });
             assert_eq!((d.effect, d.reason), (DENY, "token_scope"));
         }
         // The auditor reads nothing personal.
@@ -1011,42 +983,17 @@ mod tests {
 
     #[test]
     fn a_service_acts_only_within_its_token_scope_r29() {
-        let p = policy();
-        let a = Actor::new(
-            TokenId::from_bytes([0; 16]),
-            Role::Service,
-            None,
-            None,
-            Region::Cn,
-        )
-        .unwrap()
-        .with_scope(crate::actor::DataScope::new(
-            vec![Purpose::Transaction],
-            vec![Category::Payment],
-        ))
-        .unwrap();
-        let (tn, sb) = (ten(1), sub(1));
         let ask = |category, purpose, action| {
-            decide(
-                &p,
-                &Request {
-                    actor: &a,
-                    action,
-                    target: Target {
-                        tenant: &tn,
-                        subject: &sb,
-                        tenant_state: TenantState::Active,
-                        hold: SubjectHold::None,
-                        minor: false,
-                    },
-                    category,
-                    purpose,
-                    consents: ConsentView::default(),
-                    grants: &[],
-                    basis: None,
-                    now: NOW,
-                },
-            )
+            run(&Case {
+                category,
+                purpose,
+                action,
+                scope: Some(DataScope::new(
+                    vec![Purpose::Transaction],
+                    vec![Category::Payment],
+                )),
+                ..base()
+            })
         };
         assert!(ask(Category::Payment, Purpose::Transaction, Action::Read).is_allowed());
         assert!(ask(Category::Payment, Purpose::Transaction, Action::Write).is_allowed());

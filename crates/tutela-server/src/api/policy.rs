@@ -72,6 +72,8 @@ pub fn policy_json(p: &Policy) -> Value {
         "refusal_grounds": grounds(&p.refusal_grounds),
         "trial": {"retain_after_expiry_days": p.trial.retain_after_expiry_days, "action": p.trial.action, "clause": p.trial.clause},
         "requests": {"answer_within_days": p.requests.answer_within_days, "clause": p.requests.clause},
+        // Who may use which purposes on which categories (issue 14, R29).
+        "access": &p.access_rules,
         "clauses": p.clause_index().into_iter().filter(|(_, at)| !at.is_empty()).map(|(c, at)| json!({"id": c, "encoded_at": at})).collect::<Vec<_>>(),
     })
 }

@@ -5,30 +5,6 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 use tutela_core::{Region, Role};
 
-async fn post_choice(app: &TestApp, body: &str, content_type: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/cookie-consents", app.base))
-        .header("content-type", content_type)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
-
-/// A visitor id issued by the server, as the banner obtains it.
-async fn issued_visitor(app: &TestApp) -> String {
-    let r = app
-        .client
-        .post(format!("{}/v1/cookie-consents/visitors", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["access-control-allow-origin"], "*");
-    let v: Value = r.json().await.unwrap();
-    v["visitor_id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn cookie_choices_are_recorded_per_visitor_with_the_statement_version_r16() {
     let app = spawn_app().await;

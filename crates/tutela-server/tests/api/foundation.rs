@@ -128,6 +128,12 @@ async fn policy_endpoint_has_the_verifier_shape_r3() {
     assert_eq!(payment["residency"], "cn");
     assert_eq!(payment["retention"]["action"], "anonymize");
     assert!(payment["retention"]["after_closure_days"].is_u64());
+    // The access rules are published with the statement (issue 14, R29).
+    let access = v["access"].as_array().unwrap();
+    assert!(access
+        .iter()
+        .any(|r| r["role"] == "support" && r["requires"] == "grant" && r["clause"] == "R7"));
+    assert!(!access.iter().any(|r| r["role"] == "auditor"));
     assert_eq!(payment["clause"], "R11");
     assert!(payment["fields"]
         .as_array()

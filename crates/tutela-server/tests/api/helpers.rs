@@ -397,3 +397,28 @@ pub fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     }
     hits
 }
+
+/// Cookie-consent helpers (R16): the banner's calls.
+pub async fn post_choice(app: &TestApp, body: &str, content_type: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/cookie-consents", app.base))
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A visitor id issued by the server, as the banner obtains it.
+pub async fn issued_visitor(app: &TestApp) -> String {
+    let r = app
+        .client
+        .post(format!("{}/v1/cookie-consents/visitors", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let v: Value = r.json().await.unwrap();
+    v["visitor_id"].as_str().unwrap().to_owned()
+}

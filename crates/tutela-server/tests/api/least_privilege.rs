@@ -664,17 +664,10 @@ async fn a_grants_reason_is_sealed_at_rest_and_shown_to_those_who_see_the_grant_
     assert!(grep_dir(app.data_dir.path(), b"GRANT-REASON-PLANTED-9931").is_empty());
 }
 
-/// Records a visitor's cookie choice the way the banner does; returns the visitor id.
+/// Records a visitor's cookie choice the way the banner does.
 async fn cookie_choice(app: &TestApp, visitor: &str, analytics: bool) {
     let body = json!({"visitor_id": visitor, "preferences": true, "analytics": analytics, "fraud_prevention": true, "statement_version": "2.0"});
-    let r = app
-        .client
-        .post(format!("{}/v1/cookie-consents", app.base))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_choice(app, &body.to_string(), "application/json").await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
@@ -683,16 +676,7 @@ async fn cookie_data_is_read_for_analytics_only_while_the_visitor_consents_r16()
     let app = spawn_app().await;
     let (_, subject, admin) = app.tenant_with_admin("LP Cookie Co").await;
     // A visitor id the server issued (R16).
-    let issued: Value = app
-        .client
-        .post(format!("{}/v1/cookie-consents/visitors", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let visitor = issued["visitor_id"].as_str().unwrap().to_owned();
+    let visitor = issued_visitor(&app).await;
     let visitor = visitor.as_str();
     let r = app
         .request(
