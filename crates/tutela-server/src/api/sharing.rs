@@ -553,6 +553,19 @@ pub async fn transfer(
     let categories = categories(&body.categories)?;
     let purpose = Purpose::parse(&body.purpose)
         .map_err(|e| ApiError::invalid("invalid_purpose", e.to_string()))?;
+    // A service discloses only what its token was created for (issue 14, R29).
+    if actor.role() == Role::Service {
+        if let Some(c) = categories
+            .iter()
+            .find(|c| !actor.scope().covers(**c, Some(purpose)))
+        {
+            return Err(ApiError::Forbidden {
+                code: "token_scope",
+                message: format!("this service token is not scoped to {c} data for {purpose}"),
+                clause: Some(Clause::r(29)),
+            });
+        }
+    }
     let (exception, legal_ref) = match &body.basis {
         None => (None, None),
         Some(b) => {

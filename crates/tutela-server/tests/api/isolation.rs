@@ -67,7 +67,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/recipients", "op"),
     ("GET", "/v1/recipients", "op po au svc svs"),
     ("POST", "/v1/recipients/{recipient}/webhook-secret", "op"),
-    ("POST", "/v1/transfers", "po svc svs"),
+    // A service transfers only categories and purposes in its token's scope (R29): the
+    // matrix's scoped service is not scoped for the transfer it sends.
+    ("POST", "/v1/transfers", "po"),
     ("GET", "/v1/transfers", "po au"),
     ("POST", "/v1/third-party-complaints", "op po"),
     // Support access (R7): grants bound to their engineer and tenant.
@@ -691,6 +693,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
     let service = app.token(Role::Service, None, None, Region::Cn).await;
+    // The fixtures' own transfers and messages come from a service scoped to them.
+    let fixture_service = app.service_all().await;
     let mut tokens = mint(app).await;
     let recipient = id_of(
         &created(
@@ -721,7 +725,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         Side::A,
         &operator,
         &officer,
-        &service,
+        &fixture_service,
         &recipient,
         tokens["support_granted"].clone(),
     )
@@ -731,7 +735,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         Side::B,
         &operator,
         &officer,
-        &service,
+        &fixture_service,
         &recipient,
         tokens["holder_b"].clone(),
     )

@@ -718,3 +718,44 @@ async fn cookie_data_is_read_for_analytics_only_while_the_visitor_consents_r16()
         200
     );
 }
+
+#[tokio::test]
+async fn a_service_discloses_only_what_its_token_is_scoped_to_r29() {
+    let app = spawn_app().await;
+    let (_, subject, _) = tenant_with_data(&app, "LP Transfer Co").await;
+    let operator = app.operator().await;
+    let r = app
+        .post(
+            "/v1/recipients",
+            &operator,
+            json!({"name": "Card Processor Co", "kind": "payment_processor", "country": "CN", "purposes": ["transaction"], "categories": ["administrator", "payment"], "commitment_ref": "dpa-lp-1"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let recipient = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let transfer = |categories: Value| json!({"subject": subject.to_string(), "recipient": recipient, "categories": categories, "purpose": "transaction"});
+    let billing = app
+        .service_token(&[Purpose::Transaction], &[Category::Payment])
+        .await;
+    let unscoped = app.token(Role::Service, None, None, Region::Cn).await;
+    for (token, categories) in [
+        (&unscoped, json!(["payment"])),
+        (&billing, json!(["administrator"])),
+        (&billing, json!(["payment", "administrator"])),
+    ] {
+        assert_error(
+            app.post("/v1/transfers", token, transfer(categories)).await,
+            403,
+            "token_scope",
+            Some("R29"),
+        )
+        .await;
+    }
+    let r = app
+        .post("/v1/transfers", &billing, transfer(json!(["payment"])))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}

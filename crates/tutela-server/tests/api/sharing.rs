@@ -156,7 +156,7 @@ async fn world() -> World {
     let officer = app
         .token(Role::PrivacyOfficer, None, None, Region::Cn)
         .await;
-    let service = app.token(Role::Service, None, None, Region::Cn).await;
+    let service = app.service_all().await;
     let (_, subject, admin) = app.tenant_with_admin("Transfer Co").await;
     World {
         app,
