@@ -171,6 +171,10 @@ pub fn provenance(
         Some(Some(m)) if m.is_evidence() => Ok(m),
         Some(Some(ConsentMethod::SubjectSelf)) if own_act => Ok(ConsentMethod::SubjectSelf),
         Some(Some(m)) => Err(ProvenanceError::NotCitable(m)),
+        // A guardian's consent names how the guardian gave it (a signed form, a recorded
+        // call...); a bare reference is not enough, whoever records it, the minor's own
+        // token included (R43).
+        Some(None) if by_guardian && granted => Err(ProvenanceError::GuardianEvidenceRequired),
         Some(None) if own_act => Ok(ConsentMethod::SubjectSelf),
         Some(None) => Ok(ConsentMethod::ReferenceOnly),
         None if own_act => Ok(ConsentMethod::SubjectSelf),
@@ -327,6 +331,11 @@ mod tests {
             assert_eq!(
                 provenance(by_subject, true, true, Some(&cited(Some(M::SignedForm)))),
                 Ok(M::SignedForm)
+            );
+            // A bare reference does not say how the guardian consented.
+            assert_eq!(
+                provenance(by_subject, true, true, Some(&cited(None))),
+                Err(ProvenanceError::GuardianEvidenceRequired)
             );
         }
         // Withdrawals need none.

@@ -370,7 +370,13 @@ impl Vault {
         else {
             return false;
         };
-        let (Ok(tag), Ok(master)) = (hex::decode(tag_hex), self.keys.master_by_id(kid)) else {
+        // One spelling per id: an upper-case tag would be an alias with its own history.
+        let lower_hex = tag_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let (true, Ok(tag), Ok(master)) =
+            (lower_hex, hex::decode(tag_hex), self.keys.master_by_id(kid))
+        else {
             return false;
         };
         tutela_crypto::constant_time_eq(&keys::visitor_id_tag(&master, signed), &tag)

@@ -384,6 +384,14 @@ fn shipped_access_rules_give_each_role_only_its_share_r29() {
         )
         .is_none());
         assert!(rule(Role::Support, *c, AccessAction::Delete, Purpose::Support).is_none());
+        // Services delete nothing: erasure is the request workflow's (R33).
+        assert!(rule(
+            Role::Service,
+            *c,
+            AccessAction::Delete,
+            Purpose::Transaction
+        )
+        .is_none());
         assert_eq!(
             rule(Role::Service, *c, AccessAction::Read, Purpose::Transaction).map(|g| g.requires),
             Some(Some(AccessCondition::TokenScope))

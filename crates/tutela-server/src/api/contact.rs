@@ -371,6 +371,19 @@ pub async fn get_message(
     if actor.role() != Role::Service {
         return Err(ApiError::forbidden_role("read messages for delivery"));
     }
+    // The delivery system: a service scoped to service communications (R9, R29). A
+    // message's parameters may hold a one-time identity code (R35).
+    if !actor
+        .scope()
+        .purposes()
+        .contains(&tutela_core::Purpose::ServiceCommunication)
+    {
+        return Err(ApiError::Forbidden {
+            code: "token_scope",
+            message: "only a service scoped to service_communication delivers messages".into(),
+            clause: Some(Clause::r(29)),
+        });
+    }
     let (message, sealed) = state
         .store
         .message_with_params(&id)

@@ -105,8 +105,19 @@ async fn named_basis(
     }
     if let Some(id) = q.request.as_deref() {
         let id = super::input::reference("request", Some(id), 64)?.unwrap_or_default();
+        if q.purpose.is_some() {
+            return Err(ApiError::Invalid {
+                code: "purpose_with_request",
+                message: "a read to fulfil a request names no purpose: the request is the basis"
+                    .into(),
+                clause: Some(Clause::r(35)),
+            });
+        }
+        // The request must be the subject's own (or its controller's): one the privacy
+        // office filed itself is no independent basis for reading (R29).
         let usable = state.store.request(&id).await?.filter(|r| {
             r.subject.as_str() == raw_subject
+                && matches!(r.filed_role.as_str(), "end_user" | "tenant_admin")
                 && matches!(
                     r.status,
                     RequestStatus::IdentityVerified | RequestStatus::InProgress
@@ -119,7 +130,7 @@ async fn named_basis(
             })),
             None => Err(ApiError::Forbidden {
                 code: "basis_not_open",
-                message: "the request is not an open, identity-verified request about this subject"
+                message: "the request is not an open, identity-verified request filed by or for this subject"
                     .into(),
                 clause: Some(Clause::r(35)),
             }),
@@ -473,8 +484,9 @@ pub async fn put_record(
             });
         }
     }
-    // R12: a security code is never stored, not even written into a free-text field.
-    if category == Category::Payment {
+    // R12: a security code is never stored, not even written into a free-text field of
+    // payment data or of a support case (where customers paste card details).
+    if matches!(category, Category::Payment | Category::Support) {
         if let Some((name, _)) = body.fields.iter().find(|(name, value)| {
             *name != "card_number" && tutela_pii::mentions_security_code(value)
         }) {
@@ -485,6 +497,38 @@ pub async fn put_record(
                 ),
                 clause: cp.never_store_clause.or(Some(Clause::r(12))),
             });
+        }
+    }
+    // R16: a cookie record names a visitor the server issued, so the analytics condition
+    // reads that visitor's own choices.
+    if let Some(visitor) = body
+        .fields
+        .get("visitor_id")
+        .filter(|_| category == Category::Cookie)
+    {
+        if !state.vault.visitor_id_valid(visitor) {
+            return Err(ApiError::Invalid {
+                code: "invalid_visitor_id",
+                message: "visitor_id must be an id issued by POST /v1/cookie-consents/visitors"
+                    .into(),
+                clause: Some(Clause::r(16)),
+            });
+        }
+        // Collecting cookie data for analytics needs the visitor's consent too.
+        if purpose == Purpose::Analytics {
+            let analytics = state
+                .store
+                .cookie_consents_of(visitor)
+                .await?
+                .last()
+                .map(|c| c.analytics);
+            if analytics != Some(true) {
+                return Err(ApiError::Forbidden {
+                    code: "cookie_consent_missing",
+                    message: "the visitor has not consented to analytics cookies".into(),
+                    clause: Some(Clause::r(16)),
+                });
+            }
         }
     }
     if let Some(card) = body
@@ -600,9 +644,11 @@ pub async fn get_record(
     let category = parse_category(&raw_category)?;
     let basis = named_basis(&state, &actor, &raw_subject, &q).await?;
     // A read for a named request needs no purpose: the right of access is not a use.
-    let purpose = match (&basis, q.purpose.as_deref()) {
-        (Some(b), None) if b.basis == NamedBasis::Request => Purpose::LegalObligation,
-        (_, raw) => parse_purpose(raw)?,
+    // (`named_basis` refused a purpose beside a request; the placeholder keeps card
+    // numbers masked, R12, and is not logged.)
+    let purpose = match &basis {
+        Some(b) if b.basis == NamedBasis::Request => Purpose::LegalObligation,
+        _ => parse_purpose(q.purpose.as_deref())?,
     };
     Ok(ApiJson(
         read_record(

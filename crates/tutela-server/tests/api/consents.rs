@@ -174,7 +174,16 @@ async fn a_guardian_consent_with_the_guardians_reference_unlocks_a_minors_data_r
     body["guardian"] = json!(true);
     body["guardian_ref"] = json!("idv_guardian_001");
     body["channel"] = json!("paper");
+    // A bare reference does not say how the guardian consented (R43).
     body["evidence_ref"] = json!("scan-2026-0042");
+    assert_error(
+        give(&app, &admin, &minor, body.clone()).await,
+        422,
+        "consent_evidence_required",
+        Some("R43"),
+    )
+    .await;
+    body["evidence"] = json!({"method": "signed_form", "reference": "scan-2026-0042"});
     assert_eq!(give(&app, &admin, &minor, body).await.status(), 201);
     let r = app
         .request(Method::PUT, &path, Some(&admin), Some(write))
@@ -194,8 +203,8 @@ async fn a_guardian_consent_with_the_guardians_reference_unlocks_a_minors_data_r
     );
     assert_eq!(ledger["current"][0]["guardian_ref"], "idv_guardian_001");
     assert_eq!(ledger["current"][0]["evidence_ref"], "scan-2026-0042");
-    // A bare `evidence_ref` cites the act by reference only.
-    assert_eq!(ledger["current"][0]["method"], "reference_only");
+    // The guardian's act is named with how it was given.
+    assert_eq!(ledger["current"][0]["method"], "signed_form");
     app.stop().await;
 }
 

@@ -55,7 +55,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/subjects/{subject}/preferences", "ta eu"),
     ("GET", "/v1/subjects/{subject}/preferences", "po ta eu"),
     ("POST", "/v1/messages", "svc svs"),
-    ("GET", "/v1/messages/{message}", "svc svs"),
+    // Only a service scoped to service_communication (the delivery system) reads a
+    // message: neither matrix service is.
+    ("GET", "/v1/messages/{message}", ""),
     ("POST", "/v1/purpose-changes", "op po"),
     ("GET", "/v1/purpose-changes", "op po au"),
     ("POST", "/v1/cookie-consents", "pub"),
@@ -152,13 +154,13 @@ const RECORDS: &[(&str, &str, &str)] = &[
     ("PUT", "registration", "op ta eu"),
     ("PUT", "diagnostic", "svs ta eu"),
     ("PUT", "cookie", "ta eu"),
-    ("DELETE", "customer", "svs ta eu"),
+    ("DELETE", "customer", "ta eu"),
     ("DELETE", "administrator", "ta eu"),
     ("DELETE", "real_name", "ta eu"),
     ("DELETE", "payment", "ta eu"),
     ("DELETE", "support", "ta eu"),
     ("DELETE", "registration", "ta eu"),
-    ("DELETE", "diagnostic", "svs ta eu"),
+    ("DELETE", "diagnostic", "ta eu"),
     ("DELETE", "cookie", "ta eu"),
 ];
 
@@ -367,7 +369,7 @@ fn planted(side: Side) -> BTreeMap<&'static str, Value> {
         ),
         (
             "cookie",
-            json!({"visitor_id": format!("MATRIX-VISITOR-{l}"), "session": format!("MATRIX-SESSION-{l}")}),
+            json!({"preferences": format!("MATRIX-PREFS-{l}"), "session": format!("MATRIX-SESSION-{l}")}),
         ),
     ])
 }

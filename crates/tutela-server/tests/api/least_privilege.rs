@@ -550,6 +550,51 @@ async fn the_privacy_officer_reads_for_an_open_verified_request_about_that_subje
         r.json::<Value>().await.unwrap()["fields"]["content"],
         CONTENT
     );
+    // The request is the basis: no purpose beside it (so none can unmask a card, R12).
+    assert_error(
+        read(
+            &app,
+            &subject,
+            &format!("payment?request={id}&purpose=transaction"),
+            &officer,
+        )
+        .await,
+        422,
+        "purpose_with_request",
+        Some("R35"),
+    )
+    .await;
+    let r = read(&app, &subject, &format!("payment?request={id}"), &officer).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["fields"]["card_number"],
+        "************1111"
+    );
+    // A request the privacy office filed and verified itself is no basis.
+    let own = app
+        .post(
+            "/v1/requests",
+            &officer,
+            json!({"subject": subject.to_string(), "type": "correct"}),
+        )
+        .await;
+    let own = own.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _ = app
+        .post(
+            &format!("/v1/requests/{own}/verify"),
+            &officer,
+            json!({"method": "document", "evidence": "SELF-1"}),
+        )
+        .await;
+    assert_error(
+        read(&app, &subject, &format!("customer?request={own}"), &officer).await,
+        403,
+        "basis_not_open",
+        Some("R35"),
+    )
+    .await;
     // The request is about one subject only.
     assert_error(
         read(
@@ -758,4 +803,130 @@ async fn a_service_discloses_only_what_its_token_is_scoped_to_r29() {
         .post("/v1/transfers", &billing, transfer(json!(["payment"])))
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn cookie_records_name_issued_visitors_and_analytics_collection_needs_consent_r16() {
+    let app = spawn_app().await;
+    let (_, subject, admin) = app.tenant_with_admin("LP Cookie Write Co").await;
+    let put = |fields: Value, purpose: &'static str, token: String| {
+        let (app, path) = (&app, format!("/v1/subjects/{subject}/records/cookie"));
+        async move {
+            app.request(
+                Method::PUT,
+                &path,
+                Some(&token),
+                Some(json!({"purpose": purpose, "service": "azure", "fields": fields})),
+            )
+            .await
+        }
+    };
+    // A visitor id the writer made up is refused, so no condition reads a stranger's choice.
+    assert_error(
+        put(
+            json!({"visitor_id": "vis_fake"}),
+            "preferences",
+            admin.clone(),
+        )
+        .await,
+        422,
+        "invalid_visitor_id",
+        Some("R16"),
+    )
+    .await;
+    let visitor = issued_visitor(&app).await;
+    let upper = {
+        let (signed, tag) = visitor.rsplit_once('.').unwrap();
+        format!("{signed}.{}", tag.to_uppercase())
+    };
+    assert_error(
+        put(json!({"visitor_id": upper}), "preferences", admin.clone()).await,
+        422,
+        "invalid_visitor_id",
+        Some("R16"),
+    )
+    .await;
+    // Collecting for analytics needs the visitor's consent to analytics.
+    assert_error(
+        put(json!({"visitor_id": visitor}), "analytics", admin.clone()).await,
+        403,
+        "cookie_consent_missing",
+        Some("R16"),
+    )
+    .await;
+    cookie_choice(&app, &visitor, true).await;
+    assert_eq!(
+        put(json!({"visitor_id": visitor}), "analytics", admin.clone())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn services_delete_nothing_and_only_the_delivery_system_reads_messages_r29_r33() {
+    let app = spawn_app().await;
+    let (_, subject, _) = tenant_with_data(&app, "LP Service Co").await;
+    let marketing = app
+        .service_token(
+            &[Purpose::Marketing, Purpose::Feedback],
+            &[Category::Administrator, Category::Support],
+        )
+        .await;
+    for category in ["administrator", "support"] {
+        let r = app
+            .request(
+                Method::DELETE,
+                &format!("/v1/subjects/{subject}/records/{category}"),
+                Some(&marketing),
+                None,
+            )
+            .await;
+        assert_error(r, 403, "role_not_permitted", Some("R29")).await;
+    }
+    // A message (here a service notice) is read back only by a service scoped to
+    // service communications.
+    let mailer = app
+        .service_token(&[Purpose::ServiceCommunication], &[Category::Administrator])
+        .await;
+    let r = app
+        .post(
+            "/v1/messages",
+            &mailer,
+            json!({"subject": subject.to_string(), "kind": "service", "channel": "email", "template": "invoice"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get(&format!("/v1/messages/{id}"), &mailer)
+            .await
+            .status(),
+        200
+    );
+    assert_error(
+        app.get(&format!("/v1/messages/{id}"), &marketing).await,
+        403,
+        "token_scope",
+        Some("R29"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_security_code_pasted_into_a_support_case_is_refused_r12() {
+    let app = spawn_app().await;
+    let (_, subject, admin) = app.tenant_with_admin("LP Support CVV Co").await;
+    let r = app
+        .request(
+            Method::PUT,
+            &format!("/v1/subjects/{subject}/records/support"),
+            Some(&admin),
+            Some(json!({"purpose": "support", "service": "azure", "fields": {"description": "payment fails, card 6222021988000001 cvv=739"}})),
+        )
+        .await;
+    assert_error(r, 422, "security_code_in_text", Some("R12")).await;
 }
