@@ -587,11 +587,42 @@ pub async fn put_record(
         .subject_key(&state.store, &subject.tenant, &subject.id, true)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    let current = state.store.record_version(&subject.id, category).await?;
+    let mut current = state.store.record_version(&subject.id, category).await?;
+    // A support engineer adds to the customer's support record; it never replaces or
+    // removes what is there (R13, R29): its fields are merged in, and text for a field
+    // that already has some is appended on a new line.
+    let mut fields = body.fields;
+    if actor.role() == Role::Support {
+        if let Some((record, chain)) = state.store.record_with_keys(&subject.id, category).await? {
+            let key = state
+                .vault
+                .open_key_chain(&subject.tenant, &subject.id, &chain)?;
+            let mut merged = state.vault.open_fields(
+                &key,
+                &subject.id,
+                category,
+                record.version,
+                &record.fields,
+            )?;
+            for (name, value) in fields {
+                match merged.get_mut(&name) {
+                    Some(old) => {
+                        old.push('\n');
+                        old.push_str(&value);
+                    }
+                    None => {
+                        merged.insert(name, value);
+                    }
+                }
+            }
+            fields = merged;
+            current = record.version;
+        }
+    }
     let version = current + 1;
     let sealed = state
         .vault
-        .seal_fields(&key, &subject.id, category, version, &body.fields)?;
+        .seal_fields(&key, &subject.id, category, version, &fields)?;
     let record = SealedRecord {
         subject: subject.id.clone(),
         category,
@@ -602,7 +633,7 @@ pub async fn put_record(
     };
     let lookup_keys = state
         .vault
-        .lookup_keys(&state.store, &subject.tenant, &body.fields)
+        .lookup_keys(&state.store, &subject.tenant, &fields)
         .await?;
     let lookups = RecordExtras {
         tenant: &subject.tenant,

@@ -176,6 +176,9 @@ pub struct DetokenizeRequest {
     /// without conditions (support, troubleshooting).
     pub purpose: String,
     pub tokens: Vec<TokenRef>,
+    /// The privacy officer's basis: the reference of the legal obligation or request it
+    /// fulfils (required for the officer, R29; audited). Ignored for the tenant's admin.
+    pub legal_ref: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -210,6 +213,22 @@ pub async fn detokenize(
     if state.cache.tenant(&state.store, &tenant).await?.is_none() {
         return Err(ApiError::not_found("tenant"));
     }
+    // The privacy officer reads personal information only naming the obligation (R29).
+    let basis = match actor.role() {
+        Role::PrivacyOfficer => {
+            match super::input::reference("legal_ref", body.legal_ref.as_deref(), 200)? {
+                Some(r) => Some(r),
+                None => {
+                    return Err(ApiError::Forbidden {
+                        code: "basis_required",
+                        message: "name the obligation this reversal fulfils (`legal_ref`)".into(),
+                        clause: Some(Clause::r(29)),
+                    })
+                }
+            }
+        }
+        _ => None,
+    };
     let purpose = Purpose::parse(&body.purpose)
         .map_err(|e| ApiError::invalid("invalid_purpose", e.to_string()))?;
     match state.policy.purpose_verdict(Category::Support, purpose) {
@@ -256,10 +275,16 @@ pub async fn detokenize(
             purpose: Some(purpose.to_string()),
             action: "detokenize".into(),
             decision: "allow".into(),
-            reason: format!(
-                "detokenize:{}",
-                values.iter().filter(|v| v.is_some()).count()
-            ),
+            reason: match &basis {
+                Some(r) => format!(
+                    "detokenize:{}:legal_ref:{r}",
+                    values.iter().filter(|v| v.is_some()).count()
+                ),
+                None => format!(
+                    "detokenize:{}",
+                    values.iter().filter(|v| v.is_some()).count()
+                ),
+            },
             clause: Some(Clause::r(13).to_string()),
             seq: None,
         })

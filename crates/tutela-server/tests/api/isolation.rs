@@ -956,7 +956,7 @@ async fn prepare(
         ("POST", "/v1/incidents/{incident}/resolve") => Some(json!({"tenant": tenant})),
         ("POST", "/v1/redact") => Some(json!({"text": "call 13800138000", "tenant": tenant})),
         ("POST", "/v1/detokenize") => Some(
-            json!({"tenant": tenant, "purpose": "support", "tokens": [{"type": "CN_MOBILE", "token": "13911112222"}]}),
+            json!({"tenant": tenant, "purpose": "support", "legal_ref": "MATRIX-LEGAL-REF-1", "tokens": [{"type": "CN_MOBILE", "token": "13911112222"}]}),
         ),
         ("POST", "/v1/requests") => Some(json!({"subject": subject, "type": "access"})),
         ("POST", "/v1/requests/{request}/identity-code") => Some(json!({"channel": "email"})),

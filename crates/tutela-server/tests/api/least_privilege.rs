@@ -200,6 +200,27 @@ async fn support_in_china_reads_writes_and_deletes_nothing_without_a_grant_of_it
         Some("R7"),
     )
     .await;
+    // The engineer adds to the support record; nothing the customer wrote is lost.
+    let r = app
+        .request(
+            Method::PUT,
+            &format!("/v1/subjects/{subject}/records/support"),
+            Some(&engineer),
+            Some(json!({"purpose": "support", "service": "azure", "fields": {"description": "ENGINEER-NOTE: reimaged the boot disk"}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let fields = read(&app, &subject, "support?purpose=support", &admin)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["fields"]
+        .clone();
+    assert_eq!(fields["contact"], "zhang.wei@example.com");
+    assert_eq!(
+        fields["description"],
+        "VM will not boot\nENGINEER-NOTE: reimaged the boot disk"
+    );
     // Another engineer does not even see the grant.
     assert_error(
         app.get(&format!("/v1/grants/{grant}"), &colleague).await,
@@ -208,7 +229,7 @@ async fn support_in_china_reads_writes_and_deletes_nothing_without_a_grant_of_it
         None,
     )
     .await;
-    // The grant lists the one access, by the engineer who holds it.
+    // The grant lists the read and the write, both by the engineer who holds it.
     let detail: Value = app
         .get(&format!("/v1/grants/{grant}"), &admin)
         .await
@@ -216,8 +237,10 @@ async fn support_in_china_reads_writes_and_deletes_nothing_without_a_grant_of_it
         .await
         .unwrap();
     let accesses = detail["accesses"].as_array().unwrap();
-    assert_eq!(accesses.len(), 1, "{detail}");
-    assert_eq!(detail["requested_by"], accesses[0]["token"]);
+    assert_eq!(accesses.len(), 2, "{detail}");
+    assert!(accesses
+        .iter()
+        .all(|a| a["token"] == detail["requested_by"]));
 }
 
 #[tokio::test]

@@ -263,9 +263,14 @@ async fn format_preserving_tokens_are_reversed_only_for_an_allowed_purpose_r13()
     let ask = |token: String, purpose: &'static str, who: String| {
         let (app, tenant) = (&app, tenant.to_string());
         async move {
-            app.post("/v1/detokenize", &who, json!({"tenant": tenant, "purpose": purpose, "tokens": [{"type": "CN_MOBILE", "token": token}, {"type": "CN_MOBILE", "token": "000-0000-0000"}]})).await
+            app.post("/v1/detokenize", &who, json!({"tenant": tenant, "purpose": purpose, "legal_ref": "CASE-2026-77", "tokens": [{"type": "CN_MOBILE", "token": token}, {"type": "CN_MOBILE", "token": "000-0000-0000"}]})).await
         }
     };
+    // The privacy officer names its basis (issue 14, R29).
+    let r = app
+        .post("/v1/detokenize", &officer, json!({"tenant": tenant.to_string(), "purpose": "support", "tokens": [{"type": "CN_MOBILE", "token": mobile_token}]}))
+        .await;
+    assert_error(r, 403, "basis_required", Some("R29")).await;
     let r = ask(mobile_token.to_owned(), "support", officer.clone()).await;
     assert_eq!(r.status(), 200);
     let back: Value = r.json().await.unwrap();
