@@ -435,6 +435,7 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     // Free text of a request: the requester's details and the officer's refusal.
     const DETAILS: &str = "complaint about Plantedclerk Luxun at the Jingzhou office";
     const REFUSAL: &str = "Plantedrefusal: the log reveals Huangyueying's trade secrets";
+    let mut link_token: Option<String> = None;
     let dir = tempfile::tempdir().unwrap();
     // The data directory inside a scratch root: the master key and the audit witness go
     // beside it.
@@ -601,6 +602,40 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(REFUSAL) && body.contains(DETAILS), "{body}");
+    // An access request fulfilled by a download link: the link is a secret and never
+    // reaches a log line, not even as the request path (issue 14).
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/requests",
+        &admin,
+        Some(&format!(r#"{{"subject":"{subject}","type":"access"}}"#)),
+    );
+    assert_eq!(status, 201, "{body}");
+    let access: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let access = access["id"].as_str().unwrap().to_owned();
+    for (step, body) in [
+        ("verify", r#"{"method":"callback","evidence":"call-2"}"#),
+        ("start", "{}"),
+        ("export", "{}"),
+    ] {
+        let (status, reply) = http(
+            port,
+            "POST",
+            &format!("/v1/requests/{access}/{step}"),
+            &officer,
+            Some(body),
+        );
+        assert!(status == 200 || status == 201, "{step}: {status} {reply}");
+        if step == "export" {
+            let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+            let url = v["download_url"].as_str().unwrap().to_owned();
+            let link_path = url.get(url.find("/d/").unwrap()..).unwrap().to_owned();
+            let (status, export) = http(port, "GET", &link_path, &admin, None);
+            assert_eq!(status, 200, "{export}");
+            link_token.replace(link_path.trim_start_matches("/d/").to_owned());
+        }
+    }
 
     let planted = [
         NAME,
@@ -638,6 +673,7 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
         logged.iter().any(|l| l.contains("DEBUG")),
         "debug logging was on"
     );
+    let link_token = link_token.take().unwrap();
     for line in logged.iter().chain(printed.iter()) {
         for value in planted {
             assert!(
@@ -645,6 +681,10 @@ fn planted_values_never_reach_the_data_directory_or_logs_in_clear_r29() {
                 "log line carries a planted value: {line}"
             );
         }
+        assert!(
+            !line.contains(&link_token),
+            "log line carries a download link: {line}"
+        );
     }
 }
 

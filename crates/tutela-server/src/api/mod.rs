@@ -333,8 +333,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(policy::get_policy))
         .route("/v1/tenants", post(tenants::create_tenant))
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
-        .route("/v1/tenants/{tenant}/subjects", post(tenants::create_subject).get(tenants::list_subjects))
-        .route("/v1/tenants/{tenant}/subjects/lookup", post(tenants::lookup_subjects))
+        .route(
+            "/v1/tenants/{tenant}/subjects",
+            post(tenants::create_subject).get(tenants::list_subjects),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subjects/lookup",
+            post(tenants::lookup_subjects),
+        )
         .route("/v1/subjects/{subject}", get(tenants::get_subject))
         .route(
             "/v1/subjects/{subject}/preferences",
@@ -349,10 +355,22 @@ pub fn router(state: AppState) -> Router {
             "/v1/recipients",
             post(sharing::register_recipient).get(sharing::list_recipients),
         )
-        .route("/v1/recipients/{recipient}/webhook-secret", post(sharing::rotate_webhook_secret))
-        .route("/v1/transfers", post(sharing::transfer).get(sharing::register))
-        .route("/v1/third-party-complaints", post(sharing::redirect_complaint))
-        .route("/v1/requests", post(requests::file_request).get(requests::list_requests))
+        .route(
+            "/v1/recipients/{recipient}/webhook-secret",
+            post(sharing::rotate_webhook_secret),
+        )
+        .route(
+            "/v1/transfers",
+            post(sharing::transfer).get(sharing::register),
+        )
+        .route(
+            "/v1/third-party-complaints",
+            post(sharing::redirect_complaint),
+        )
+        .route(
+            "/v1/requests",
+            post(requests::file_request).get(requests::list_requests),
+        )
         .route("/v1/requests/{request}", get(requests::get_request))
         .route("/v1/requests/{request}/confirm", post(requests::confirm))
         .route("/v1/requests/{request}/verify", post(requests::verify))
@@ -361,17 +379,35 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{request}/extend", post(requests::extend))
         .route("/v1/requests/{request}/complete", post(requests::complete))
         .route("/v1/requests/{request}/refuse", post(requests::refuse))
-        .route("/v1/requests/{request}/export", post(export::prepare_export))
+        .route(
+            "/v1/requests/{request}/export",
+            post(export::prepare_export),
+        )
         .route("/v1/requests/{request}/erase", post(fulfil::erase))
         .route("/v1/requests/{request}/acks", post(fulfil::acknowledge))
         .route("/v1/acks", post(fulfil::acknowledge_any))
-        .route("/v1/requests/{request}/deliveries/{recipient}/waive", post(fulfil::waive))
-        .route("/v1/requests/{request}/identity-code", post(fulfil::send_identity_code))
+        .route(
+            "/v1/requests/{request}/deliveries/{recipient}/waive",
+            post(fulfil::waive),
+        )
+        .route(
+            "/v1/requests/{request}/identity-code",
+            post(fulfil::send_identity_code),
+        )
         .route("/v1/messages/{message}", get(contact::get_message))
         .route("/v1/tenants/{tenant}/close", post(lifecycle::close_tenant))
-        .route("/v1/tenants/{tenant}/activate", post(lifecycle::activate_tenant))
-        .route("/v1/tenants/{tenant}/announcements", get(lifecycle::announcements))
-        .route("/v1/services/{service}/terminate", post(lifecycle::terminate_service))
+        .route(
+            "/v1/tenants/{tenant}/activate",
+            post(lifecycle::activate_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/announcements",
+            get(lifecycle::announcements),
+        )
+        .route(
+            "/v1/services/{service}/terminate",
+            post(lifecycle::terminate_service),
+        )
         .route("/v1/retention/run", post(lifecycle::run_retention))
         .route("/v1/redact", post(redact::redact))
         .route("/v1/detokenize", post(redact::detokenize))
@@ -382,7 +418,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants/{grant}/deny", post(grants::deny_grant))
         .route("/v1/grants/{grant}/end", post(grants::end_grant))
         .route("/v1/tenants/{tenant}/grants", get(grants::tenant_grants))
-        .route("/v1/incidents/{incident}/resolve", post(grants::resolve_incident))
+        .route(
+            "/v1/incidents/{incident}/resolve",
+            post(grants::resolve_incident),
+        )
         .route(
             "/v1/purpose-changes",
             post(consents::record_purpose_change).get(consents::list_purpose_changes),
@@ -395,30 +434,54 @@ pub fn router(state: AppState) -> Router {
             "/v1/cookie-consents/visitors",
             post(cookies::issue_visitor).options(cookies::cookie_consent_preflight),
         )
-        .route("/v1/cookie-consents/{visitor}", get(cookies::cookie_consent_history))
+        .route(
+            "/v1/cookie-consents/{visitor}",
+            get(cookies::cookie_consent_history),
+        )
         .route("/consent.js", get(cookies::consent_js))
-        .route("/u/{token}", get(contact::unsubscribe_page).post(contact::unsubscribe))
+        .route(
+            "/u/{token}",
+            get(contact::unsubscribe_page).post(contact::unsubscribe),
+        )
         .route(
             "/v1/subjects/{subject}/consents",
             post(consents::record_consent).get(consents::list_consents),
         )
         .route(
             "/v1/subjects/{subject}/records/{category}",
-            axum::routing::put(records::put_record).get(records::get_record).delete(records::delete_record),
+            axum::routing::put(records::put_record)
+                .get(records::get_record)
+                .delete(records::delete_record),
         )
         .route("/v1/audit/head", get(audit::head))
         .route("/v1/audit/entries", get(audit::entries))
         .route("/v1/audit/proof", get(audit::proof))
         .route("/v1/audit/consistency", get(audit::consistency))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(limits.request_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
         .layer(
-            // Span fields: method and path only. Query strings and bodies are never logged.
+            // Span fields: method and path only. Query strings and bodies are never logged,
+            // and paths that carry a secret (download and unsubscribe links) are logged as
+            // their route template.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                let path = match req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                {
+                    Some(template @ ("/d/{token}" | "/u/{token}")) => template,
+                    _ => req.uri().path(),
+                };
+                tracing::info_span!("http", method = %req.method(), path = %path)
             }),
         )
         // Outermost, so that responses made by the layers above also get the shape.
