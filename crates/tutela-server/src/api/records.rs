@@ -128,12 +128,35 @@ async fn named_basis(
                 basis: NamedBasis::Request,
                 note: format!("request:{}", r.id),
             })),
-            None => Err(ApiError::Forbidden {
-                code: "basis_not_open",
-                message: "the request is not an open, identity-verified request filed by or for this subject"
-                    .into(),
-                clause: Some(Clause::r(35)),
-            }),
+            None => {
+                // A refused basis is an attempt to read personal data: audited like any
+                // denial (the subject hidden from view answers 404 instead).
+                let (subject, _) = super::tenants::subject_and_tenant(state, raw_subject).await?;
+                state
+                    .audit_writer
+                    .append(AuditEntry {
+                        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                        at: state.clock.now(),
+                        token_id: actor.token().to_string(),
+                        role: actor.role().to_string(),
+                        tenant: Some(subject.tenant.to_string()),
+                        subject: Some(subject.id.to_string()),
+                        category: None,
+                        purpose: None,
+                        action: "read".to_owned(),
+                        decision: "deny".to_owned(),
+                        reason: "basis_not_open".to_owned(),
+                        clause: Some(Clause::r(35).to_string()),
+                        seq: None,
+                    })
+                    .await?;
+                Err(ApiError::Forbidden {
+                    code: "basis_not_open",
+                    message: "the request is not an open, identity-verified request filed by or for this subject"
+                        .into(),
+                    clause: Some(Clause::r(35)),
+                })
+            }
         };
     }
     let reference =

@@ -618,6 +618,15 @@ async fn the_privacy_officer_reads_for_an_open_verified_request_about_that_subje
         Some("R35"),
     )
     .await;
+    // Refused attempts are audited like any denial.
+    let auditor = app.token(Role::Auditor, None, None, Region::Cn).await;
+    let entries: Value = app
+        .get(&format!("/v1/audit/entries?subject={subject}"), &auditor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(entries.to_string().contains("basis_not_open"), "{entries}");
     // The request is about one subject only.
     assert_error(
         read(
