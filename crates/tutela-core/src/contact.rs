@@ -54,6 +54,23 @@ impl MessageKind {
 /// A subject's stored preferences: (topic, channel) -> allowed. Missing means off.
 pub type Preferences = BTreeMap<(PreferenceTopic, ContactChannel), bool>;
 
+impl PreferenceTopic {
+    /// The preference a use of contact data for `purpose` follows (R9, R15): marketing
+    /// for `marketing`, surveys for `feedback`; `None` for every other purpose.
+    pub fn of_purpose(purpose: crate::vocab::Purpose) -> Option<Self> {
+        match purpose {
+            crate::vocab::Purpose::Marketing => Some(PreferenceTopic::Marketing),
+            crate::vocab::Purpose::Feedback => Some(PreferenceTopic::Surveys),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the subject allows `topic` over at least one channel.
+pub fn opted_in(prefs: &Preferences, topic: PreferenceTopic) -> bool {
+    prefs.iter().any(|((t, _), on)| *t == topic && *on)
+}
+
 /// The send gate's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendDecision {

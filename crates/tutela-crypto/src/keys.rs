@@ -212,9 +212,7 @@ pub fn blind_index(index_key: &Key, kind: &str, value: &str) -> [u8; 32] {
 /// key derived from the master key: a stolen database alone cannot brute-force the
 /// six-digit space.
 pub fn one_time_code_digest(master: &Key, context: &str, code: &str) -> [u8; 32] {
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.as_bytes());
-    let derived = ring::hmac::sign(&k, b"tutela-one-time-code-key-v1");
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref());
+    let k = derived_hmac_key(master, b"tutela-one-time-code-key-v1");
     let mut ctx = ring::hmac::Context::with_key(&k);
     ctx.update(context.as_bytes());
     ctx.update(&[0]);
@@ -224,13 +222,18 @@ pub fn one_time_code_digest(master: &Key, context: &str, code: &str) -> [u8; 32]
     out
 }
 
+/// An HMAC key derived from the master key for one use, named by `label`.
+fn derived_hmac_key(master: &Key, label: &[u8]) -> ring::hmac::Key {
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.as_bytes());
+    let derived = ring::hmac::sign(&k, label);
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+}
+
 /// The tag that signs a website visitor's id (R16): HMAC-SHA256 under a key derived from
 /// the master key (fixed label), truncated to 128 bits. The server issues ids, so a
 /// browser cannot pick (or guess) another visitor's id to append choices to its history.
 pub fn visitor_id_tag(master: &Key, signed_text: &str) -> [u8; 16] {
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.as_bytes());
-    let derived = ring::hmac::sign(&k, b"tutela-visitor-id-key-v1");
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref());
+    let k = derived_hmac_key(master, b"tutela-visitor-id-key-v1");
     let tag = ring::hmac::sign(&k, signed_text.as_bytes());
     let mut out = [0u8; 16];
     out.copy_from_slice(tag.as_ref().get(..16).unwrap_or(&[0u8; 16]));

@@ -76,7 +76,7 @@ pub fn master_key_file(config: &Config) -> anyhow::Result<PathBuf> {
         MasterKeyLocation::Legacy { path, move_to } => {
             tracing::warn!(
                 key_file = %path.display(),
-                "THE MASTER KEY IS INSIDE THE DATA DIRECTORY (an older layout): every backup of                  the data directory carries the key that decrypts it. Move it: stop tutela, run                  `mkdir -p -m 700 {dir} && mv {from} {to}`, then start again (or set                  crypto.key_file to where you keep it)",
+                "THE MASTER KEY IS INSIDE THE DATA DIRECTORY (an older layout): every backup of the data directory carries the key that decrypts it. Move it: stop tutela, run `mkdir -p -m 700 {dir} && mv {from} {to}`, then start again (or set crypto.key_file to where you keep it)",
                 dir = move_to.parent().unwrap_or(Path::new("/")).display(),
                 from = path.display(),
                 to = move_to.display(),
@@ -84,10 +84,8 @@ pub fn master_key_file(config: &Config) -> anyhow::Result<PathBuf> {
         }
         MasterKeyLocation::Default(p) | MasterKeyLocation::Configured(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if matches!(location, MasterKeyLocation::Default(_)) {
-                    // tutela's own key directory: owner only.
-                    ensure_data_dir(dir)?;
-                } else if !dir.exists() {
+                // tutela's own key directory (or a configured one it must create): owner only.
+                if matches!(location, MasterKeyLocation::Default(_)) || !dir.exists() {
                     ensure_data_dir(dir)?;
                 }
             }
@@ -99,7 +97,7 @@ pub fn master_key_file(config: &Config) -> anyhow::Result<PathBuf> {
             } else {
                 tracing::warn!(
                     key_file = %p.display(),
-                    "creating a new master key outside the data directory; BACK IT UP SEPARATELY                      from the data: without it the data cannot be decrypted, and a backup that                      holds both protects nothing"
+                    "creating a new master key outside the data directory; BACK IT UP SEPARATELY from the data: without it the data cannot be decrypted, and a backup that holds both protects nothing"
                 );
             }
         }
@@ -134,7 +132,14 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         .await
         .context("opening the database")?;
     tracing::info!(backend = store.backend().as_str(), "database ready");
-    // Tenant names written in clear by an older version are sealed once, here (R29).
+    // Free text an older version stored in clear is sealed once, here (R29): tenant
+    // names (before schema 19) and support grants' reasons (before schema 17).
+    let sealed = crate::api::grants::seal_legacy_reasons(&vault, &store)
+        .await
+        .context("sealing support grant reasons stored in clear")?;
+    if sealed > 0 {
+        tracing::info!(sealed, "sealed the clear reasons of older support grants");
+    }
     let resealed = vault
         .reseal_legacy_tenant_names(&store)
         .await
@@ -211,11 +216,6 @@ impl Application {
             }
         };
         let state = open_state(config, clock).await?;
-        // Grant reasons written before schema 17 were stored in clear (issue 14, R29).
-        let sealed = crate::api::grants::seal_legacy_reasons(&state).await?;
-        if sealed > 0 {
-            tracing::info!(sealed, "sealed the clear reasons of older support grants");
-        }
         let listener =
             std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         listener.set_nonblocking(true)?;

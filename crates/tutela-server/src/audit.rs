@@ -209,12 +209,26 @@ impl AuditLog {
         now: time::OffsetDateTime,
     ) -> anyhow::Result<usize> {
         let mut tree = self.tree.lock().await;
-        // Heads whose witness write failed earlier go first.
-        if self.witness.pending() > 0 {
-            self.witness.record(&[]).await;
-        }
+        let mut heads = Vec::new();
+        let sealed = self.seal_batches(store, now, &mut tree, &mut heads).await;
+        // Only committed heads are witnessed (the witness never runs ahead of the log),
+        // with any a failed write left before them: one append and one sync per pass,
+        // still under the tree lock so the witness keeps the log's order.
+        self.witness.record(&heads).await;
+        sealed
+    }
+
+    /// The batches of one sealing pass; `heads` receives each committed head, also when
+    /// a later batch fails.
+    async fn seal_batches(
+        &self,
+        store: &Store,
+        now: time::OffsetDateTime,
+        tree: &mut MerkleTree,
+        heads: &mut Vec<WitnessHead>,
+    ) -> anyhow::Result<usize> {
         // Another replica may have sealed while this one did not hold the lease.
-        catch_up(store, &mut tree).await?;
+        catch_up(store, tree).await?;
         let mut sealed = 0;
         loop {
             let pending = store.unsealed_audit(SEAL_BATCH).await?;
@@ -232,7 +246,7 @@ impl AuditLog {
                 alg: self.alg,
                 size: next.size(),
                 root: next.root(),
-                signed_at_micros: i64::try_from(now.unix_timestamp_nanos() / 1_000)?,
+                signed_at_micros: micros(now)?,
             };
             let sth = self.signer.sign(head);
             let row = HeadRow {
@@ -244,10 +258,7 @@ impl AuditLog {
             store.seal_audit_batch(&batch, &row).await?;
             *tree = next;
             sealed += pending.len();
-            // Only a committed head is witnessed: the witness never runs ahead of the log.
-            self.witness
-                .record(&[WitnessHead::new(&sth, self.signer.public_key())])
-                .await;
+            heads.push(WitnessHead::new(&sth, self.signer.public_key()));
         }
     }
 
@@ -285,11 +296,6 @@ impl AuditLog {
 /// Unix microseconds, as heads sign them.
 fn micros(t: time::OffsetDateTime) -> anyhow::Result<i64> {
     Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000)?)
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 /// What is wrong between the log and one witnessed head.
@@ -506,14 +512,14 @@ pub async fn verify(
 
     // The witness: every head in it.
     let path = options.witness_file.clone();
-    let witness_tree = tree.clone();
     let key = public_key.to_vec();
-    let (scan, found) = tokio::task::spawn_blocking(move || {
+    // The tree moves into the blocking task and comes back with the scan.
+    let (scan, found, tree) = tokio::task::spawn_blocking(move || {
         // The largest witnessed head: lines from replicas that lost the lease just after
         // sealing may arrive slightly out of order.
         let mut largest: Option<WitnessHead> = None;
         let (scan, bad) = crate::witness::scan(&path, |line, w| {
-            match check_against_witness(&witness_tree, &w, &key) {
+            match check_against_witness(&tree, &w, &key) {
                 // Truncation is judged on the largest head (below).
                 Ok(()) | Err(WitnessProblem::Truncated { .. }) => {}
                 Err(p) => return Some((p.index(), format!("witness line {line}: {p}"))),
@@ -523,7 +529,7 @@ pub async fn verify(
             }
             None
         })?;
-        Ok::<_, std::io::Error>((scan, bad.map(Err).or(largest.map(Ok))))
+        Ok::<_, std::io::Error>((scan, bad.map(Err).or(largest.map(Ok)), tree))
     })
     .await?
     .with_context(|| {
@@ -607,7 +613,7 @@ pub async fn verify(
                 covered,
                 format!(
                     "{unsigned} entries are signed by no head, the oldest written at {}, more than audit.head_grace_s = {} s ago: the heads that signed them were deleted, or the sealer has not run",
-                    rfc3339(oldest),
+                    crate::api::input::rfc3339(oldest),
                     options.head_grace.whole_seconds()
                 ),
             ));

@@ -425,14 +425,19 @@ impl Config {
 
     /// `<parent of data_dir>/tutela-keys/<data_dir name>.master.key`.
     pub fn default_key_file(&self) -> PathBuf {
+        self.beside_data_dir(KEY_DIR, ".master.key")
+            .unwrap_or_else(|| Path::new("/").join(KEY_DIR).join("tutela.master.key"))
+    }
+
+    /// A file kept beside the data directory, never in it (the master key, the audit
+    /// witness): `<parent of data_dir>/<dir>/<data_dir name><suffix>`. `None` when the
+    /// data directory has no parent.
+    pub fn beside_data_dir(&self, dir: &str, suffix: &str) -> Option<PathBuf> {
         let data = normalized(&self.data_dir);
-        let name = data
-            .file_name()
-            .map_or_else(|| "tutela".into(), |n| n.to_string_lossy().into_owned());
-        data.parent()
-            .unwrap_or_else(|| Path::new("/"))
-            .join(KEY_DIR)
-            .join(format!("{name}.master.key"))
+        let (parent, name) = (data.parent()?, data.file_name()?);
+        let mut file = name.to_os_string();
+        file.push(suffix);
+        Some(parent.join(dir).join(file))
     }
 
     /// The audit head signing key file in effect.
@@ -498,38 +503,7 @@ pub enum KeyLocationError {
 /// An absolute form of `p` with `.` and `..` resolved (through symbolic links where the
 /// path exists, lexically beyond), for comparing locations.
 fn normalized(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-    // Canonicalize the longest existing ancestor, then append the rest.
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (
-            existing.file_name().map(std::ffi::OsStr::to_owned),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_owned();
-            }
-            _ => break,
-        }
-    }
-    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
-    for name in rest.into_iter().rev() {
-        out.push(name);
-    }
-    let mut clean = PathBuf::new();
-    for c in out.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean
+    crate::witness::resolve(p).unwrap_or_else(|_| p.to_owned())
 }
 
 /// Whether `path` is `dir` or lies inside it.

@@ -57,11 +57,17 @@ pub async fn run(state: AppState, mut stop: tokio::sync::oneshot::Receiver<()>) 
 
 /// The HTTP client for webhooks (HTTPS through rustls with the process's ring provider).
 pub fn client(state: &AppState) -> anyhow::Result<reqwest::Client> {
+    http_client(Duration::from_millis(
+        state.config.outbox.timeout_ms.max(100),
+    ))
+}
+
+/// tutela's outgoing HTTP client (webhooks: deletion notices, the audit witness): the
+/// process's ring TLS provider, no redirects, a bounded time per request.
+pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(Duration::from_millis(
-            state.config.outbox.timeout_ms.max(100),
-        ))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tutela/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -44,13 +44,20 @@ impl Vault {
         })
     }
 
+    /// A fresh tenant key wrapped by the current master key: (master key id, key, wrapped).
+    fn new_tenant_key(&self, tenant: &TenantId) -> anyhow::Result<(u32, Key, Vec<u8>)> {
+        let (master_id, master) = self.keys.master()?;
+        let (key, wrapped) =
+            keys::new_wrapped_key(self.cipher, &master, &keys::tenant_key_aad(tenant.as_str()))?;
+        Ok((master_id, key, wrapped))
+    }
+
     async fn tenant_key(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Key> {
         let aad = keys::tenant_key_aad(tenant.as_str());
         let (id, wrapped) = match store.tenant_key(tenant).await? {
             Some(row) => row,
             None => {
-                let (master_id, master) = self.keys.master()?;
-                let (_, wrapped) = keys::new_wrapped_key(self.cipher, &master, &aad)?;
+                let (master_id, _, wrapped) = self.new_tenant_key(tenant)?;
                 store
                     .insert_tenant_key(tenant, i64::from(master_id), &wrapped)
                     .await?
@@ -72,15 +79,9 @@ impl Vault {
         demo_key: Option<&str>,
     ) -> anyhow::Result<Tenant> {
         let StoredName::Clear(name) = &tenant.name else {
-            store.insert_tenant(&tenant, demo_key, None).await?;
-            return Ok(tenant);
+            anyhow::bail!("a new tenant's name arrives in clear, to be sealed here");
         };
-        let (master_id, master) = self.keys.master()?;
-        let (tk, wrapped) = keys::new_wrapped_key(
-            self.cipher,
-            &master,
-            &keys::tenant_key_aad(tenant.id.as_str()),
-        )?;
+        let (master_id, tk, wrapped) = self.new_tenant_key(&tenant.id)?;
         let sealed = self.seal_tenant_text_with(&tk, &tenant.id, TENANT_NAME, name.as_str())?;
         tenant.name = StoredName::Sealed(sealed);
         store
@@ -154,10 +155,18 @@ impl Vault {
         scope: &str,
         sealed: &[u8],
     ) -> anyhow::Result<String> {
-        let tk = self.tenant_key(store, tenant).await?;
-        let plain = envelope::open(&tk, &tenant_text_aad(tenant, scope), sealed)
-            .context("opening sealed tenant text")?;
-        Ok(String::from_utf8(plain)?)
+        self.tenant_texts(store, tenant).open(scope, sealed).await
+    }
+
+    /// An opener for several sealed texts of one tenant (a list of grants, a request's
+    /// waivers): the tenant key is read once, when the first text needs it.
+    pub fn tenant_texts<'a>(&'a self, store: &'a Store, tenant: &'a TenantId) -> TenantTexts<'a> {
+        TenantTexts {
+            vault: self,
+            store,
+            tenant,
+            key: None,
+        }
     }
 
     /// The subject's data key; created when `create` and missing. `None` when absent
@@ -370,16 +379,15 @@ impl Vault {
         else {
             return false;
         };
-        // One spelling per id: an upper-case tag would be an alias with its own history.
-        let lower_hex = tag_hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let (true, Ok(tag), Ok(master)) =
-            (lower_hex, hex::decode(tag_hex), self.keys.master_by_id(kid))
-        else {
+        let Ok(master) = self.keys.master_by_id(kid) else {
             return false;
         };
-        tutela_crypto::constant_time_eq(&keys::visitor_id_tag(&master, signed), &tag)
+        // Compared as the lower-case hex the server issued: one spelling per id (an
+        // upper-case tag would be an alias with its own history).
+        tutela_crypto::constant_time_eq(
+            hex::encode(keys::visitor_id_tag(&master, signed)).as_bytes(),
+            tag_hex.as_bytes(),
+        )
     }
 
     /// Seals a recipient's webhook secret under the current master key (R34).
@@ -565,6 +573,29 @@ impl Vault {
 
 /// The scope of a tenant's sealed display name.
 const TENANT_NAME: &str = "name";
+
+/// See [`Vault::tenant_texts`].
+pub struct TenantTexts<'a> {
+    vault: &'a Vault,
+    store: &'a Store,
+    tenant: &'a TenantId,
+    key: Option<Key>,
+}
+
+impl TenantTexts<'_> {
+    /// Opens one text sealed under the tenant key with `scope`.
+    pub async fn open(&mut self, scope: &str, sealed: &[u8]) -> anyhow::Result<String> {
+        let key = match &self.key {
+            Some(k) => k,
+            None => self
+                .key
+                .insert(self.vault.tenant_key(self.store, self.tenant).await?),
+        };
+        let plain = envelope::open(key, &tenant_text_aad(self.tenant, scope), sealed)
+            .context("opening sealed tenant text")?;
+        Ok(String::from_utf8(plain)?)
+    }
+}
 
 fn tenant_text_aad(tenant: &TenantId, scope: &str) -> Vec<u8> {
     format!("tutela/tenant-text/{tenant}/{scope}").into_bytes()

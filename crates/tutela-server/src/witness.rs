@@ -174,18 +174,15 @@ pub fn witness_file(config: &Config) -> anyhow::Result<PathBuf> {
         Some(p) => {
             resolve(p).with_context(|| format!("resolving audit.witness_file {}", p.display()))?
         }
-        None => {
-            let (Some(parent), Some(name)) = (data.parent(), data.file_name()) else {
-                anyhow::bail!(
+        None => config
+            .beside_data_dir("tutela-witness", ".heads")
+            .with_context(|| {
+                format!(
                     "audit.witness_file must be set: the data directory {} has no parent \
                      directory to keep the witness beside",
                     data.display()
-                );
-            };
-            let mut name = name.to_os_string();
-            name.push(".heads");
-            parent.join("tutela-witness").join(name)
-        }
+                )
+            })?,
     };
     anyhow::ensure!(
         !path.starts_with(&data),
@@ -318,18 +315,8 @@ impl Witness {
     /// A witness writing to `path` only. Creates the file's directory (0700) when missing,
     /// and ends a line a crash left unterminated so the next head starts a line of its own.
     pub fn file(path: PathBuf) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("creating the audit witness directory {}", dir.display())
-                })?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt as _;
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                        .with_context(|| format!("restricting permissions of {}", dir.display()))?;
-                }
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+            crate::app::ensure_data_dir(dir)?;
         }
         if let Ok(mut f) = std::fs::File::open(&path) {
             let len = f.metadata()?.len();
@@ -362,13 +349,7 @@ impl Witness {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
                 .with_context(|| "audit.witness_webhook must be an http:// or https:// URL")?;
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = reqwest::Client::builder()
-                .timeout(WEBHOOK_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("tutela/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .context("building the audit witness webhook client")?;
+            let client = crate::outbox::http_client(WEBHOOK_TIMEOUT)?;
             let (tx, rx) = tokio::sync::watch::channel(None);
             tracing::info!(
                 origin = %url.origin().ascii_serialization(),

@@ -168,10 +168,6 @@ pub(crate) async fn connect(path: &Path) -> Result<(Readers, SqliteConnection)> 
         .pragma("wal_autocheckpoint", "16384")
         .pragma("journal_size_limit", "67108864");
     let writer = opts.connect().await.map_err(StoreError::Connect)?;
-    // The WAL files exist now (journal_mode=WAL): make sure of their mode as well.
-    if path.as_os_str() != ":memory:" {
-        restrict_files(path).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
-    }
     Ok((Readers::new(opts, READERS), writer))
 }
 

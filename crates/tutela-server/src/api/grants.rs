@@ -18,6 +18,7 @@ use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::vault::TenantTexts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -119,42 +120,51 @@ fn reason_scope(id: &str) -> String {
 }
 
 /// A grant's reason, opened from its sealed form (or the clear form of an older row).
-async fn reason_of(state: &AppState, g: &Grant) -> Result<String, ApiError> {
+async fn reason_of(texts: &mut TenantTexts<'_>, g: &Grant) -> Result<String, ApiError> {
     match &g.sealed_reason {
-        Some(sealed) => Ok(state
-            .vault
-            .open_tenant_text(&state.store, &g.tenant, &reason_scope(&g.id), sealed)
-            .await?),
+        Some(sealed) => Ok(texts.open(&reason_scope(&g.id), sealed).await?),
         None => Ok(g.reason.clone()),
     }
 }
 
 /// Seals the clear reasons of grants written before schema 17 (run at start; issue 14).
-pub async fn seal_legacy_reasons(state: &AppState) -> anyhow::Result<usize> {
+pub async fn seal_legacy_reasons(
+    vault: &crate::vault::Vault,
+    store: &tutela_store::Store,
+) -> anyhow::Result<usize> {
     let mut sealed = 0;
     loop {
-        let batch = state.store.grants_with_clear_reason(200).await?;
+        let batch = store.grants_with_clear_reason(200).await?;
         if batch.is_empty() {
             return Ok(sealed);
         }
         for g in batch {
-            let blob = state
-                .vault
-                .seal_tenant_text(&state.store, &g.tenant, &reason_scope(&g.id), &g.reason)
+            let blob = vault
+                .seal_tenant_text(store, &g.tenant, &reason_scope(&g.id), &g.reason)
                 .await?;
-            state.store.seal_grant_reason(&g.id, &blob).await?;
+            store.seal_grant_reason(&g.id, &blob).await?;
             sealed += 1;
         }
     }
 }
 
 async fn view(state: &AppState, g: &Grant, now: OffsetDateTime) -> Result<GrantView, ApiError> {
+    let mut texts = state.vault.tenant_texts(&state.store, &g.tenant);
+    view_with(&mut texts, g, now).await
+}
+
+/// [`view`] for several grants of one tenant, opening their reasons with one key read.
+async fn view_with(
+    texts: &mut TenantTexts<'_>,
+    g: &Grant,
+    now: OffsetDateTime,
+) -> Result<GrantView, ApiError> {
     Ok(GrantView {
         id: g.id.clone(),
         tenant: g.tenant.to_string(),
         incident: g.incident.clone(),
         categories: g.categories.iter().map(ToString::to_string).collect(),
-        reason: reason_of(state, g).await?,
+        reason: reason_of(texts, g).await?,
         minutes: g.duration_minutes,
         status: life(g).status(now).as_str().to_owned(),
         requested_at: rfc3339(g.requested_at),
@@ -365,9 +375,10 @@ pub async fn tenant_grants(
     }
     let now = state.clock.now();
     let grants = state.store.grants_of_tenant(&tenant).await?;
+    let mut texts = state.vault.tenant_texts(&state.store, &tenant);
     let mut views = Vec::with_capacity(grants.len());
     for g in &grants {
-        views.push(view(&state, g, now).await?);
+        views.push(view_with(&mut texts, g, now).await?);
     }
     Ok(ApiJson(views))
 }

@@ -8,7 +8,7 @@ pub mod cookies;
 pub mod export;
 pub mod fulfil;
 pub mod grants;
-mod input;
+pub(crate) mod input;
 pub mod lifecycle;
 pub(crate) use input::rfc3339;
 pub mod policy;
@@ -53,18 +53,10 @@ where
         if !input::is_json_content_type(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        // The same mapping as axum's own JSON rejections (413 for an oversized body).
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest {
-                        code: "bad_request",
-                        message: e.body_text(),
-                    }
-                }
-            })?;
+            .map_err(axum::extract::rejection::JsonRejection::from)?;
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         if input::has_nul_escape(&bytes) {
             return Err(ApiError::invalid(

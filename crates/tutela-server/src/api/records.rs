@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
-use tutela_core::contact::PreferenceTopic;
+use tutela_core::contact::{self, PreferenceTopic};
 use tutela_core::decide::{
     self, Action, ConditionFacts, ConsentView, Decision, Denial, Effect, NamedBasis, Target,
 };
@@ -377,12 +377,12 @@ async fn authorize(
     }
     // R9, R15: marketing and feedback uses follow the subject's contact preferences.
     if d.condition == Some(PurposeCondition::ContactPreference) {
-        let topic = match purpose {
-            Purpose::Feedback => PreferenceTopic::Surveys,
-            _ => PreferenceTopic::Marketing,
+        let opted_in = match PreferenceTopic::of_purpose(purpose) {
+            Some(topic) => {
+                contact::opted_in(&state.store.preferences_of(&subject.id).await?, topic)
+            }
+            None => false,
         };
-        let prefs = state.store.preferences_of(&subject.id).await?;
-        let opted_in = prefs.iter().any(|((t, _), on)| *t == topic && *on);
         d = decide::apply_condition(d, ConditionFacts::ContactPreference { opted_in });
     }
     let request_read = basis.is_some_and(|b| b.basis == NamedBasis::Request);
@@ -538,20 +538,14 @@ pub async fn put_record(
             });
         }
         // Collecting cookie data for analytics needs the visitor's consent too.
-        if purpose == Purpose::Analytics {
-            let analytics = state
-                .store
-                .cookie_consents_of(visitor)
-                .await?
-                .last()
-                .map(|c| c.analytics);
-            if analytics != Some(true) {
-                return Err(ApiError::Forbidden {
-                    code: "cookie_consent_missing",
-                    message: "the visitor has not consented to analytics cookies".into(),
-                    clause: Some(Clause::r(16)),
-                });
-            }
+        if purpose == Purpose::Analytics
+            && analytics_choice(&state, Some(visitor)).await? != Some(true)
+        {
+            return Err(ApiError::Forbidden {
+                code: "cookie_consent_missing",
+                message: "the visitor has not consented to analytics cookies".into(),
+                clause: Some(Clause::r(16)),
+            });
         }
     }
     if let Some(card) = body
@@ -610,37 +604,37 @@ pub async fn put_record(
         .subject_key(&state.store, &subject.tenant, &subject.id, true)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    let mut current = state.store.record_version(&subject.id, category).await?;
     // A support engineer adds to the customer's support record; it never replaces or
     // removes what is there (R13, R29): its fields are merged in, and text for a field
     // that already has some is appended on a new line.
     let mut fields = body.fields;
-    if actor.role() == Role::Support {
-        if let Some((record, chain)) = state.store.record_with_keys(&subject.id, category).await? {
-            let key = state
+    let existing = if actor.role() == Role::Support {
+        state.store.record_with_keys(&subject.id, category).await?
+    } else {
+        None
+    };
+    let current = match &existing {
+        Some((record, _)) => record.version,
+        None => state.store.record_version(&subject.id, category).await?,
+    };
+    if let Some((record, _)) = existing {
+        // Sealed under the subject's key, which `key` already is.
+        let mut merged =
+            state
                 .vault
-                .open_key_chain(&subject.tenant, &subject.id, &chain)?;
-            let mut merged = state.vault.open_fields(
-                &key,
-                &subject.id,
-                category,
-                record.version,
-                &record.fields,
-            )?;
-            for (name, value) in fields {
-                match merged.get_mut(&name) {
-                    Some(old) => {
-                        old.push('\n');
-                        old.push_str(&value);
-                    }
-                    None => {
-                        merged.insert(name, value);
-                    }
+                .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
+        for (name, value) in fields {
+            match merged.get_mut(&name) {
+                Some(old) => {
+                    old.push('\n');
+                    old.push_str(&value);
+                }
+                None => {
+                    merged.insert(name, value);
                 }
             }
-            fields = merged;
-            current = record.version;
         }
+        fields = merged;
     }
     let version = current + 1;
     let sealed = state
@@ -763,15 +757,7 @@ pub(crate) async fn read_record(
             .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
     // R16: cookie data is used for analytics only while the visitor consents to it.
     if d.condition == Some(PurposeCondition::CookieConsent) {
-        let analytics = match fields.get("visitor_id") {
-            Some(visitor) => state
-                .store
-                .cookie_consents_of(visitor)
-                .await?
-                .last()
-                .map(|c| c.analytics),
-            None => None,
-        };
+        let analytics = analytics_choice(state, fields.get("visitor_id")).await?;
         let checked = decide::apply_condition(d, ConditionFacts::CookieConsent { analytics });
         if !checked.is_allowed() {
             let mut denied = audit;
@@ -799,6 +785,23 @@ pub(crate) async fn read_record(
         version: record.version,
         fields,
         clause: d.clause.to_string(),
+    })
+}
+
+/// A visitor's latest choice for analytics cookies (R16); `None` when it never chose
+/// (or the record names no visitor).
+async fn analytics_choice(
+    state: &AppState,
+    visitor: Option<&String>,
+) -> Result<Option<bool>, ApiError> {
+    Ok(match visitor {
+        Some(v) => state
+            .store
+            .cookie_consents_of(v)
+            .await?
+            .last()
+            .map(|c| c.analytics),
+        None => None,
     })
 }
 

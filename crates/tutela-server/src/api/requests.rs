@@ -114,20 +114,13 @@ pub struct DeliveryView {
 }
 
 async fn delivery_view(
-    state: &AppState,
-    r: &StoredRequest,
+    texts: &mut crate::vault::TenantTexts<'_>,
     d: &tutela_store::deliveries::Delivery,
 ) -> Result<DeliveryView, ApiError> {
     let waived_reason = match &d.waived_reason_sealed {
         Some(sealed) => Some(
-            state
-                .vault
-                .open_tenant_text(
-                    &state.store,
-                    &r.tenant,
-                    &super::fulfil::waiver_scope(&d.id),
-                    sealed,
-                )
+            texts
+                .open(&super::fulfil::waiver_scope(&d.id), sealed)
                 .await?,
         ),
         // Written in clear before schema 19.
@@ -212,9 +205,11 @@ pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestV
                 ground: s.frozen_ground,
             })
         });
+        // The tenant key is read once, and only if a waiver needs opening.
+        let mut texts = state.vault.tenant_texts(&state.store, &r.tenant);
         let mut views = Vec::new();
         for d in &state.store.deliveries_of(&r.id).await? {
-            views.push(delivery_view(state, r, d).await?);
+            views.push(delivery_view(&mut texts, d).await?);
         }
         (erasure, views)
     } else {
@@ -490,7 +485,7 @@ async fn step(
 }
 
 /// Who filed the request, or the subject it is about.
-fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
+pub(crate) fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
     r.filed_by == actor.token().to_string()
         || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject))
 }
