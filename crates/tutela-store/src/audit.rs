@@ -203,8 +203,9 @@ impl Store {
 
     /// Sealed entries with `seq >= from`, in index order, with their stored leaf hashes.
     pub async fn sealed_audit(&self, from: i64, limit: i64) -> Result<Vec<(AuditEntry, Vec<u8>)>> {
-        let sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2");
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2"
+        );
         let rows: Vec<AuditRow> = self
             .scan(move |db| {
                 Box::pin(async move { db.fetch_all(&sql, &[from.into(), limit.into()]).await })

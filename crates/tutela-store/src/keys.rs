@@ -69,7 +69,13 @@ impl Store {
             })
             .await?;
         rows.into_iter()
-            .map(|(t, id, w)| Ok((parse_col("tenant_keys.tenant_id", &t, TenantId::parse)?, id, w)))
+            .map(|(t, id, w)| {
+                Ok((
+                    parse_col("tenant_keys.tenant_id", &t, TenantId::parse)?,
+                    id,
+                    w,
+                ))
+            })
             .collect()
     }
 
@@ -130,7 +136,10 @@ impl Store {
                 )
                 .await?;
                 let (wrapped,): (Vec<u8>,) = db
-                    .fetch_optional("SELECT wrapped FROM subject_keys WHERE subject_id = $1", &params[..1])
+                    .fetch_optional(
+                        "SELECT wrapped FROM subject_keys WHERE subject_id = $1",
+                        &params[..1],
+                    )
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("subject key vanished".into()))?;
                 Ok(wrapped)
@@ -146,8 +155,11 @@ impl Store {
         let n = self
             .write(move |db| {
                 Box::pin(async move {
-                    db.execute("DELETE FROM subject_keys WHERE subject_id = $1", &[id.into()])
-                        .await
+                    db.execute(
+                        "DELETE FROM subject_keys WHERE subject_id = $1",
+                        &[id.into()],
+                    )
+                    .await
                 })
             })
             .await?;

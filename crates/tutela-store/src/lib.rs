@@ -281,6 +281,37 @@ pub struct SchemaShape {
     pub indexes: Vec<(String, bool, String)>,
 }
 
+impl SchemaShape {
+    /// What differs from `other`, as readable lines (empty when the shapes match). A
+    /// column typed `integer` on one side matches `boolean` on the other: SQLite has no
+    /// boolean type and stores booleans as 0 and 1.
+    pub fn differences(&self, other: &SchemaShape) -> Vec<String> {
+        let same_type = |a: &str, b: &str| {
+            a == b || matches!((a, b), ("integer", "boolean") | ("boolean", "integer"))
+        };
+        let mut out = Vec::new();
+        for (side, a, b) in [
+            ("only in the first", self, other),
+            ("only in the second", other, self),
+        ] {
+            for (t, c, ty, nn) in &a.columns {
+                let matched = b.columns.iter().any(|(t2, c2, ty2, nn2)| {
+                    t == t2 && c == c2 && nn == nn2 && same_type(ty, ty2)
+                });
+                if !matched {
+                    out.push(format!("column {side}: {t}.{c} {ty} not_null={nn}"));
+                }
+            }
+            for (t, unique, cols) in &a.indexes {
+                if !b.indexes.contains(&(t.clone(), *unique, cols.clone())) {
+                    out.push(format!("index {side}: {t} ({cols}) unique={unique}"));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Unix microseconds of a time, as stored.
 pub(crate) fn to_micros(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
@@ -304,3 +335,11 @@ pub(crate) fn parse_col<T, E: std::fmt::Display>(
 #[cfg(test)]
 #[cfg(any())]
 mod tests;
+
+/// Where the vault's row types lived before the store was split by noun (issue 15); kept
+/// until every caller imports them from their modules.
+pub mod vault {
+    pub use crate::audit::{AuditEntry, HeadRow};
+    pub use crate::keys::WrappedKeys;
+    pub use crate::records::{RecordExtras, SealedRecord};
+}

@@ -212,6 +212,33 @@ mod tests {
         assert_eq!(missing.0, 0);
     }
 
+    /// Issue 15: the PostgreSQL tree produces the SQLite tree's schema: columns with
+    /// types and nullability, indexes with their columns and uniqueness. Runs where
+    /// `TUTELA_TEST_PG_URL` names a database it may migrate (the CI PostgreSQL run).
+    #[tokio::test]
+    async fn both_trees_produce_the_same_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = store(&dir).await;
+        sqlite
+            .migrate(time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        let lite = sqlite.schema_shape().await.unwrap();
+        assert!(lite.columns.len() > 50 && !lite.indexes.is_empty());
+        let Ok(url) = std::env::var("TUTELA_TEST_PG_URL") else {
+            return;
+        };
+        let pg = Store::open(&url, time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        let pg = pg.schema_shape().await.unwrap();
+        assert_eq!(
+            lite.differences(&pg),
+            Vec::<String>::new(),
+            "first: SQLite, second: PostgreSQL"
+        );
+    }
+
     #[tokio::test]
     async fn bad_urls_are_refused() {
         assert!(matches!(

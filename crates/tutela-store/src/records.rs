@@ -219,8 +219,10 @@ impl Store {
                 })
             })
             .await?;
-        row.map(|(v, s, f, u, sk, mk, tk)| record_and_keys(subject, category, (v, s, f, u), (sk, mk, tk)))
-            .transpose()
+        row.map(|(v, s, f, u, sk, mk, tk)| {
+            record_and_keys(subject, category, (v, s, f, u), (sk, mk, tk))
+        })
+        .transpose()
     }
 
     /// Every record of a subject with its key chain, by category (for an access export).
@@ -293,7 +295,11 @@ impl Store {
                              WHERE c2.subject_id = r.subject_id AND c2.scope = $3 \
                              ORDER BY c2.at DESC, c2.id DESC LIMIT 1) \
                          WHERE r.subject_id = $1 AND r.category = $2",
-                        &[subject.as_str().into(), category.as_str().into(), scope.into()],
+                        &[
+                            subject.as_str().into(),
+                            category.as_str().into(),
+                            scope.into(),
+                        ],
                     )
                     .await
                 })
@@ -384,7 +390,10 @@ impl Store {
                 )
                 .await?;
                 let n = db
-                    .execute("DELETE FROM records WHERE subject_id = $1 AND category = $2", &key)
+                    .execute(
+                        "DELETE FROM records WHERE subject_id = $1 AND category = $2",
+                        &key,
+                    )
                     .await?;
                 insert_audit(db, &audit).await?;
                 Ok(n > 0)

@@ -135,9 +135,9 @@ impl Db<'_> {
 
     /// The first row of a query; a query that returns none is an error.
     pub async fn fetch_one<T: FromRow>(&mut self, sql: &str, params: &[Value]) -> Result<T> {
-        self.fetch_optional(sql, params)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("a query that always returns a row returned none".into()))
+        self.fetch_optional(sql, params).await?.ok_or_else(|| {
+            StoreError::Corrupt("a query that always returns a row returned none".into())
+        })
     }
 }
 

@@ -92,7 +92,9 @@ fn decode(row: &PgRow) -> Result<Row> {
             "BOOL" => Value::Bool(row.try_get::<Option<bool>, _>(i)?),
             "FLOAT8" => Value::Real(row.try_get::<Option<f64>, _>(i)?),
             "FLOAT4" => Value::Real(row.try_get::<Option<f32>, _>(i)?.map(f64::from)),
-            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => Value::Text(row.try_get::<Option<String>, _>(i)?),
+            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => {
+                Value::Text(row.try_get::<Option<String>, _>(i)?)
+            }
             "BYTEA" => Value::Blob(row.try_get::<Option<Vec<u8>>, _>(i)?),
             other => {
                 return Err(StoreError::Corrupt(format!(
@@ -116,7 +118,11 @@ pub(super) async fn execute_script(conn: &mut PgConnection, sql: &str) -> Result
     Ok(())
 }
 
-pub(super) async fn query(conn: &mut PgConnection, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+pub(super) async fn query(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<Row>> {
     bind(sql, params)
         .fetch_all(conn)
         .await?
@@ -148,7 +154,8 @@ pub(crate) const DIALECT: super::Dialect = super::Dialect {
            AND column_name = 'checksum'",
     // Replicas claim work concurrently: each skips rows another has locked.
     skip_locked: " FOR UPDATE SKIP LOCKED",
-    schema_columns: "SELECT table_name::text, column_name::text, data_type::text, is_nullable = 'NO' \
+    schema_columns:
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable = 'NO' \
          FROM information_schema.columns WHERE table_schema = current_schema()",
     schema_indexes: "SELECT t.relname::text, ix.indisunique, \
            (SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) \

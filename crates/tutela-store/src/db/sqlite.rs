@@ -67,7 +67,10 @@ struct Poison(Mutex<Option<Arc<str>>>);
 
 impl Poison {
     fn get(&self) -> Option<Arc<str>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
     fn set(&self, message: Arc<str>) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
@@ -191,15 +194,13 @@ impl SqliteEngine {
         F: for<'c> FnOnce(&'c mut Db<'static>) -> BoxFut<'c, T> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |state: &mut WriterState| {
-            match transaction(state, f) {
-                Ok(value) => Some(Box::new(move |synced: std::result::Result<(), Arc<str>>| {
-                    let _ = reply.send(synced.map(|()| value).map_err(StoreError::Durability));
-                }) as Completion),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
+        let job: Job = Box::new(move |state: &mut WriterState| match transaction(state, f) {
+            Ok(value) => Some(Box::new(move |synced: std::result::Result<(), Arc<str>>| {
+                let _ = reply.send(synced.map(|()| value).map_err(StoreError::Durability));
+            }) as Completion),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
             }
         });
         self.jobs
@@ -460,7 +461,11 @@ impl Readers {
 
     /// An idle connection, or a new one (the caller holds a permit).
     fn take(&self) -> Result<Connection> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         match idle {
             Some(conn) => Ok(conn),
             None => self.options.open(true),
@@ -480,7 +485,10 @@ impl Readers {
 
     fn close(&self) {
         self.available.close();
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -604,7 +612,8 @@ pub(crate) const DIALECT: super::Dialect = super::Dialect {
     migrations: MIGRATIONS,
     // The writer thread is the only writer: `BEGIN IMMEDIATE` already serializes.
     migration_lock: None,
-    has_checksum_column: "SELECT COUNT(*) FROM pragma_table_info('tutela_schema') WHERE name = 'checksum'",
+    has_checksum_column:
+        "SELECT COUNT(*) FROM pragma_table_info('tutela_schema') WHERE name = 'checksum'",
     // One writer at a time: a claim cannot race another.
     skip_locked: "",
     schema_columns: "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0 \
@@ -798,8 +807,11 @@ mod tests {
         let out: crate::Result<()> = store
             .write(|db| {
                 Box::pin(async move {
-                    db.execute("INSERT INTO t (k, v) VALUES ($2, $1)", &[7_i64.into(), "a".into()])
-                        .await?;
+                    db.execute(
+                        "INSERT INTO t (k, v) VALUES ($2, $1)",
+                        &[7_i64.into(), "a".into()],
+                    )
+                    .await?;
                     Err(crate::StoreError::Conflict)
                 })
             })
@@ -808,8 +820,11 @@ mod tests {
         store
             .write(|db| {
                 Box::pin(async move {
-                    db.execute("INSERT INTO t (k, v) VALUES ($2, $1)", &[7_i64.into(), "b".into()])
-                        .await
+                    db.execute(
+                        "INSERT INTO t (k, v) VALUES ($2, $1)",
+                        &[7_i64.into(), "b".into()],
+                    )
+                    .await
                 })
             })
             .await
@@ -818,8 +833,11 @@ mod tests {
         let rows: Vec<(String, i64)> = store
             .read(|db| {
                 Box::pin(async move {
-                    db.fetch_all("SELECT k, v FROM t WHERE k = $1 OR k = $1", &[key.as_str().into()])
-                        .await
+                    db.fetch_all(
+                        "SELECT k, v FROM t WHERE k = $1 OR k = $1",
+                        &[key.as_str().into()],
+                    )
+                    .await
                 })
             })
             .await
@@ -829,7 +847,8 @@ mod tests {
         let dup = store
             .write(|db| {
                 Box::pin(async move {
-                    db.execute("INSERT INTO t (k, v) VALUES ('b', 1)", &[]).await
+                    db.execute("INSERT INTO t (k, v) VALUES ('b', 1)", &[])
+                        .await
                 })
             })
             .await;
@@ -843,7 +862,10 @@ mod tests {
         let store = store(&dir).await;
         let out = store
             .read(|db| {
-                Box::pin(async move { db.execute("INSERT INTO t (k, v) VALUES ('x', 1)", &[]).await })
+                Box::pin(async move {
+                    db.execute("INSERT INTO t (k, v) VALUES ('x', 1)", &[])
+                        .await
+                })
             })
             .await;
         assert!(out.is_err());
@@ -857,7 +879,10 @@ mod tests {
         let store = store(&dir).await;
         store
             .write(|db| {
-                Box::pin(async move { db.execute("INSERT INTO t (k, v) VALUES ('x', 1)", &[]).await })
+                Box::pin(async move {
+                    db.execute("INSERT INTO t (k, v) VALUES ('x', 1)", &[])
+                        .await
+                })
             })
             .await
             .unwrap();
