@@ -1,10 +1,10 @@
 //! Store-level tests across modules.
-    #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::unwrap_used, reason = "tests")]
 use super::*;
+use crate::audit::AuditEntry;
 use crate::requests::StoredRequest;
 use crate::subjects::Subject;
 use crate::tenants::Tenant;
-use crate::vault::AuditEntry;
 use time::OffsetDateTime;
 use tutela_core::request::{RequestStatus, RequestType};
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
@@ -61,9 +61,7 @@ async fn a_stale_request_transition_is_a_conflict_and_leaves_no_audit_entry() {
         .insert_tenant(
             &Tenant {
                 id: tenant.clone(),
-                name: crate::tenants::StoredName::Clear(
-                    TenantName::parse("Test tenant").unwrap(),
-                ),
+                name: crate::tenants::StoredName::Clear(TenantName::parse("Test tenant").unwrap()),
                 kind: TenantKind::Enterprise,
                 state: TenantState::Active,
                 created_at: now,
@@ -150,4 +148,3 @@ async fn a_stale_request_transition_is_a_conflict_and_leaves_no_audit_entry() {
         .collect();
     assert_eq!(actions, ["request.filed", "request.verified"]);
 }
-
