@@ -310,4 +310,71 @@ mod tests {
         );
         assert_eq!(ledger[1], new);
     }
+
+    /// A consent entry and a purpose change each commit with their audit entry and read
+    /// back as written, on both engines (R4, R27).
+    #[tokio::test]
+    async fn consents_and_purpose_changes_read_back_with_their_audit() {
+        use crate::requests::tests::{actions, audit as audit_as, nonce, stores, subject_row};
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let n = nonce();
+            let (tenant, subject) = (TenantId::from_bytes(n), SubjectId::from_bytes(n));
+            let reason = format!("consent-test-{}", subject.as_str());
+            let aid = |k: u8| format!("aud_{}_{k}", subject.as_str());
+            subject_row(&store, &tenant, &subject).await;
+            let at = OffsetDateTime::UNIX_EPOCH;
+            let granted = ConsentEntry {
+                id: format!("con_{}_1", subject.as_str()),
+                subject: subject.clone(),
+                scope: ConsentScope::ThirdPartyOffering("rcp_partner".into()),
+                granted: true,
+                statement_version: "3.1".into(),
+                channel: Channel::Portal,
+                token_id: "tok_subject".into(),
+                role: "subject".into(),
+                method: ConsentMethod::SubjectSelf,
+                guardian_ref: Some("guardian-ref".into()),
+                evidence_ref: None,
+                at,
+            };
+            let withdrawn = ConsentEntry {
+                id: format!("con_{}_2", subject.as_str()),
+                granted: false,
+                at: at + time::Duration::SECOND,
+                ..granted.clone()
+            };
+            for (k, c) in [(1, &withdrawn), (2, &granted)] {
+                store
+                    .append_consent_audited(c, &audit_as(&aid(k), "consent.record", &reason))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                store.consents_of(&subject).await.unwrap(),
+                [granted, withdrawn]
+            );
+            let change = PurposeChange {
+                id: format!("pch_{}", subject.as_str()),
+                purpose: Purpose::Marketing,
+                controller: "Successor Ltd".into(),
+                reason: "merger".into(),
+                notice_ref: Some("notice-1".into()),
+                at,
+            };
+            store
+                .insert_purpose_changes_audited(&[(
+                    change.clone(),
+                    audit_as(&aid(3), "purpose.change", &reason),
+                )])
+                .await
+                .unwrap();
+            let changes = store.purpose_changes().await.unwrap();
+            assert!(changes.contains(&change));
+            assert_eq!(
+                actions(&store, &reason).await,
+                ["consent.record", "consent.record", "purpose.change"]
+            );
+        }
+    }
 }

@@ -215,3 +215,105 @@ impl Store {
         rows.into_iter().map(decode_message).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::requests::tests::{actions, audit, nonce, stores, subject_row};
+    use tutela_core::TenantId;
+
+    /// A preference change replaces the earlier choice for its (topic, channel), each with
+    /// its audit entry; a gated message reads back without parameters (R9, R15).
+    #[tokio::test]
+    async fn preferences_are_upserted_and_messages_recorded_with_their_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let n = nonce();
+            let (tenant, subject) = (TenantId::from_bytes(n), SubjectId::from_bytes(n));
+            let reason = format!("contact-test-{}", subject.as_str());
+            let aid = |k: u8| format!("aud_{}_{k}", subject.as_str());
+            subject_row(&store, &tenant, &subject).await;
+            let at = OffsetDateTime::UNIX_EPOCH;
+            store
+                .set_preferences_audited(
+                    &subject,
+                    &[
+                        (
+                            PreferenceTopic::Marketing,
+                            ContactChannel::Email,
+                            true,
+                            audit(&aid(1), "preference.set", &reason),
+                        ),
+                        (
+                            PreferenceTopic::Surveys,
+                            ContactChannel::Sms,
+                            true,
+                            audit(&aid(2), "preference.set", &reason),
+                        ),
+                    ],
+                    "portal",
+                    at,
+                )
+                .await
+                .unwrap();
+            store
+                .set_preferences_audited(
+                    &subject,
+                    &[(
+                        PreferenceTopic::Marketing,
+                        ContactChannel::Email,
+                        false,
+                        audit(&aid(3), "preference.set", &reason),
+                    )],
+                    "portal",
+                    at,
+                )
+                .await
+                .unwrap();
+            let prefs = store.preferences_of(&subject).await.unwrap();
+            assert_eq!(prefs.len(), 2);
+            assert_eq!(
+                prefs.get(&(PreferenceTopic::Marketing, ContactChannel::Email)),
+                Some(&false)
+            );
+            assert_eq!(
+                prefs.get(&(PreferenceTopic::Surveys, ContactChannel::Sms)),
+                Some(&true)
+            );
+            let m = Message {
+                id: format!("msg_{}", subject.as_str()),
+                subject: subject.clone(),
+                kind: MessageKind::Marketing,
+                channel: ContactChannel::Email,
+                template: "newsletter".into(),
+                status: "suppressed".into(),
+                reason: "preference".into(),
+                clause: "R15".into(),
+                created_at: at,
+            };
+            store
+                .insert_message_audited(&m, &audit(&aid(4), "message.suppressed", &reason))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.message_with_params(&m.id).await.unwrap(),
+                Some((m.clone(), None))
+            );
+            assert_eq!(
+                store.message_with_params("msg_missing").await.unwrap(),
+                None
+            );
+            assert_eq!(store.messages_of(&subject).await.unwrap(), [m]);
+            assert_eq!(
+                actions(&store, &reason).await,
+                [
+                    "preference.set",
+                    "preference.set",
+                    "preference.set",
+                    "message.suppressed"
+                ]
+            );
+        }
+    }
+}

@@ -85,3 +85,49 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::requests::tests::{nonce, stores};
+
+    /// A visitor's choices are kept, none replaced, and read back oldest first (R16).
+    #[tokio::test]
+    async fn cookie_choices_append_and_read_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let visitor = format!(
+                "vis_{}",
+                tutela_core::SubjectId::from_bytes(nonce()).as_str()
+            );
+            let first = CookieConsent {
+                id: format!("{visitor}_1"),
+                visitor_id: visitor.clone(),
+                preferences: true,
+                analytics: true,
+                fraud_prevention: false,
+                statement_version: "1.0".into(),
+                at: OffsetDateTime::UNIX_EPOCH + time::Duration::SECOND,
+            };
+            let second = CookieConsent {
+                id: format!("{visitor}_2"),
+                analytics: false,
+                fraud_prevention: true,
+                at: OffsetDateTime::UNIX_EPOCH + time::Duration::MINUTE,
+                ..first.clone()
+            };
+            store.insert_cookie_consent(&second).await.unwrap();
+            store.insert_cookie_consent(&first).await.unwrap();
+            assert_eq!(
+                store.cookie_consents_of(&visitor).await.unwrap(),
+                [first, second]
+            );
+            assert!(store
+                .cookie_consents_of("vis_nobody")
+                .await
+                .unwrap()
+                .is_empty());
+        }
+    }
+}

@@ -441,13 +441,13 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use tutela_core::contact::{ContactChannel, MessageKind};
 
     /// A migrated SQLite store, and a PostgreSQL one when `TUTELA_TEST_PG_URL` is set.
-    async fn stores(dir: &tempfile::TempDir) -> Vec<Store> {
+    pub(crate) async fn stores(dir: &tempfile::TempDir) -> Vec<Store> {
         let now = OffsetDateTime::UNIX_EPOCH;
         let url = format!("sqlite:{}", dir.path().join("t.db").display());
         let mut stores = vec![Store::open(&url, now).await.unwrap()];
@@ -457,12 +457,13 @@ mod tests {
         stores
     }
 
-    /// Ids unique to one run, so that a reused PostgreSQL database keeps working.
-    fn nonce() -> [u8; 16] {
+    /// Ids unique to one run, so that a reused PostgreSQL database keeps working (the
+    /// other modules' tests share these helpers).
+    pub(crate) fn nonce() -> [u8; 16] {
         uuid::Uuid::now_v7().into_bytes()
     }
 
-    fn audit(id: &str, action: &str, reason: &str) -> AuditEntry {
+    pub(crate) fn audit(id: &str, action: &str, reason: &str) -> AuditEntry {
         AuditEntry {
             id: id.into(),
             at: OffsetDateTime::UNIX_EPOCH,
@@ -481,7 +482,7 @@ mod tests {
     }
 
     /// A tenant and subject written directly (their modules are tested on their own).
-    async fn subject_row(store: &Store, tenant: &TenantId, subject: &SubjectId) {
+    pub(crate) async fn subject_row(store: &Store, tenant: &TenantId, subject: &SubjectId) {
         let params: Vec<Value> = vec![tenant.as_str().into(), subject.as_str().into()];
         store
             .write(move |db| {
@@ -526,7 +527,7 @@ mod tests {
         }
     }
 
-    async fn actions(store: &Store, reason: &str) -> Vec<String> {
+    pub(crate) async fn actions(store: &Store, reason: &str) -> Vec<String> {
         let mut entries = store.audit_by_reason(reason).await.unwrap();
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         entries.into_iter().map(|e| e.action).collect()
