@@ -7,11 +7,15 @@
 //! trees, locking clauses, schema listing) lives in `db/sqlite.rs` and `db/postgres.rs`.
 
 pub mod audit;
+pub mod consents;
+pub mod contact;
+pub mod cookies;
 pub mod db;
 pub mod keys;
 mod lease;
 mod migrate;
 pub mod records;
+pub mod requests;
 
 pub use db::{BoxFut, Db, FromRow, FromValue, Row, Value};
 pub use lease::SealerLease;

@@ -1,10 +1,10 @@
 //! Store-level tests across modules.
 #![allow(clippy::unwrap_used, reason = "tests")]
 use super::*;
+use crate::audit::AuditEntry;
 use crate::requests::StoredRequest;
 use crate::subjects::Subject;
 use crate::tenants::Tenant;
-use crate::vault::AuditEntry;
 use time::OffsetDateTime;
 use tutela_core::request::{RequestStatus, RequestType};
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
