@@ -8,10 +8,15 @@
 
 pub mod audit;
 pub mod db;
+pub mod grants;
 pub mod keys;
 mod lease;
 mod migrate;
 pub mod records;
+pub mod sharing;
+pub mod subjects;
+pub mod tenants;
+pub mod tokens;
 
 pub use db::{BoxFut, Db, FromRow, FromValue, Row, Value};
 pub use lease::SealerLease;

@@ -1,7 +1,8 @@
 //! Tenants: the operator's customers (R2).
 
-use crate::vault::{audit_and_commit, AuditEntry};
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, StoreError};
+use crate::audit::{insert_audit, AuditEntry};
+use crate::db::{list_placeholders, Value};
+use crate::{from_micros, parse_col, to_micros, Result, Store, StoreError};
 use time::OffsetDateTime;
 use tutela_core::tenant::{TenantKind, TenantName, TenantState};
 use tutela_core::TenantId;
@@ -89,46 +90,55 @@ impl Store {
             StoredName::Sealed(s) => ("", Some(s.as_slice())),
             StoredName::Clear(n) => (n.as_str(), None),
         };
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO tenants (id, name, name_sealed, kind, state, created_at, frozen_until, demo_key, trial_ends_at, closed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(t.id.as_str())
-            .bind(clear)
-            .bind(sealed)
-            .bind(t.kind.as_str())
-            .bind(t.state.as_str())
-            .bind(to_micros(t.created_at))
-            .bind(t.frozen_until.map(to_micros))
-            .bind(demo_key)
-            .bind(t.trial_ends_at.map(to_micros))
-            .bind(t.closed_at.map(to_micros))
-            .execute(&mut *tx)
-            .await?;
-            if let Some((master_key_id, wrapped)) = key {
-                sqlx::query(
-                    "INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3)",
+        let tenant: Vec<Value> = vec![
+            t.id.as_str().into(),
+            clear.into(),
+            sealed.into(),
+            t.kind.as_str().into(),
+            t.state.as_str().into(),
+            to_micros(t.created_at).into(),
+            t.frozen_until.map(to_micros).into(),
+            demo_key.into(),
+            t.trial_ends_at.map(to_micros).into(),
+            t.closed_at.map(to_micros).into(),
+        ];
+        let key: Option<Vec<Value>> = key.map(|(master_key_id, wrapped)| {
+            vec![t.id.as_str().into(), master_key_id.into(), wrapped.into()]
+        });
+        self.write(move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO tenants (id, name, name_sealed, kind, state, created_at, frozen_until, demo_key, trial_ends_at, closed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &tenant,
                 )
-                .bind(t.id.as_str())
-                .bind(master_key_id)
-                .bind(wrapped)
-                .execute(&mut *tx)
                 .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
+                if let Some(key) = &key {
+                    db.execute(
+                        "INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3)",
+                        key,
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Tenants whose name is still stored in clear (written before schema 19).
     pub async fn tenants_with_clear_names(&self) -> Result<Vec<(TenantId, TenantName)>> {
-        let rows: Vec<(String, String)> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, name FROM tenants WHERE name_sealed IS NULL ORDER BY id"
-        )
-        .fetch_all(p)
-        .await)?;
+        let rows: Vec<(String, String)> = self
+            .scan(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT id, name FROM tenants WHERE name_sealed IS NULL ORDER BY id",
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.into_iter()
             .map(|(id, name)| {
                 Ok((
@@ -142,25 +152,28 @@ impl Store {
     /// Replaces a clear name by its sealed form (the clear column is emptied). `false`
     /// when the row was sealed meanwhile.
     pub async fn seal_tenant_name(&self, id: &TenantId, sealed: &[u8]) -> Result<bool> {
-        let n = on_writer!(self, |p| {
-            sqlx::query(
-            "UPDATE tenants SET name_sealed = $1, name = '' WHERE id = $2 AND name_sealed IS NULL"
-        )
-        .bind(sealed)
-        .bind(id.as_str())
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        let params: Vec<Value> = vec![sealed.into(), id.as_str().into()];
+        let n = self
+            .write(move |db| {
+                Box::pin(async move {
+                    db.execute(
+                        "UPDATE tenants SET name_sealed = $1, name = '' WHERE id = $2 AND name_sealed IS NULL",
+                        &params,
+                    )
+                    .await
+                })
+            })
+            .await?;
         Ok(n > 0)
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(id.as_str())
-            .fetch_optional(p)
-            .await)?;
+        let row: Option<Row> = self
+            .read(|db| {
+                Box::pin(async move { db.fetch_optional(&sql, &[id.as_str().into()]).await })
+            })
+            .await?;
         row.map(decode).transpose()
     }
 
@@ -173,49 +186,58 @@ impl Store {
         life: &tutela_core::lifecycle::TenantLife,
         audit: &AuditEntry,
     ) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "UPDATE tenants SET state = $1, trial_ends_at = $2, closed_at = $3, frozen_until = $4 \
-                 WHERE id = $5 AND state = $6",
-            )
-            .bind(life.state.as_str())
-            .bind(life.trial_ends_at.map(to_micros))
-            .bind(life.closed_at.map(to_micros))
-            .bind(life.frozen_until.map(to_micros))
-            .bind(id.as_str())
-            .bind(expected.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                tx.rollback().await?;
-                return Err(StoreError::Conflict);
-            }
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let params: Vec<Value> = vec![
+            life.state.as_str().into(),
+            life.trial_ends_at.map(to_micros).into(),
+            life.closed_at.map(to_micros).into(),
+            life.frozen_until.map(to_micros).into(),
+            id.as_str().into(),
+            expected.as_str().into(),
+        ];
+        let audit = audit.clone();
+        self.write(move |db| {
+            Box::pin(async move {
+                let n = db
+                    .execute(
+                        "UPDATE tenants SET state = $1, trial_ends_at = $2, closed_at = $3, frozen_until = $4 \
+                         WHERE id = $5 AND state = $6",
+                        &params,
+                    )
+                    .await?;
+                if n == 0 {
+                    // The tenant moved on meanwhile; nothing was written, and the error
+                    // rolls the (empty) transaction back.
+                    return Err(StoreError::Conflict);
+                }
+                insert_audit(db, &audit).await
+            })
+        })
+        .await
     }
 
     /// Tenants in any of `states` (the retention engine's work list), by id.
     pub async fn tenants_in(&self, states: &[TenantState]) -> Result<Vec<Tenant>> {
-        let list = states
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE state IN ({list}) ORDER BY id");
-        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
+        if states.is_empty() {
+            // `IN ()` matches nothing (and is a syntax error on PostgreSQL).
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tenants WHERE state IN ({}) ORDER BY id",
+            list_placeholders(states.len(), 1)
+        );
+        let params: Vec<Value> = states.iter().map(|s| s.as_str().into()).collect();
+        let rows: Vec<Row> = self
+            .scan(move |db| Box::pin(async move { db.fetch_all(&sql, &params).await }))
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
     /// The tenant created under a demo key, if any.
     pub async fn tenant_by_demo_key(&self, key: &str) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {COLUMNS} FROM tenants WHERE demo_key = $1");
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(key)
-            .fetch_optional(p)
-            .await)?;
+        let row: Option<Row> = self
+            .read(|db| Box::pin(async move { db.fetch_optional(&sql, &[key.into()]).await }))
+            .await?;
         row.map(decode).transpose()
     }
 }
