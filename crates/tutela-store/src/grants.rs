@@ -276,3 +276,154 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::tenants::testing::{at, audit, audited, fresh, stores, test_tenant};
+    use time::Duration;
+
+    fn pending(tenant: &TenantId, incident: &str) -> Grant {
+        Grant {
+            id: format!("grt_{}", hex::encode(fresh())),
+            tenant: tenant.clone(),
+            incident: incident.into(),
+            categories: vec![Category::Support, Category::Customer],
+            reason: String::new(),
+            sealed_reason: Some(vec![1, 2, 3]),
+            duration_minutes: 60,
+            requested_by: "tok_support".into(),
+            requested_at: at(0),
+            pending_until: at(600),
+            state: GrantState::Pending,
+            decided_by: None,
+            decided_at: None,
+            expires_at: None,
+            ended_at: None,
+            personal_information: true,
+        }
+    }
+
+    /// Two approvers race on one grant: the second, still expecting `pending`, gets a
+    /// conflict, changes nothing and audits nothing; ending the grant closes it (R7, R22).
+    #[tokio::test]
+    async fn a_stale_grant_transition_is_a_conflict_and_audits_nothing() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let g = pending(&tenant, "INC-1");
+            let reason = format!("grant:{}", g.id);
+            store
+                .insert_grant_audited(&g, &audit(&reason, "grant.requested", 1))
+                .await
+                .unwrap();
+            assert_eq!(store.grant(&g.id).await.unwrap(), Some(g.clone()));
+            let approved = Grant {
+                state: GrantState::Active,
+                decided_by: Some("tok_admin".into()),
+                decided_at: Some(at(60)),
+                expires_at: Some(at(60) + Duration::minutes(60)),
+                ..g.clone()
+            };
+            store
+                .update_grant_audited(
+                    &approved,
+                    GrantState::Pending,
+                    &audit(&reason, "grant.approved", 2),
+                )
+                .await
+                .unwrap();
+            let denied = Grant {
+                state: GrantState::Denied,
+                decided_by: Some("tok_other_admin".into()),
+                decided_at: Some(at(61)),
+                ..g.clone()
+            };
+            let stale = store
+                .update_grant_audited(
+                    &denied,
+                    GrantState::Pending,
+                    &audit(&reason, "grant.denied", 3),
+                )
+                .await;
+            assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+            assert_eq!(store.grant(&g.id).await.unwrap(), Some(approved.clone()));
+            assert_eq!(
+                audited(&store, &reason).await,
+                ["grant.requested", "grant.approved"]
+            );
+
+            assert_eq!(
+                store.active_grants(&tenant, at(120)).await.unwrap(),
+                std::slice::from_ref(&approved)
+            );
+            assert!(store
+                .active_grants(&tenant, at(7200))
+                .await
+                .unwrap()
+                .is_empty());
+            assert_eq!(
+                store
+                    .open_grants_of_incident(&tenant, "INC-1")
+                    .await
+                    .unwrap(),
+                std::slice::from_ref(&approved)
+            );
+            // The same incident id at another tenant is another incident.
+            let other = test_tenant(&store).await;
+            assert!(store
+                .open_grants_of_incident(&other, "INC-1")
+                .await
+                .unwrap()
+                .is_empty());
+
+            let ended = Grant {
+                state: GrantState::Ended,
+                ended_at: Some(at(300)),
+                ..approved
+            };
+            store
+                .update_grant_audited(
+                    &ended,
+                    GrantState::Active,
+                    &audit(&reason, "grant.ended", 4),
+                )
+                .await
+                .unwrap();
+            assert!(store
+                .open_grants_of_incident(&tenant, "INC-1")
+                .await
+                .unwrap()
+                .is_empty());
+            assert_eq!(store.grants_of_tenant(&tenant).await.unwrap(), [ended]);
+        }
+    }
+
+    /// A reason written in clear (before schema 17) is listed until it is replaced by
+    /// its sealed form, which empties the clear column (R29).
+    #[tokio::test]
+    async fn a_clear_reason_is_replaced_by_its_sealed_form() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let g = Grant {
+                reason: "customer ticket".into(),
+                sealed_reason: None,
+                ..pending(&tenant, "INC-2")
+            };
+            store
+                .insert_grant_audited(&g, &audit("test", "grant.requested", 1))
+                .await
+                .unwrap();
+            let listed = store.grants_with_clear_reason(100_000).await.unwrap();
+            assert!(listed.contains(&g));
+            store.seal_grant_reason(&g.id, &[7, 7]).await.unwrap();
+            let sealed = store.grant(&g.id).await.unwrap().unwrap();
+            assert_eq!(
+                (sealed.reason.as_str(), sealed.sealed_reason),
+                ("", Some(vec![7, 7]))
+            );
+            let listed = store.grants_with_clear_reason(100_000).await.unwrap();
+            assert!(!listed.iter().any(|l| l.id == g.id));
+        }
+    }
+}

@@ -457,3 +457,214 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::subjects::Subject;
+    use crate::tenants::testing::{at, audit, audited, fresh, stores, test_tenant};
+    use tutela_core::tenant::SubjectKind;
+
+    fn fresh_id(prefix: &str) -> String {
+        format!("{prefix}_{}", hex::encode(fresh()))
+    }
+
+    fn recipient(webhook: bool) -> Recipient {
+        Recipient {
+            id: fresh_id("rcp"),
+            name: "Payments Ltd".into(),
+            kind: RecipientKind::PaymentProcessor,
+            country: Country::parse("SG").unwrap(),
+            purposes: vec![Purpose::Transaction, Purpose::FraudPrevention],
+            categories: vec![Category::Payment],
+            commitment_ref: Some("DPA-7".into()),
+            policy_ref: None,
+            webhook_url: webhook.then(|| "https://hooks.example/erase".into()),
+            webhook_secret: webhook.then(|| SealedSecret {
+                key_id: 1,
+                sealed: vec![1; 8],
+            }),
+            created_at: at(0),
+        }
+    }
+
+    /// Locations and recipients read back as written; a webhook secret is replaced only
+    /// on a recipient that has a webhook, and only then audited (R21, R34).
+    #[tokio::test]
+    async fn recipients_and_webhook_secrets() {
+        for store in stores().await {
+            let loc = StorageLocation {
+                id: fresh_id("loc"),
+                name: "Shanghai".into(),
+                region: Region::Cn,
+                country: Country::parse("CN").unwrap(),
+                categories: vec![Category::Customer, Category::Support],
+                created_at: at(0),
+            };
+            store
+                .insert_storage_location(&loc, &audit("test", "location.created", 1))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.storage_location(&loc.id).await.unwrap(),
+                Some(loc.clone())
+            );
+            assert!(store.storage_locations().await.unwrap().contains(&loc));
+
+            let with = recipient(true);
+            let without = recipient(false);
+            for r in [&with, &without] {
+                store
+                    .insert_recipient(r, &audit("test", "recipient.created", 1))
+                    .await
+                    .unwrap();
+                assert_eq!(store.recipient(&r.id).await.unwrap().as_ref(), Some(r));
+            }
+            let all = store.recipients().await.unwrap();
+            assert!(all.contains(&with) && all.contains(&without));
+
+            let secret = SealedSecret {
+                key_id: 2,
+                sealed: vec![2; 8],
+            };
+            let reason = format!("webhook:{}", without.id);
+            let set = store
+                .set_webhook_secret_audited(
+                    &without.id,
+                    &secret,
+                    &audit(&reason, "webhook.rotated", 2),
+                )
+                .await
+                .unwrap();
+            assert!(!set);
+            assert!(audited(&store, &reason).await.is_empty());
+            let reason = format!("webhook:{}", with.id);
+            let set = store
+                .set_webhook_secret_audited(
+                    &with.id,
+                    &secret,
+                    &audit(&reason, "webhook.rotated", 2),
+                )
+                .await
+                .unwrap();
+            assert!(set);
+            assert_eq!(audited(&store, &reason).await, ["webhook.rotated"]);
+            let stored = store.recipient(&with.id).await.unwrap().unwrap();
+            assert_eq!(stored.webhook_secret, Some(secret));
+        }
+    }
+
+    /// The transfer register filters on any combination of its criteria; an unset one
+    /// is a typed NULL that matches everything on both engines (R21, R24). A complaint
+    /// is recorded with its audit entry (R23).
+    #[tokio::test]
+    async fn the_transfer_register_filters_with_unset_criteria() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let subject = SubjectId::from_bytes(fresh());
+            store
+                .insert_subject(&Subject {
+                    id: subject.clone(),
+                    tenant: tenant.clone(),
+                    kind: SubjectKind::Contact,
+                    adult_on: None,
+                    created_at: at(0),
+                    erased_at: None,
+                    frozen_until: None,
+                    frozen_ground: None,
+                })
+                .await
+                .unwrap();
+            let r = recipient(false);
+            store
+                .insert_recipient(&r, &audit("test", "recipient.created", 1))
+                .await
+                .unwrap();
+            let transfer = |n: i64| Transfer {
+                id: fresh_id("trf"),
+                subject: subject.clone(),
+                tenant: tenant.clone(),
+                recipient: r.id.clone(),
+                recipient_kind: r.kind,
+                country: r.country,
+                categories: vec![Category::Payment],
+                purpose: Purpose::Transaction,
+                basis: "declared".into(),
+                legal_ref: None,
+                policy_ref: Some("https://payments.example/privacy".into()),
+                notice_id: None,
+                prohibition_ref: None,
+                clause: "R21".into(),
+                at: at(n),
+            };
+            let (early, late) = (transfer(100), transfer(200));
+            let reason = format!("transfer:{subject}", subject = subject.as_str());
+            for t in [&early, &late] {
+                store
+                    .insert_transfer_audited(
+                        t,
+                        &audit(&reason, "transfer.made", t.at.unix_timestamp()),
+                    )
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                audited(&store, &reason).await,
+                ["transfer.made", "transfer.made"]
+            );
+
+            let by_subject = TransferFilter {
+                subject: Some(subject.clone()),
+                limit: 10,
+                ..TransferFilter::default()
+            };
+            assert_eq!(
+                store.transfers(&by_subject).await.unwrap(),
+                [early.clone(), late.clone()]
+            );
+            let window = TransferFilter {
+                recipient: Some(r.id.clone()),
+                country: Some(r.country),
+                from: Some(at(150)),
+                to: Some(at(250)),
+                ..by_subject.clone()
+            };
+            assert_eq!(store.transfers(&window).await.unwrap(), [late]);
+            let elsewhere = TransferFilter {
+                country: Some(Country::parse("US").unwrap()),
+                ..by_subject.clone()
+            };
+            assert!(store.transfers(&elsewhere).await.unwrap().is_empty());
+            let first = TransferFilter {
+                limit: 1,
+                ..by_subject
+            };
+            assert_eq!(store.transfers(&first).await.unwrap(), [early]);
+
+            let complaint = Complaint {
+                id: fresh_id("cmp"),
+                tenant,
+                complaint_ref: "TICKET-9".into(),
+                notices: vec!["ntc_a".into(), "ntc_b".into()],
+                received_by: "tok_officer".into(),
+                at: at(300),
+            };
+            let reason = format!("complaint:{}", complaint.id);
+            store
+                .insert_complaint_audited(&complaint, &audit(&reason, "complaint.redirected", 3))
+                .await
+                .unwrap();
+            assert_eq!(audited(&store, &reason).await, ["complaint.redirected"]);
+            // A complaint id is recorded once; the second attempt audits nothing.
+            let again = store
+                .insert_complaint_audited(&complaint, &audit(&reason, "complaint.redirected", 4))
+                .await;
+            assert!(
+                matches!(again, Err(crate::StoreError::Conflict)),
+                "{again:?}"
+            );
+            assert_eq!(audited(&store, &reason).await, ["complaint.redirected"]);
+        }
+    }
+}

@@ -241,3 +241,217 @@ impl Store {
         row.map(decode).transpose()
     }
 }
+
+/// Stores and rows for the store modules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use super::*;
+    use crate::audit::AuditEntry;
+
+    /// A store under test, with the directory its SQLite file lives in.
+    pub(crate) struct TestStore {
+        pub(crate) store: Store,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl std::ops::Deref for TestStore {
+        type Target = Store;
+        fn deref(&self) -> &Store {
+            &self.store
+        }
+    }
+
+    /// A fresh SQLite store, plus the PostgreSQL database of `TUTELA_TEST_PG_URL` under
+    /// `TUTELA_TEST_DB=postgres`. That database may be shared by tests and runs, so
+    /// every row a test writes is keyed by a fresh id ([`fresh`]).
+    pub(crate) async fn stores() -> Vec<TestStore> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let mut out = vec![TestStore {
+            store: Store::open(&url, OffsetDateTime::UNIX_EPOCH).await.unwrap(),
+            _dir: Some(dir),
+        }];
+        if std::env::var("TUTELA_TEST_DB").is_ok_and(|v| v == "postgres") {
+            let url = std::env::var("TUTELA_TEST_PG_URL")
+                .expect("TUTELA_TEST_DB=postgres needs TUTELA_TEST_PG_URL");
+            let store = Store::open(&url, OffsetDateTime::UNIX_EPOCH).await.unwrap();
+            assert_eq!(store.backend(), crate::Backend::Postgres);
+            out.push(TestStore { store, _dir: None });
+        }
+        out
+    }
+
+    /// 16 fresh bytes, for ids that no other test or run uses.
+    pub(crate) fn fresh() -> [u8; 16] {
+        *uuid::Uuid::now_v7().as_bytes()
+    }
+
+    /// A whole second (stored times keep microseconds; this compares equal after a
+    /// round trip on both engines).
+    pub(crate) fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000 + secs).unwrap()
+    }
+
+    pub(crate) fn tenant_row(id: TenantId, state: TenantState) -> Tenant {
+        Tenant {
+            id,
+            name: StoredName::Clear(TenantName::parse("Test tenant").unwrap()),
+            kind: TenantKind::Enterprise,
+            state,
+            created_at: at(0),
+            frozen_until: None,
+            trial_ends_at: None,
+            closed_at: None,
+        }
+    }
+
+    /// Inserts an active tenant with a fresh id.
+    pub(crate) async fn test_tenant(store: &Store) -> TenantId {
+        let id = TenantId::from_bytes(fresh());
+        store
+            .insert_tenant(&tenant_row(id.clone(), TenantState::Active), None, None)
+            .await
+            .unwrap();
+        id
+    }
+
+    /// An audit entry with a fresh id, at second `n`; tests find theirs by `reason`.
+    pub(crate) fn audit(reason: &str, action: &str, n: i64) -> AuditEntry {
+        AuditEntry {
+            id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+            at: at(n),
+            token_id: "tok_test".into(),
+            role: "privacy_officer".into(),
+            tenant: None,
+            subject: None,
+            category: None,
+            purpose: None,
+            action: action.into(),
+            decision: "allow".into(),
+            reason: reason.into(),
+            clause: None,
+            seq: None,
+        }
+    }
+
+    /// The actions audited under `reason`, oldest first.
+    pub(crate) async fn audited(store: &Store, reason: &str) -> Vec<String> {
+        store
+            .audit_by_reason(reason)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::testing::{at, audit, audited, fresh, stores, tenant_row, test_tenant};
+    use super::*;
+    use tutela_core::lifecycle::TenantLife;
+
+    /// A tenant with a sealed name is inserted with its tenant key in one transaction
+    /// and reads back as written (R2, R29).
+    #[tokio::test]
+    async fn a_tenant_and_its_key_are_inserted_together() {
+        for store in stores().await {
+            let id = TenantId::from_bytes(fresh());
+            let t = Tenant {
+                name: StoredName::Sealed(vec![1, 2, 3]),
+                kind: TenantKind::Individual,
+                frozen_until: Some(at(5)),
+                trial_ends_at: Some(at(6)),
+                ..tenant_row(id.clone(), TenantState::Trial)
+            };
+            store
+                .insert_tenant(&t, None, Some((7, &[9, 9])))
+                .await
+                .unwrap();
+            assert_eq!(store.tenant(&id).await.unwrap(), Some(t.clone()));
+            assert_eq!(store.tenant_key(&id).await.unwrap(), Some((7, vec![9, 9])));
+            // The same id again is a conflict, and writes no second key.
+            let again = store.insert_tenant(&t, None, Some((8, &[1])));
+            assert!(matches!(again.await, Err(StoreError::Conflict)));
+            assert_eq!(store.tenant_key(&id).await.unwrap(), Some((7, vec![9, 9])));
+        }
+    }
+
+    /// The demo tenant is found by its key; a clear name is listed until sealed, and
+    /// sealing twice changes nothing the second time (R29).
+    #[tokio::test]
+    async fn a_clear_name_is_sealed_once() {
+        for store in stores().await {
+            let id = TenantId::from_bytes(fresh());
+            let demo_key = format!("demo_{}", uuid::Uuid::now_v7().simple());
+            let t = tenant_row(id.clone(), TenantState::Active);
+            store
+                .insert_tenant(&t, Some(&demo_key), None)
+                .await
+                .unwrap();
+            assert_eq!(store.tenant_by_demo_key(&demo_key).await.unwrap(), Some(t));
+            assert_eq!(store.tenant_by_demo_key("demo_none").await.unwrap(), None);
+            let clear = store.tenants_with_clear_names().await.unwrap();
+            assert!(clear
+                .iter()
+                .any(|(i, n)| *i == id && n.as_str() == "Test tenant"));
+            assert!(store.seal_tenant_name(&id, &[4, 5]).await.unwrap());
+            assert!(!store.seal_tenant_name(&id, &[6]).await.unwrap());
+            let sealed = store.tenant(&id).await.unwrap().unwrap();
+            assert_eq!(sealed.name, StoredName::Sealed(vec![4, 5]));
+            let clear = store.tenants_with_clear_names().await.unwrap();
+            assert!(!clear.iter().any(|(i, _)| *i == id));
+        }
+    }
+
+    /// A lifecycle transition from a state the tenant has left is a conflict and
+    /// audits nothing; the retention work list sees the new state (R19, R41).
+    #[tokio::test]
+    async fn a_stale_lifecycle_transition_is_a_conflict() {
+        for store in stores().await {
+            let id = test_tenant(&store).await;
+            let reason = format!("life:{id}");
+            let closed = TenantLife {
+                state: TenantState::Closed,
+                trial_ends_at: None,
+                closed_at: Some(at(10)),
+                frozen_until: Some(at(20)),
+            };
+            store
+                .update_tenant_life_audited(
+                    &id,
+                    TenantState::Active,
+                    &closed,
+                    &audit(&reason, "tenant.closed", 1),
+                )
+                .await
+                .unwrap();
+            let expired = TenantLife {
+                state: TenantState::Expired,
+                ..closed
+            };
+            let stale = store
+                .update_tenant_life_audited(
+                    &id,
+                    TenantState::Active,
+                    &expired,
+                    &audit(&reason, "tenant.expired", 2),
+                )
+                .await;
+            assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+            assert_eq!(store.tenant(&id).await.unwrap().unwrap().life(), closed);
+            assert_eq!(audited(&store, &reason).await, ["tenant.closed"]);
+            let in_closed = store.tenants_in(&[TenantState::Closed]).await.unwrap();
+            assert!(in_closed.iter().any(|t| t.id == id));
+            let in_others = store
+                .tenants_in(&[TenantState::Active, TenantState::Expired])
+                .await
+                .unwrap();
+            assert!(!in_others.iter().any(|t| t.id == id));
+            assert!(store.tenants_in(&[]).await.unwrap().is_empty());
+        }
+    }
+}

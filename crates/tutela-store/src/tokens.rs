@@ -153,3 +153,64 @@ impl Store {
         Ok(done > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::tenants::testing::{at, fresh, stores, test_tenant};
+
+    fn token(tenant: Option<TenantId>, role: Role, scope: DataScope) -> Token {
+        Token {
+            id: TokenId::from_bytes(fresh()),
+            secret_hash: vec![0xab; 32],
+            role,
+            tenant,
+            subject: None,
+            region: Region::Cn,
+            label: "test token".into(),
+            created_at: at(0),
+            revoked_at: None,
+            scope,
+        }
+    }
+
+    /// A service token's scope survives the round trip; an empty scope is stored as no
+    /// scope at all (issue 14; R29).
+    #[tokio::test]
+    async fn scope_columns_round_trip() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let scoped = token(
+                Some(tenant),
+                Role::Service,
+                DataScope::new(
+                    vec![Purpose::Support, Purpose::ProvideService],
+                    vec![Category::Support],
+                ),
+            );
+            let plain = token(None, Role::Operator, DataScope::default());
+            store.insert_token(&scoped).await.unwrap();
+            store.insert_token(&plain).await.unwrap();
+            assert_eq!(store.token(&scoped.id).await.unwrap(), Some(scoped.clone()));
+            assert_eq!(store.token(&plain.id).await.unwrap(), Some(plain));
+            assert_eq!(
+                store.token(&TokenId::from_bytes(fresh())).await.unwrap(),
+                None
+            );
+        }
+    }
+
+    /// Revoking is one-way: the second revocation reports that nothing was active.
+    #[tokio::test]
+    async fn a_token_is_revoked_once() {
+        for store in stores().await {
+            let t = token(None, Role::Auditor, DataScope::default());
+            store.insert_token(&t).await.unwrap();
+            assert!(store.revoke_token(&t.id, at(10)).await.unwrap());
+            assert!(!store.revoke_token(&t.id, at(20)).await.unwrap());
+            let stored = store.token(&t.id).await.unwrap().unwrap();
+            assert_eq!(stored.revoked_at, Some(at(10)));
+        }
+    }
+}
