@@ -37,10 +37,13 @@ impl Store {
         let now = crate::to_micros(now);
         self.write(move |db| {
             Box::pin(async move {
-                db.execute_script(CREATE_VERSION_TABLE).await?;
+                // The lock first: two processes creating the version table at once on
+                // PostgreSQL collide on its catalog row (a unique violation), even with
+                // IF NOT EXISTS.
                 if let Some(lock) = dialect.migration_lock {
                     db.execute(lock, &[]).await?;
                 }
+                db.execute_script(CREATE_VERSION_TABLE).await?;
                 let (has_checksum,): (i64,) =
                     db.fetch_one(dialect.has_checksum_column, &[]).await?;
                 if has_checksum == 0 {
