@@ -247,7 +247,7 @@ fn decode_transfer(r: TransferRow) -> Result<Transfer> {
 
 impl Store {
     /// Runs one insert and its audit entry in one transaction.
-    async fn insert_audited(
+    async fn insert_sharing_row_audited(
         &self,
         sql: String,
         params: Vec<Value>,
@@ -276,7 +276,7 @@ impl Store {
             join(l.categories.iter().map(|c| c.as_str())).into(),
             to_micros(l.created_at).into(),
         ];
-        self.insert_audited(
+        self.insert_sharing_row_audited(
             "INSERT INTO storage_locations (id, name, region, country, categories, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)"
                 .to_owned(),
@@ -321,7 +321,7 @@ impl Store {
             r.webhook_secret.as_ref().map(|s| s.key_id).into(),
             to_micros(r.created_at).into(),
         ];
-        self.insert_audited(
+        self.insert_sharing_row_audited(
             format!(
                 "INSERT INTO recipients ({RECIPIENT_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -402,7 +402,7 @@ impl Store {
             (&t.clause).into(),
             to_micros(t.at).into(),
         ];
-        self.insert_audited(
+        self.insert_sharing_row_audited(
             format!(
                 "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -447,7 +447,7 @@ impl Store {
             (&c.received_by).into(),
             to_micros(c.at).into(),
         ];
-        self.insert_audited(
+        self.insert_sharing_row_audited(
             "INSERT INTO third_party_complaints (id, tenant_id, complaint_ref, notices, received_by, at) \
              VALUES ($1, $2, $3, $4, $5, $6)"
                 .to_owned(),
