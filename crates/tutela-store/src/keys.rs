@@ -1,6 +1,7 @@
 //! Wrapped keys: each tenant's key (under a master key) and each subject's data key
 //! (under its tenant's key). Deleting a subject's key crypto-shreds its records.
 
+use crate::db::Value;
 use crate::{parse_col, Result, Store, StoreError};
 use tutela_core::{SubjectId, TenantId};
 
@@ -35,7 +36,8 @@ impl Store {
         master_key_id: i64,
         wrapped: &[u8],
     ) -> Result<(i64, Vec<u8>)> {
-        let params = vec![tenant.as_str().into(), master_key_id.into(), wrapped.into()];
+        let id = Value::from(tenant.as_str());
+        let params = vec![id.clone(), master_key_id.into(), wrapped.into()];
         self.write(move |db| {
             Box::pin(async move {
                 db.execute(
@@ -46,7 +48,7 @@ impl Store {
                 .await?;
                 db.fetch_optional(
                     "SELECT master_key_id, wrapped FROM tenant_keys WHERE tenant_id = $1",
-                    &params[..1],
+                    &[id],
                 )
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("tenant key vanished".into()))
@@ -126,7 +128,8 @@ impl Store {
 
     /// Stores a subject key unless one exists; returns the one in force.
     pub async fn insert_subject_key(&self, subject: &SubjectId, wrapped: &[u8]) -> Result<Vec<u8>> {
-        let params = vec![subject.as_str().into(), wrapped.into()];
+        let id = Value::from(subject.as_str());
+        let params = vec![id.clone(), wrapped.into()];
         self.write(move |db| {
             Box::pin(async move {
                 db.execute(

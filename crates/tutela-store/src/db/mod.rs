@@ -91,8 +91,8 @@ impl Db<'_> {
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         match &mut self.conn {
             Conn::Sqlite(c) => sqlite::execute(c, sql, params),
-            Conn::PgTx(tx) => postgres::execute(&mut **tx, sql, params).await,
-            Conn::Pg(c) => postgres::execute(&mut **c, sql, params).await,
+            Conn::PgTx(tx) => postgres::execute(tx, sql, params).await,
+            Conn::Pg(c) => postgres::execute(c, sql, params).await,
             Conn::Gone => Err(StoreError::Closed),
         }
     }
@@ -101,8 +101,8 @@ impl Db<'_> {
     pub async fn execute_script(&mut self, sql: &str) -> Result<()> {
         match &mut self.conn {
             Conn::Sqlite(c) => c.execute_batch(sql).map_err(StoreError::from),
-            Conn::PgTx(tx) => postgres::execute_script(&mut **tx, sql).await,
-            Conn::Pg(c) => postgres::execute_script(&mut **c, sql).await,
+            Conn::PgTx(tx) => postgres::execute_script(tx, sql).await,
+            Conn::Pg(c) => postgres::execute_script(c, sql).await,
             Conn::Gone => Err(StoreError::Closed),
         }
     }
@@ -111,8 +111,8 @@ impl Db<'_> {
     pub async fn fetch_all<T: FromRow>(&mut self, sql: &str, params: &[Value]) -> Result<Vec<T>> {
         let rows = match &mut self.conn {
             Conn::Sqlite(c) => sqlite::query(c, sql, params)?,
-            Conn::PgTx(tx) => postgres::query(&mut **tx, sql, params).await?,
-            Conn::Pg(c) => postgres::query(&mut **c, sql, params).await?,
+            Conn::PgTx(tx) => postgres::query(tx, sql, params).await?,
+            Conn::Pg(c) => postgres::query(c, sql, params).await?,
             Conn::Gone => return Err(StoreError::Closed),
         };
         rows.into_iter().map(T::from_row).collect()
@@ -126,8 +126,8 @@ impl Db<'_> {
     ) -> Result<Option<T>> {
         let row = match &mut self.conn {
             Conn::Sqlite(c) => sqlite::query_first(c, sql, params)?,
-            Conn::PgTx(tx) => postgres::query_first(&mut **tx, sql, params).await?,
-            Conn::Pg(c) => postgres::query_first(&mut **c, sql, params).await?,
+            Conn::PgTx(tx) => postgres::query_first(tx, sql, params).await?,
+            Conn::Pg(c) => postgres::query_first(c, sql, params).await?,
             Conn::Gone => return Err(StoreError::Closed),
         };
         row.map(T::from_row).transpose()
