@@ -141,7 +141,7 @@ impl Store {
                 let (wrapped,): (Vec<u8>,) = db
                     .fetch_optional(
                         "SELECT wrapped FROM subject_keys WHERE subject_id = $1",
-                        &params[..1],
+                        &[id],
                     )
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("subject key vanished".into()))?;
