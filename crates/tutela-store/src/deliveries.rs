@@ -3,8 +3,9 @@
 //! without its notifications. Senders claim due rows with a lease (`leased_until`), so
 //! two replicas never send the same row at once; a crashed sender's lease just expires.
 
-use crate::vault::AuditEntry;
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, Writer};
+use crate::audit::{insert_audit_rows, AuditEntry};
+use crate::db::{values_placeholders, Db, Value};
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::delivery::DeliveryStatus;
 
@@ -125,49 +126,47 @@ fn decode(r: Row) -> Result<Delivery> {
     })
 }
 
-/// Adds the statements inserting deliveries to a [`crate::script::Script`], 500 rows
-/// per statement.
-macro_rules! push_deliveries {
-    ($script:ident, $deliveries:expr) => {{
-        for chunk in $deliveries.chunks(500) {
-            if chunk.is_empty() {
-                continue;
-            }
-            $script
-                .statement(&format!(
-                    "INSERT INTO deliveries ({}) ",
-                    $crate::deliveries::COLUMNS
-                ))
-                .push_values(chunk, |mut b, d| {
-                    b.push_bind(&d.id)
-                        .push_bind(&d.request)
-                        .push_bind(&d.recipient)
-                        .push_bind(&d.subject)
-                        .push_bind(d.status.as_str())
-                        .push_bind(&d.body)
-                        .push_bind(i64::from(d.attempts))
-                        .push_bind($crate::to_micros(d.next_attempt_at))
-                        .push_bind(d.last_error.as_deref())
-                        .push_bind(d.acked_at.map($crate::to_micros))
-                        .push_bind(d.waived_reason.as_deref())
-                        .push_bind(d.waived_reason_sealed.as_deref())
-                        .push_bind($crate::to_micros(d.created_at))
-                        .push_bind($crate::to_micros(d.updated_at));
-                });
-        }
-    }};
-}
-pub(crate) use push_deliveries;
+/// Rows per multi-row INSERT of deliveries (14 binds each, far below both engines' bind
+/// limits).
+const INSERT_ROWS: usize = 500;
+/// Columns bound per delivery row.
+const BINDS: usize = 14;
 
-/// Inserts deliveries in an open transaction, 500 per statement.
-macro_rules! insert_deliveries {
-    ($tx:ident, $deliveries:expr) => {{
-        let mut script = $crate::script::Script::new();
-        $crate::deliveries::push_deliveries!(script, $deliveries);
-        $crate::script::run_script!($tx, script);
-    }};
+fn push_params(out: &mut Vec<Value>, d: &Delivery) {
+    out.extend([
+        Value::from(&d.id),
+        Value::from(d.request.as_deref()),
+        Value::from(&d.recipient),
+        Value::from(d.subject.as_deref()),
+        Value::from(d.status.as_str()),
+        Value::from(&d.body),
+        Value::from(i64::from(d.attempts)),
+        Value::from(to_micros(d.next_attempt_at)),
+        Value::from(d.last_error.as_deref()),
+        Value::from(d.acked_at.map(to_micros)),
+        Value::from(d.waived_reason.as_deref()),
+        Value::from(d.waived_reason_sealed.as_deref()),
+        Value::from(to_micros(d.created_at)),
+        Value::from(to_micros(d.updated_at)),
+    ]);
 }
-pub(crate) use insert_deliveries;
+
+/// Inserts deliveries inside the caller's transaction (`INSERT_ROWS` per statement), so
+/// that they commit with the erasure or retention batch that causes them.
+pub(crate) async fn insert_deliveries(db: &mut Db<'_>, deliveries: &[Delivery]) -> Result<()> {
+    for chunk in deliveries.chunks(INSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO deliveries ({COLUMNS}) VALUES {}",
+            values_placeholders(chunk.len(), BINDS, 1)
+        );
+        let mut params = Vec::with_capacity(chunk.len() * BINDS);
+        for d in chunk {
+            push_params(&mut params, d);
+        }
+        db.execute(&sql, &params).await?;
+    }
+    Ok(())
+}
 
 /// How an attempt, an acknowledgement or a waiver changes a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,19 +186,17 @@ impl Store {
     pub async fn deliveries_of(&self, request: &str) -> Result<Vec<Delivery>> {
         let sql =
             format!("SELECT {COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY recipient_id");
-        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(request)
-            .fetch_all(p)
-            .await)?;
+        let rows: Vec<Row> = self
+            .read(|db| Box::pin(async move { db.fetch_all(&sql, &[request.into()]).await }))
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
         let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
+        let row: Option<Row> = self
+            .read(|db| Box::pin(async move { db.fetch_optional(&sql, &[id.into()]).await }))
+            .await?;
         row.map(decode).transpose()
     }
 
@@ -212,24 +209,30 @@ impl Store {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        let lock = match self.writer {
-            Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Writer::Sqlite { .. } => "",
-        };
-        let sql = format!(
-            "UPDATE deliveries SET leased_until = $1 WHERE id IN (\
-               SELECT id FROM deliveries \
-               WHERE status IN ('pending', 'delivered') AND next_attempt_at <= $2 \
-                 AND (leased_until IS NULL OR leased_until <= $2) \
-               ORDER BY next_attempt_at, id LIMIT $3{lock}) \
-             RETURNING {COLUMNS}"
-        );
-        let rows: Vec<Row> = on_writer!(self, |p| sqlx::query_as(&sql)
-            .bind(to_micros(lease_until))
-            .bind(to_micros(now))
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await)?;
+        let rows: Vec<Row> = self
+            .write(move |db| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "UPDATE deliveries SET leased_until = $1 WHERE id IN (\
+                           SELECT id FROM deliveries \
+                           WHERE status IN ('pending', 'delivered') AND next_attempt_at <= $2 \
+                             AND (leased_until IS NULL OR leased_until <= $2) \
+                           ORDER BY next_attempt_at, id LIMIT $3{}) \
+                         RETURNING {COLUMNS}",
+                        db.dialect().skip_locked
+                    );
+                    db.fetch_all(
+                        &sql,
+                        &[
+                            to_micros(lease_until).into(),
+                            to_micros(now).into(),
+                            i64::from(limit).into(),
+                        ],
+                    )
+                    .await
+                })
+            })
+            .await?;
         let mut out = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
         Ok(out)
@@ -238,13 +241,17 @@ impl Store {
     /// The earliest time a sendable delivery falls due, if any (the sender sleeps until
     /// then or until woken).
     pub async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>> {
-        let row: Option<(Option<i64>,)> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivered')"
-        )
-        .fetch_optional(p)
-        .await
-        })?;
+        let row: Option<(Option<i64>,)> = self
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_optional(
+                        "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivered')",
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .await?;
         row.and_then(|(t,)| t).map(from_micros).transpose()
     }
 
@@ -257,36 +264,40 @@ impl Store {
         if updates.is_empty() {
             return Ok(0);
         }
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            let mut changed = 0;
-            let mut audits = Vec::with_capacity(updates.len());
-            for (id, u, audit) in updates {
-                let n = sqlx::query(
-                    "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
-                     acked_at = $5, waived_reason_sealed = $6, updated_at = $7, leased_until = NULL \
-                     WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
-                )
-                .bind(u.status.as_str())
-                .bind(i64::from(u.attempts))
-                .bind(to_micros(u.next_attempt_at))
-                .bind(u.last_error.as_deref())
-                .bind(u.acked_at.map(to_micros))
-                .bind(u.waived_reason_sealed.as_deref())
-                .bind(to_micros(u.at))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n > 0 {
-                    changed += 1;
-                    audits.push(audit.clone());
+        let updates = updates.to_vec();
+        self.write(move |db| {
+            Box::pin(async move {
+                let mut changed = 0;
+                let mut audits = Vec::with_capacity(updates.len());
+                for (id, u, audit) in updates {
+                    let n = db
+                        .execute(
+                            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+                             acked_at = $5, waived_reason_sealed = $6, updated_at = $7, leased_until = NULL \
+                             WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
+                            &[
+                                u.status.as_str().into(),
+                                i64::from(u.attempts).into(),
+                                to_micros(u.next_attempt_at).into(),
+                                u.last_error.into(),
+                                u.acked_at.map(to_micros).into(),
+                                u.waived_reason_sealed.into(),
+                                to_micros(u.at).into(),
+                                id.into(),
+                            ],
+                        )
+                        .await?;
+                    // A settled delivery is left as it is, and its audit entry dropped.
+                    if n > 0 {
+                        changed += 1;
+                        audits.push(audit);
+                    }
                 }
-            }
-            crate::vault::insert_audit_rows!(tx, audits);
-            tx.commit().await?;
-            Ok::<_, crate::StoreError>(changed)
+                insert_audit_rows(db, &audits).await?;
+                Ok(changed)
+            })
         })
+        .await
     }
 
     /// Writes a delivery's new state unless it is already settled (acknowledged or

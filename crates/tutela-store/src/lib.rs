@@ -8,10 +8,13 @@
 
 pub mod audit;
 pub mod db;
+pub mod deliveries;
+pub mod erasure;
 pub mod keys;
 mod lease;
 mod migrate;
 pub mod records;
+pub mod retention;
 
 pub use db::{BoxFut, Db, FromRow, FromValue, Row, Value};
 pub use lease::SealerLease;
