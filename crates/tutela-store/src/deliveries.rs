@@ -313,3 +313,306 @@ impl Store {
         Ok(self.update_deliveries_audited(&one).await? == 1)
     }
 }
+
+/// Test support shared by the outbox, erasure and retention tests. Each test's rows
+/// carry fresh random ids, so the tests also run side by side on one PostgreSQL
+/// database (`TUTELA_TEST_DB=postgres`, `TUTELA_TEST_PG_URL`).
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use crate::audit::AuditEntry;
+    use crate::db::Value;
+    use crate::Store;
+    use time::OffsetDateTime;
+    use tutela_core::{SubjectId, TenantId};
+
+    /// A migrated store: SQLite in `dir`, or PostgreSQL when the environment asks for it.
+    pub(crate) async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = if std::env::var("TUTELA_TEST_DB").is_ok_and(|v| v == "postgres") {
+            std::env::var("TUTELA_TEST_PG_URL")
+                .expect("TUTELA_TEST_DB=postgres needs TUTELA_TEST_PG_URL")
+        } else {
+            format!("sqlite:{}", dir.path().join("t.db").display())
+        };
+        Store::open(&url, OffsetDateTime::UNIX_EPOCH).await.unwrap()
+    }
+
+    pub(crate) fn random_id() -> [u8; 16] {
+        let mut bytes = [0; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+        bytes
+    }
+
+    /// A fresh id with `prefix`.
+    pub(crate) fn fresh(prefix: &str) -> String {
+        format!("{prefix}_{}", hex::encode(random_id()))
+    }
+
+    pub(crate) async fn exec(store: &Store, sql: &'static str, params: Vec<Value>) {
+        store
+            .write(move |db| Box::pin(async move { db.execute(sql, &params).await.map(|_| ()) }))
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn count(store: &Store, sql: &'static str, params: Vec<Value>) -> i64 {
+        let (n,): (i64,) = store
+            .read(|db| Box::pin(async move { db.fetch_one(sql, &params).await }))
+            .await
+            .unwrap();
+        n
+    }
+
+    /// A tenant with its wrapped key.
+    pub(crate) async fn tenant(store: &Store) -> TenantId {
+        let tenant = TenantId::from_bytes(random_id());
+        exec(
+            store,
+            "INSERT INTO tenants (id, name, kind, state, created_at) \
+             VALUES ($1, 'Test tenant', 'enterprise', 'active', 0)",
+            vec![tenant.as_str().into()],
+        )
+        .await;
+        exec(
+            store,
+            "INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, 1, $2)",
+            vec![tenant.as_str().into(), b"tenant-key".into()],
+        )
+        .await;
+        tenant
+    }
+
+    /// A customer subject of `tenant` with its data key and one record per category.
+    pub(crate) async fn subject(
+        store: &Store,
+        tenant: &TenantId,
+        categories: &[&str],
+    ) -> SubjectId {
+        let subject = SubjectId::from_bytes(random_id());
+        exec(
+            store,
+            "INSERT INTO subjects (id, tenant_id, kind, created_at) VALUES ($1, $2, 'customer', 0)",
+            vec![subject.as_str().into(), tenant.as_str().into()],
+        )
+        .await;
+        exec(
+            store,
+            "INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)",
+            vec![subject.as_str().into(), b"old-key".into()],
+        )
+        .await;
+        for c in categories {
+            exec(
+                store,
+                "INSERT INTO records (subject_id, category, version, service, fields, updated_at) \
+                 VALUES ($1, $2, 1, 'svc', $3, 0)",
+                vec![subject.as_str().into(), (*c).into(), b"sealed".into()],
+            )
+            .await;
+        }
+        subject
+    }
+
+    /// A recipient without a webhook.
+    pub(crate) async fn recipient(store: &Store) -> String {
+        let id = fresh("rcp");
+        exec(
+            store,
+            "INSERT INTO recipients (id, name, kind, country, purposes, categories, created_at) \
+             VALUES ($1, 'Recipient', 'processor', 'CN', '', '', 0)",
+            vec![id.as_str().into()],
+        )
+        .await;
+        id
+    }
+
+    pub(crate) fn audit(reason: &str) -> AuditEntry {
+        AuditEntry {
+            id: fresh("aud"),
+            at: OffsetDateTime::UNIX_EPOCH,
+            token_id: "tok_test".into(),
+            role: "privacy_officer".into(),
+            tenant: None,
+            subject: None,
+            category: None,
+            purpose: None,
+            action: "test".into(),
+            decision: "allow".into(),
+            reason: reason.to_owned(),
+            clause: None,
+            seq: None,
+        }
+    }
+
+    /// Audit entries with this reason.
+    pub(crate) async fn audited(store: &Store, reason: &str) -> i64 {
+        count(
+            store,
+            "SELECT count(*) FROM audit_entries WHERE reason = $1",
+            vec![reason.into()],
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::testing::{audit, audited, fresh, recipient, store};
+    use super::*;
+    use std::collections::HashSet;
+    use time::Duration;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    /// `n` sendable notices to one recipient, due at `due`.
+    async fn queue(store: &Store, n: usize, due: OffsetDateTime) -> (String, Vec<String>) {
+        let recipient = recipient(store).await;
+        let batch = fresh("dlv");
+        let rows: Vec<Delivery> = (0..n)
+            .map(|i| {
+                Delivery::queued(
+                    format!("{batch}_{i:03}"),
+                    None,
+                    &recipient,
+                    true,
+                    None,
+                    "{}".into(),
+                    due,
+                )
+            })
+            .collect();
+        let ids = rows.iter().map(|d| d.id.clone()).collect();
+        store
+            .write(move |db| Box::pin(async move { insert_deliveries(db, &rows).await }))
+            .await
+            .unwrap();
+        (recipient, ids)
+    }
+
+    fn mine<'a>(claimed: &'a [Delivery], recipient: &str) -> Vec<&'a str> {
+        claimed
+            .iter()
+            .filter(|d| d.recipient == recipient)
+            .map(|d| d.id.as_str())
+            .collect()
+    }
+
+    /// R34: concurrent claims never overlap; a claimed notice is leased (no second
+    /// claim until the lease ends); an acknowledged one is never undone by a late
+    /// attempt result, whose audit entry is then dropped with it. One test, because
+    /// claims take every due notice: on a shared PostgreSQL database two claiming tests
+    /// would take each other's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_never_overlap_and_settled_deliveries_stay_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        concurrent_claims_never_share_a_delivery(&store).await;
+        // Later than the concurrent claims' notices.
+        let t = |s: i64| at(100_000 + s);
+        let (recipient, ids) = queue(&store, 2, t(10)).await;
+        assert!(store.next_delivery_due().await.unwrap().unwrap() <= t(10));
+        assert!(
+            mine(
+                &store.claim_due_deliveries(t(5), t(65), 1000).await.unwrap(),
+                &recipient
+            )
+            .is_empty(),
+            "not due yet"
+        );
+        let claimed = store
+            .claim_due_deliveries(t(10), t(70), 1000)
+            .await
+            .unwrap();
+        assert_eq!(mine(&claimed, &recipient), ids);
+        assert!(
+            mine(
+                &store
+                    .claim_due_deliveries(t(20), t(80), 1000)
+                    .await
+                    .unwrap(),
+                &recipient
+            )
+            .is_empty(),
+            "leased"
+        );
+        assert_eq!(
+            mine(
+                &store
+                    .claim_due_deliveries(t(70), t(130), 1000)
+                    .await
+                    .unwrap(),
+                &recipient
+            ),
+            ids,
+            "lease ended"
+        );
+
+        let first = ids.first().unwrap();
+        let ack = DeliveryUpdate {
+            status: DeliveryStatus::Acknowledged,
+            attempts: 1,
+            next_attempt_at: t(71),
+            last_error: None,
+            acked_at: Some(t(71)),
+            waived_reason_sealed: None,
+            at: t(71),
+        };
+        let reason = format!("ack:{first}");
+        assert!(store
+            .update_delivery_audited(first, &ack, &audit(&reason))
+            .await
+            .unwrap());
+        let late = DeliveryUpdate {
+            status: DeliveryStatus::Pending,
+            attempts: 2,
+            next_attempt_at: t(200),
+            last_error: Some("timeout".into()),
+            acked_at: None,
+            waived_reason_sealed: None,
+            at: t(72),
+        };
+        assert!(!store
+            .update_delivery_audited(first, &late, &audit(&reason))
+            .await
+            .unwrap());
+        let stored = store.delivery(first).await.unwrap().unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Acknowledged);
+        assert_eq!(stored.acked_at, Some(t(71)));
+        assert_eq!(
+            audited(&store, &reason).await,
+            1,
+            "the late result is not audited"
+        );
+    }
+
+    /// Concurrent claimers (replicas) never get the same notice: on PostgreSQL this is
+    /// `FOR UPDATE SKIP LOCKED`; on SQLite the single writer.
+    async fn concurrent_claims_never_share_a_delivery(store: &Store) {
+        // Lease whatever an earlier run on the same PostgreSQL database left due, so
+        // that only this run's notices are claimable at t = 10 s.
+        store
+            .claim_due_deliveries(at(10), at(70), u32::MAX)
+            .await
+            .unwrap();
+        let (recipient, ids) = queue(store, 40, at(10)).await;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            set.spawn(async move { store.claim_due_deliveries(at(10), at(70), 10).await });
+        }
+        let mut seen = HashSet::new();
+        while let Some(claimed) = set.join_next().await {
+            for d in claimed.unwrap().unwrap() {
+                if d.recipient == recipient {
+                    assert!(seen.insert(d.id), "a delivery was claimed twice");
+                }
+            }
+        }
+        let mut ids = ids;
+        ids.retain(|id| seen.contains(id));
+        assert_eq!(ids.len(), 40, "four claims of ten took every notice once");
+    }
+}

@@ -185,3 +185,113 @@ impl Store {
         Ok(rows.into_iter().map(|(r,)| r).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::deliveries::testing::{
+        audit, audited, count, fresh, recipient, store, subject, tenant,
+    };
+
+    /// R19, R34: an erasure removes, re-keys and notifies in one transaction; a second
+    /// erasure of the same subject is a conflict and writes nothing at all.
+    #[tokio::test]
+    async fn a_second_erasure_is_a_conflict_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tenant = tenant(&store).await;
+        let subject = subject(&store, &tenant, &["customer", "payment"]).await;
+        let sid = subject.as_str();
+        let recipient = recipient(&store).await;
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let notice = |id: String| {
+            // Not sendable: a manual notice is never claimed by the outbox tests.
+            Delivery::queued(
+                id,
+                None,
+                &recipient,
+                false,
+                Some(subject.to_string()),
+                "{}".into(),
+                now,
+            )
+        };
+        let reason = fresh("erase");
+        let first_audit = [audit(&reason)];
+        let first_notice = [notice(fresh("dlv"))];
+        let resealed = [(Category::Payment, 1, b"resealed".to_vec())];
+        let erasure = Erasure {
+            subject: &subject,
+            delete: &[Category::Customer],
+            resealed: &resealed,
+            new_key: b"new-key",
+            request_notes: None,
+            erased_at: now,
+            frozen_until: Some(now + time::Duration::days(365)),
+            frozen_ground: Some("tax"),
+            deliveries: &first_notice,
+            audit: &first_audit,
+        };
+        store.erase_subject(&erasure).await.unwrap();
+        let records: Vec<(String, Vec<u8>)> = store
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT category, fields FROM records WHERE subject_id = $1 ORDER BY category",
+                        &[sid.into()],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(records, [("payment".to_owned(), b"resealed".to_vec())]);
+        let key: (Vec<u8>,) = store
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_one(
+                        "SELECT wrapped FROM subject_keys WHERE subject_id = $1",
+                        &[sid.into()],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(key.0, b"new-key");
+        assert_eq!(audited(&store, &reason).await, 1);
+
+        let second_audit = [audit(&reason)];
+        let second_notice = [notice(fresh("dlv"))];
+        let again = Erasure {
+            new_key: b"another-key",
+            delete: &[Category::Payment],
+            resealed: &[],
+            deliveries: &second_notice,
+            audit: &second_audit,
+            ..erasure
+        };
+        let err = store.erase_subject(&again).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err}");
+        assert_eq!(audited(&store, &reason).await, 1, "no audit entry");
+        let notices = count(
+            &store,
+            "SELECT count(*) FROM deliveries WHERE recipient_id = $1",
+            vec![recipient.as_str().into()],
+        )
+        .await;
+        assert_eq!(notices, 1, "no second notice");
+        let kept = count(
+            &store,
+            "SELECT count(*) FROM records WHERE subject_id = $1",
+            vec![subject.as_str().into()],
+        )
+        .await;
+        assert_eq!(kept, 1, "the frozen record stays");
+        assert_eq!(
+            store.transfer_recipients_of(&subject).await.unwrap(),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -37,10 +37,12 @@ impl Store {
         let now = crate::to_micros(now);
         self.write(move |db| {
             Box::pin(async move {
-                db.execute_script(CREATE_VERSION_TABLE).await?;
+                // The lock first: two PostgreSQL replicas creating the version table at
+                // once collide in the catalog (a unique violation on `pg_type`).
                 if let Some(lock) = dialect.migration_lock {
                     db.execute(lock, &[]).await?;
                 }
+                db.execute_script(CREATE_VERSION_TABLE).await?;
                 let (has_checksum,): (i64,) =
                     db.fetch_one(dialect.has_checksum_column, &[]).await?;
                 if has_checksum == 0 {

@@ -628,3 +628,305 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::deliveries::testing::{
+        audit, audited, count, fresh, recipient, store, subject, tenant,
+    };
+    use time::Duration;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    async fn records(store: &Store, subject: &SubjectId) -> Vec<(String, Vec<u8>)> {
+        let sid = subject.as_str();
+        store
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT category, fields FROM records WHERE subject_id = $1 ORDER BY category",
+                        &[sid.into()],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap()
+    }
+
+    /// R19, R21: subjects are leased to one owner at a time; a batch applied by an owner
+    /// whose lease was taken over writes nothing, and the new holder's batch shreds,
+    /// removes, re-keys, aggregates, notifies and audits in one transaction.
+    #[tokio::test]
+    async fn a_batch_whose_lease_was_taken_over_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tenant = tenant(&store).await;
+        let gone = subject(&store, &tenant, &["customer"]).await;
+        let kept = subject(&store, &tenant, &["customer", "payment"]).await;
+        let mut both = vec![gone.clone(), kept.clone()];
+        both.sort();
+        let whole = Candidates::WholeTenant(&tenant);
+        assert_eq!(store.count_candidates(whole, at(0)).await.unwrap(), 2);
+        let payment = Candidates::TenantCategories(&tenant, &[Category::Payment]);
+        assert_eq!(store.count_candidates(payment, at(0)).await.unwrap(), 1);
+        let claimed = store
+            .claim_candidates(whole, at(0), at(60), "a", 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed, both);
+        assert!(store
+            .claim_candidates(whole, at(1), at(61), "b", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .claim_candidates(whole, at(61), at(121), "b", 10)
+                .await
+                .unwrap(),
+            both,
+            "an expired lease is taken over"
+        );
+        assert_eq!(store.records_of_subjects(&both).await.unwrap().len(), 3);
+
+        let outcomes = [
+            SubjectOutcome {
+                subject: gone.clone(),
+                remove: vec![Category::Customer],
+                erase: true,
+                mark_erased: true,
+                resealed: Vec::new(),
+                new_key: None,
+            },
+            SubjectOutcome {
+                subject: kept.clone(),
+                remove: vec![Category::Customer],
+                erase: false,
+                mark_erased: false,
+                resealed: vec![(Category::Payment, 1, b"resealed".to_vec())],
+                new_key: Some(b"new-key".to_vec()),
+            },
+        ];
+        let service = fresh("svc");
+        let aggregate = Aggregate {
+            category: Category::Customer,
+            service: service.clone(),
+            period: "1970-01".into(),
+            attribute: "country",
+            value: "CN",
+        };
+        let aggregates = [(aggregate.clone(), 2), (aggregate, 3)];
+        let recipient = recipient(&store).await;
+        // Not sendable: a manual notice is never claimed by the outbox tests.
+        let notices = [Delivery::queued(
+            fresh("dlv"),
+            None,
+            &recipient,
+            false,
+            None,
+            "{}".into(),
+            at(61),
+        )];
+        let reason = fresh("retention");
+        let entries = [audit(&reason)];
+        let stale = store
+            .apply_retention_batch("a", at(62), &outcomes, &aggregates, &notices, &entries)
+            .await
+            .unwrap();
+        assert_eq!(stale, 0, "the lease is b's now");
+        assert_eq!(audited(&store, &reason).await, 0);
+        assert_eq!(records(&store, &gone).await.len(), 1);
+        assert_eq!(records(&store, &kept).await.len(), 2);
+
+        let applied = store
+            .apply_retention_batch("b", at(62), &outcomes, &aggregates, &notices, &entries)
+            .await
+            .unwrap();
+        assert_eq!(applied, 2);
+        assert!(records(&store, &gone).await.is_empty());
+        assert_eq!(
+            records(&store, &kept).await,
+            [("payment".to_owned(), b"resealed".to_vec())]
+        );
+        let erased = count(
+            &store,
+            "SELECT count(*) FROM subjects WHERE id = $1 AND erased_at IS NOT NULL",
+            vec![gone.as_str().into()],
+        )
+        .await;
+        assert_eq!(erased, 1);
+        let keys = count(
+            &store,
+            "SELECT count(*) FROM subject_keys WHERE subject_id IN ($1, $2)",
+            vec![gone.as_str().into(), kept.as_str().into()],
+        )
+        .await;
+        assert_eq!(
+            keys, 1,
+            "the erased subject's key is shredded, the kept one re-keyed"
+        );
+        let leased = count(
+            &store,
+            "SELECT count(*) FROM subjects WHERE tenant_id = $1 AND retention_lease_owner IS NOT NULL",
+            vec![tenant.as_str().into()],
+        )
+        .await;
+        assert_eq!(leased, 0, "leases are released");
+        let counted: Vec<_> = store
+            .anonymized_aggregates()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.1 == service)
+            .map(|row| row.5)
+            .collect();
+        assert_eq!(counted, [5]);
+        assert_eq!(audited(&store, &reason).await, 1);
+        let queued = count(
+            &store,
+            "SELECT count(*) FROM deliveries WHERE recipient_id = $1",
+            vec![recipient.as_str().into()],
+        )
+        .await;
+        assert_eq!(queued, 1);
+        assert!(store.tenant_has_live_subjects(&tenant).await.unwrap());
+        assert_eq!(store.count_candidates(whole, at(62)).await.unwrap(), 1);
+        assert!(store
+            .transfer_recipients_of_many(&both)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    /// R20: a service terminated twice keeps its first record; the second attempt is a
+    /// conflict that writes neither announcements nor audit entries.
+    #[tokio::test]
+    async fn a_service_terminated_twice_keeps_its_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tenant = tenant(&store).await;
+        let service = fresh("svc");
+        let termination = StoredTermination {
+            service: service.clone(),
+            effective_at: at(1000),
+            announced_at: at(10),
+            finished_at: None,
+        };
+        let announce = |id: String| Announcement {
+            id,
+            tenant: tenant.clone(),
+            kind: "service_termination".into(),
+            subject: service.clone(),
+            effective_at: Some(at(1000)),
+            created_at: at(10),
+        };
+        let reason = fresh("terminate");
+        store
+            .insert_termination_audited(&termination, &[announce(fresh("ann"))], &[audit(&reason)])
+            .await
+            .unwrap();
+        let later = StoredTermination {
+            effective_at: at(2000),
+            ..termination.clone()
+        };
+        let err = store
+            .insert_termination_audited(&later, &[announce(fresh("ann"))], &[audit(&reason)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::StoreError::Conflict), "{err}");
+        assert_eq!(store.announcements_of(&tenant).await.unwrap().len(), 1);
+        assert_eq!(audited(&store, &reason).await, 1);
+        let stored = |all: Vec<StoredTermination>| all.into_iter().find(|t| t.service == service);
+        assert_eq!(
+            stored(store.terminations().await.unwrap()),
+            Some(termination.clone())
+        );
+        store
+            .finish_termination_audited(&service, at(1001), &audit(&reason))
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(store.terminations().await.unwrap())
+                .unwrap()
+                .finished_at,
+            Some(at(1001))
+        );
+        assert!(store
+            .tenants_using_service(&service)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.administrators_of(&tenant).await.unwrap().is_empty());
+    }
+
+    /// R13: a token already known keeps its first sealed original.
+    #[tokio::test]
+    async fn a_known_token_keeps_its_first_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tenant = tenant(&store).await;
+        let token = |sealed: &[u8]| PiiToken {
+            tenant: tenant.clone(),
+            token_digest: b"digest".to_vec(),
+            kind: "email".into(),
+            sealed_value: sealed.to_vec(),
+            created_at: at(0),
+        };
+        let reason = fresh("tokenize");
+        store
+            .insert_pii_tokens_audited(&[token(b"first")], &audit(&reason))
+            .await
+            .unwrap();
+        store
+            .insert_pii_tokens_audited(&[token(b"second")], &audit(&reason))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.pii_token(&tenant, b"digest").await.unwrap(),
+            Some(("email".to_owned(), b"first".to_vec()))
+        );
+        assert_eq!(store.pii_token(&tenant, b"other").await.unwrap(), None);
+        assert_eq!(audited(&store, &reason).await, 2);
+    }
+
+    /// R19, R33: a subject whose legal hold has ended is a candidate (the predicate
+    /// binds only the time).
+    #[tokio::test]
+    async fn a_subject_whose_hold_ended_is_a_candidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let tenant = tenant(&store).await;
+        let held = subject(&store, &tenant, &["payment"]).await;
+        crate::deliveries::testing::exec(
+            &store,
+            "UPDATE subjects SET erased_at = 0, frozen_until = $1 WHERE id = $2",
+            vec![to_micros(at(5)).into(), held.as_str().into()],
+        )
+        .await;
+        let ended = Candidates::EndedHolds;
+        assert!(store.count_candidates(ended, at(6)).await.unwrap() >= 1);
+        let before = store
+            .claim_candidates(ended, at(4), at(64), "c", 10_000)
+            .await
+            .unwrap();
+        assert!(!before.contains(&held), "the hold runs until t = 5 s");
+        let claimed = store
+            .claim_candidates(ended, at(6), at(66), "c", 10_000)
+            .await
+            .unwrap();
+        assert!(claimed.contains(&held));
+        store.release_leases("c").await.unwrap();
+        let leased = count(
+            &store,
+            "SELECT count(*) FROM subjects WHERE retention_lease_owner = 'c'",
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(leased, 0);
+    }
+}
