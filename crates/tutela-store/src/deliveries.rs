@@ -419,7 +419,7 @@ pub(crate) mod testing {
         exec(
             store,
             "INSERT INTO recipients (id, name, kind, country, purposes, categories, created_at) \
-             VALUES ($1, 'Recipient', 'processor', 'CN', '', '', 0)",
+             VALUES ($1, 'Recipient', 'subprocessor', 'CN', '', '', 0)",
             vec![id.as_str().into()],
         )
         .await;
