@@ -577,7 +577,6 @@ pub async fn put_record(
         &actor,
         &raw_subject,
         category,
-        purpose,
         Action::Write(purpose),
         None,
     )
