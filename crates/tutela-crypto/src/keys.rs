@@ -46,7 +46,7 @@ pub enum KeyProviderError {
     #[error("two master keys have the id {0}")]
     DuplicateKey(u32),
     /// An external key service failed (or, for the key file, its blocking task did).
-    #[error("the key service failed: {0}")]
+    #[error("the key service failed")]
     Service(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Random(#[from] RandomError),
