@@ -418,8 +418,10 @@ async fn an_older_installs_master_key_in_the_data_directory_is_still_used() {
         config.master_key_location().unwrap().path(),
         legacy.as_path()
     );
-    use tutela_crypto::keys::KeyProvider as _;
     let (reopened, _) = tutela_crypto::keys::LocalKeyFile::open_or_create(&legacy).unwrap();
-    assert_eq!(created.master().unwrap(), reopened.master().unwrap());
+    assert_eq!(
+        created.read().unwrap().current(),
+        reopened.read().unwrap().current()
+    );
     app.state().store.close().await;
 }
