@@ -519,18 +519,20 @@ async fn get(http: &reqwest::Client, server: &Server, path: &str) -> (u16, Value
     )
 }
 
-/// Checks one client's writes after a restart; returns what is wrong. What the restart
-/// settled (the in-flight write, landed or not) becomes part of what must stay.
+/// Checks one client's writes after a restart, adding what is wrong to `problems`. What
+/// the restart settled (the in-flight write, landed or not) becomes part of what must
+/// stay. Returns whether an in-flight record or consent write is found to have landed.
 async fn check_client(
     http: &reqwest::Client,
     server: &Server,
     c: &mut Client,
     problems: &mut Vec<String>,
-) {
+) -> bool {
     let in_flight = c.in_flight.take();
+    let mut landed = false;
     let Some(subject) = c.subject.clone() else {
         // Never acknowledged: nothing was promised. The next round creates one.
-        return;
+        return landed;
     };
     let who = format!("client {} (subject {subject})", c.index);
 
@@ -561,6 +563,7 @@ async fn check_client(
                 // The latest acknowledged write; the in-flight one, if any, did not land.
             } else if pending.as_deref() == Some(value) && version > acked_version {
                 c.record = Some((value.to_owned(), version));
+                landed = true;
             } else {
                 problems.push(format!(
                     "{who}: record reads `{value}` version {version}; acknowledged {:?}, in flight {pending:?}",
@@ -604,6 +607,7 @@ async fn check_client(
                     && e["evidence_ref"] == reference.as_str()
                     && e["purpose"] == CONSENT_PURPOSE =>
             {
+                landed = true;
                 c.consents.push(AckedConsent {
                     id: e["id"].as_str().unwrap_or_default().to_owned(),
                     granted: *granted,
@@ -646,6 +650,7 @@ async fn check_client(
             ));
         }
     }
+    landed
 }
 
 async fn statement_version(http: &reqwest::Client, server: &Server) -> String {
@@ -769,14 +774,19 @@ async fn crash_rounds() {
             "the restart found another demo tenant"
         );
         let mut problems = Vec::new();
+        let mut landed = 0;
         for c in &mut clients {
-            check_client(&http, &server, c, &mut problems).await;
+            landed += usize::from(check_client(&http, &server, c, &mut problems).await);
         }
         assert!(
             problems.is_empty(),
             "round {round_no} on {backend} (after {delay} ms of load): {} problems after the restart:\n{}\nserve's log before the kill:\n{log}",
             problems.len(),
             problems.join("\n")
+        );
+        eprintln!(
+            "round {round_no}/{total} on {backend}: restarted; every acknowledged write read back \
+             ({landed} in-flight record or consent writes had landed)"
         );
     }
     server.stop();
