@@ -10,8 +10,9 @@
 //! database) and every acknowledged write of every round so far is read back through the
 //! API. What is provable, and asserted: a write acknowledged before the kill is there
 //! with its value; the one write a client had in flight at the kill may or may not be,
-//! and if it is, it is whole and it is the latest; nothing else appears. Rounds
-//! accumulate on the same data: `TUTELA_CRASH_ROUNDS` (default 3).
+//! and if it is, it is whole and it is the latest; no other value appears in a record
+//! or a consent ledger. Rounds accumulate on the same data: `TUTELA_CRASH_ROUNDS`
+//! (default 3). The log is verified again after a final graceful stop.
 //!
 //! Only the HTTP API and the CLI are used, so the test holds whatever the store is built
 //! on. `TUTELA_TEST_DB=postgres` runs it on a fresh PostgreSQL database (under
