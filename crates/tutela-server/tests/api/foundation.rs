@@ -263,7 +263,13 @@ async fn both_migration_trees_produce_the_same_schema() {
             .await
             .unwrap();
     let sqlite_shape = sqlite.schema_shape().await.unwrap();
-    for table in ["tenants", "subjects", "api_tokens", "records", "audit_entries"] {
+    for table in [
+        "tenants",
+        "subjects",
+        "api_tokens",
+        "records",
+        "audit_entries",
+    ] {
         assert!(
             sqlite_shape.columns.iter().any(|(t, ..)| t == table),
             "{table} missing"
@@ -275,7 +281,10 @@ async fn both_migration_trees_produce_the_same_schema() {
         .iter()
         .any(|(t, c, ty, not_null)| t == "records" && c == "fields" && ty == "blob" && *not_null));
     assert!(
-        sqlite_shape.indexes.iter().any(|(t, ..)| t == "audit_entries"),
+        sqlite_shape
+            .indexes
+            .iter()
+            .any(|(t, ..)| t == "audit_entries"),
         "{:?}",
         sqlite_shape.indexes
     );
