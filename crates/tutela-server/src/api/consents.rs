@@ -9,13 +9,14 @@
 //! `consent_evidence_required`) and nothing is stored. A withdrawal only narrows
 //! processing and is accepted without evidence (`unevidenced` when not the subject's).
 
+use super::views::{consent_view, ConsentView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tutela_app::AppState;
 use tutela_core::consent::{
     self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence, ProvenanceError,
 };
@@ -72,56 +73,12 @@ pub struct ConsentCreated {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentView {
-    pub id: String,
-    pub purpose: String,
-    pub granted: bool,
-    pub statement_version: String,
-    pub channel: String,
-    /// Role of who recorded it.
-    pub recorded_by: String,
-    /// The recording token's id: shown to the privacy officer only (tenant admins,
-    /// subjects and exports see the role, not operator token ids).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recorded_by_token: Option<String>,
-    /// How it was recorded (issue 14): `subject_self`, a cited evidence method
-    /// (`signed_form`, `portal_session`, `email_confirmation`, `recorded_call`,
-    /// `written_instruction`), `reference_only` (a bare `evidence_ref`), `unevidenced`
-    /// (a withdrawal recorded on the subject's behalf without evidence) or
-    /// `legacy_unrecorded` (recorded before provenance was kept).
-    pub method: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guardian_ref: Option<String>,
-    /// The reference to the evidence of the act (see `method`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub evidence_ref: Option<String>,
-    pub at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentLedger {
     pub subject: String,
     /// The latest entry per purpose or scope.
     pub current: Vec<ConsentView>,
     /// Every entry, oldest first.
     pub history: Vec<ConsentView>,
-}
-
-/// An entry as shown; `show_token` only for the privacy officer.
-pub(crate) fn view(c: &ConsentEntry, show_token: bool) -> ConsentView {
-    ConsentView {
-        id: c.id.clone(),
-        purpose: c.scope.to_string(),
-        granted: c.granted,
-        statement_version: c.statement_version.clone(),
-        channel: c.channel.to_string(),
-        recorded_by: c.role.clone(),
-        recorded_by_token: show_token.then(|| c.token_id.clone()),
-        method: c.method.to_string(),
-        guardian_ref: c.guardian_ref.clone(),
-        evidence_ref: c.evidence_ref.clone(),
-        at: super::input::rfc3339(c.at),
-    }
 }
 
 fn clause_of(scope: &ConsentScope) -> Clause {
@@ -158,7 +115,7 @@ pub async fn record_consent(
     ApiPath(raw_subject): ApiPath<String>,
     ApiJson(body): ApiJson<NewConsent>,
 ) -> Result<(StatusCode, ApiJson<ConsentCreated>), ApiError> {
-    let subject = super::tenants::subject_in_scope(
+    let subject = tutela_app::subjects::subject_in_scope(
         &state,
         &raw_subject,
         |s| actor.may_record_consent(&s.tenant, &s.id),
@@ -311,7 +268,7 @@ pub async fn list_consents(
     Authenticated(actor): Authenticated,
     ApiPath(raw_subject): ApiPath<String>,
 ) -> Result<ApiJson<ConsentLedger>, ApiError> {
-    let subject = super::tenants::subject_in_scope(
+    let subject = tutela_app::subjects::subject_in_scope(
         &state,
         &raw_subject,
         |s| actor.may_view_consents(&s.tenant, &s.id),
@@ -333,31 +290,16 @@ pub async fn list_consents(
     let current = current_scopes
         .keys()
         .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
-        .map(|c| view(c, show_token))
+        .map(|c| consent_view(c, show_token))
         .collect();
     Ok(ApiJson(ConsentLedger {
         subject: subject.id.to_string(),
         current,
-        history: history.iter().map(|c| view(c, show_token)).collect(),
+        history: history
+            .iter()
+            .map(|c| consent_view(c, show_token))
+            .collect(),
     }))
-}
-
-/// A subject's ledger as the decision needs it.
-pub(crate) async fn consent_events(
-    state: &AppState,
-    subject: &Subject,
-) -> Result<Vec<ConsentEvent>, ApiError> {
-    Ok(state
-        .store
-        .consents_of(&subject.id)
-        .await?
-        .into_iter()
-        .map(|c| ConsentEvent {
-            scope: c.scope,
-            granted: c.granted,
-            at: c.at,
-        })
-        .collect())
 }
 
 /// `POST /v1/purpose-changes` body (R27).

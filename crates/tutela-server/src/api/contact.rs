@@ -8,19 +8,19 @@
 //! - `GET/POST /u/{token}`: the link's bilingual confirmation page and the opt-out,
 //!   without login. A forged or expired token changes nothing.
 
+use super::views::{preferences_view, ChannelFlags, PreferencesView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tutela_app::AppState;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::contact::{self, ContactChannel, MessageKind, PreferenceTopic, Preferences};
+use tutela_core::contact::{ContactChannel, MessageKind, PreferenceTopic};
 use tutela_core::{Actor, Clause, Role};
 use tutela_crypto::link::LinkError;
-use tutela_store::contact::Message;
 use tutela_store::subjects::Subject;
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
@@ -35,17 +35,6 @@ pub enum ChannelChoice {
     PerChannel(ChannelFlags),
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelFlags {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sms: Option<bool>,
-}
-
 /// `PUT` body. Fields left out keep their value.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,30 +44,6 @@ pub struct PreferencesUpdate {
     pub surveys: Option<ChannelChoice>,
     /// Always `true` while the service is used; `false` is refused (R9).
     pub service_communications: Option<bool>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PreferencesView {
-    pub marketing: ChannelFlags,
-    pub surveys: ChannelFlags,
-    pub service_communications: bool,
-}
-
-fn flags(prefs: &Preferences, topic: PreferenceTopic) -> ChannelFlags {
-    let get = |c| Some(prefs.get(&(topic, c)).copied().unwrap_or(false));
-    ChannelFlags {
-        email: get(ContactChannel::Email),
-        phone: get(ContactChannel::Phone),
-        sms: get(ContactChannel::Sms),
-    }
-}
-
-pub(crate) fn preferences_view(prefs: &Preferences) -> PreferencesView {
-    PreferencesView {
-        marketing: flags(prefs, PreferenceTopic::Marketing),
-        surveys: flags(prefs, PreferenceTopic::Surveys),
-        service_communications: true,
-    }
 }
 
 fn wanted(
@@ -146,7 +111,7 @@ async fn subject_for(
     roles: &[Role],
     what: &str,
 ) -> Result<Subject, ApiError> {
-    super::tenants::subject_in_scope(
+    tutela_app::subjects::subject_in_scope(
         state,
         raw,
         |s| {
@@ -159,6 +124,7 @@ async fn subject_for(
         what,
     )
     .await
+    .map_err(ApiError::from)
 }
 
 /// Sets marketing and survey preferences by channel.
@@ -306,8 +272,8 @@ pub async fn send_gate(
             "template must be an id: 1 to 64 letters, digits, `_` or `-`",
         ));
     }
-    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
-    let message = pass_gate(
+    let (subject, tenant) = tutela_app::subjects::subject_and_tenant(&state, &body.subject).await?;
+    let message = tutela_app::contact::pass_gate(
         &state,
         &actor,
         &subject,
@@ -586,103 +552,4 @@ pub async fn unsubscribe(
             "<p>已停止通过 {channel} 发送{zh}。</p><p lang=\"en\">We will no longer send you {en} by {channel}.</p>"
         ),
     ))
-}
-
-/// Sends a service notice (R9: never turned off while the service is used) to a subject
-/// through the send gate, and records and audits it. Returns the message id. Used for
-/// the notices other workflows owe the subject: disclosures (R23), complaints, request
-/// extensions (R35).
-pub(crate) async fn send_service_notice(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    template: &str,
-    clause: Clause,
-) -> Result<String, ApiError> {
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    let message = pass_gate(
-        state,
-        actor,
-        subject,
-        tenant.state,
-        (MessageKind::Service, ContactChannel::Email),
-        template,
-        Some((template, clause)),
-    )
-    .await?;
-    Ok(message.id)
-}
-
-/// The send gate itself: decides one message with `contact::may_send`, stores it
-/// (queued or suppressed) and its audit entry together. `notice` = (audit reason,
-/// clause) for notices another workflow owes the subject; `None` records the gate's own.
-async fn pass_gate(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    tenant_state: tutela_core::tenant::TenantState,
-    kind_channel: (MessageKind, ContactChannel),
-    template: &str,
-    notice: Option<(&str, Clause)>,
-) -> Result<Message, ApiError> {
-    let (message, audit) = gate(
-        state,
-        actor,
-        subject,
-        tenant_state,
-        kind_channel,
-        template,
-        notice,
-    )
-    .await?;
-    state.store.insert_message_audited(&message, &audit).await?;
-    Ok(message)
-}
-
-/// The gate's decision on one message, as the message row and its audit entry, for a
-/// caller that stores them with something else (a one-time code's challenge).
-pub(crate) async fn gate(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    tenant_state: tutela_core::tenant::TenantState,
-    (kind, channel): (MessageKind, ContactChannel),
-    template: &str,
-    notice: Option<(&str, Clause)>,
-) -> Result<(Message, AuditEntry), ApiError> {
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    let d = contact::may_send(kind, channel, &prefs, tenant_state);
-    let (reason, clause) = notice.unwrap_or((d.reason, d.clause));
-    let now = state.clock.now();
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        kind,
-        channel,
-        template: template.to_owned(),
-        status: if d.send { "queued" } else { "suppressed" }.to_owned(),
-        reason: d.reason.to_owned(),
-        clause: clause.to_string(),
-        created_at: now,
-    };
-    let audit = AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: now,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(format!("{kind}:{channel}")),
-        action: "send_message".to_owned(),
-        decision: if d.send { "allow" } else { "deny" }.to_owned(),
-        reason: reason.to_owned(),
-        clause: Some(clause.to_string()),
-        seq: None,
-    };
-    Ok((message, audit))
 }

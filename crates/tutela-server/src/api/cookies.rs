@@ -15,12 +15,12 @@
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tutela_app::AppState;
 use tutela_core::{Clause, Role};
 use tutela_store::cookies::CookieConsent;
 use utoipa::ToSchema;

@@ -18,13 +18,13 @@ use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::{Authenticated, MaybeAuthenticated};
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::Duration;
+use tutela_app::AppState;
 use tutela_core::request::{RequestStatus, RequestType};
 use tutela_core::{Actor, Clause, Role};
 use tutela_store::requests::{ExportLink as StoredLink, StoredRequest};
@@ -65,11 +65,11 @@ struct ExportedAudit {
 struct Export {
     request: String,
     generated_at: String,
-    subject: super::tenants::SubjectView,
+    subject: super::views::SubjectView,
     records: Vec<ExportedRecord>,
-    consents: Vec<super::consents::ConsentView>,
-    preferences: super::contact::PreferencesView,
-    transfers: Vec<super::sharing::TransferView>,
+    consents: Vec<super::views::ConsentView>,
+    preferences: super::views::PreferencesView,
+    transfers: Vec<super::views::TransferView>,
     audit: Vec<ExportedAudit>,
 }
 
@@ -124,7 +124,7 @@ pub async fn prepare_export(
         .subject(&state.store, &r.subject)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    super::contact::send_service_notice(
+    tutela_app::contact::send_service_notice(
         &state,
         &actor,
         &subject,
@@ -237,7 +237,7 @@ pub async fn download(
         .ok_or_else(|| ApiError::not_found("download"))?;
     let actor = actor.as_ref();
     if let Some(a) = actor {
-        if !super::requests::is_requester(a, &r) {
+        if !tutela_app::requests::is_requester(a, &r) {
             return refuse(
                 &state,
                 actor,
@@ -344,17 +344,14 @@ pub async fn download(
     let export = Export {
         request: r.id.clone(),
         generated_at: rfc3339(now),
-        subject: super::tenants::subject_view(subject, now.date()),
+        subject: super::views::subject_view(subject, now.date()),
         records,
         consents: consents
             .iter()
-            .map(|c| super::consents::view(c, false))
+            .map(|c| super::views::consent_view(c, false))
             .collect(),
-        preferences: super::contact::preferences_view(&prefs),
-        transfers: transfers
-            .iter()
-            .map(super::sharing::transfer_view)
-            .collect(),
+        preferences: super::views::preferences_view(&prefs),
+        transfers: transfers.iter().map(super::views::transfer_view).collect(),
         audit: audit
             .into_iter()
             .map(|e| ExportedAudit {

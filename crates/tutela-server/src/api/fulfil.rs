@@ -4,7 +4,7 @@
 //! - `POST /v1/requests/{id}/erase`: crypto-shreds the subject's data key, removes what
 //!   the law does not keep, re-seals and freezes what it does (with its ground), and
 //!   queues a signed notice to every recipient that got the subject's data, all in one
-//!   transaction (`tutela_store::erasure`). The sender (`crate::outbox`) delivers them.
+//!   transaction (`tutela_store::erasure`). The sender (`tutela_app::outbox`) delivers them.
 //! - `POST /v1/requests/{id}/acks`: a recipient acknowledges, signing the body with its
 //!   webhook secret (no bearer token: recipients are not tutela users).
 //! - `POST /v1/requests/{id}/deliveries/{recipient}/waive`: the officer records why a
@@ -13,44 +13,25 @@
 //!   sent through the send gate; the delivery system reads it to render the message.
 
 use super::input::{bounded_text, rfc3339};
-use super::requests::{view, visible, RequestView};
+use super::views::{request_view, RequestView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::outbox::delivery_audit;
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use time::OffsetDateTime;
+use tutela_app::outbox::delivery_audit;
+use tutela_app::requests::{entry, visible, waiver_scope};
+use tutela_app::AppState;
 use tutela_core::delivery::{recipients_to_notify, DeliveryStatus, RecipientScope};
 use tutela_core::request::{RequestStatus, RequestType};
-use tutela_core::{erasure, Actor, Category, Clause, Role};
+use tutela_core::{erasure, Category, Clause, Role};
 use tutela_crypto::webhook::SIGNATURE_HEADER;
 use tutela_store::deliveries::{Delivery, DeliveryUpdate};
 use tutela_store::erasure::Erasure;
-use tutela_store::requests::StoredRequest;
-use tutela_store::vault::AuditEntry;
 use tutela_store::StoreError;
 use utoipa::ToSchema;
-
-fn entry(
-    actor: &Actor,
-    r: &StoredRequest,
-    action: &str,
-    category: Option<Category>,
-    clause: Clause,
-    at: OffsetDateTime,
-) -> AuditEntry {
-    // The request workflow's entry, with this step's category and clause.
-    AuditEntry {
-        category: category.map(|c| c.to_string()),
-        clause: Some(clause.to_string()),
-        ..super::requests::audit(actor, r, action, at)
-    }
-}
 
 /// The body of a deletion notice: ids and vocabulary, never a personal data value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -134,14 +115,14 @@ pub async fn erase(
         }
     }
     // The request's own correspondence follows the new key.
-    let notes = super::requests::open_notes(&state, &r).await?;
+    let notes = tutela_app::requests::open_notes(&state, &r).await?;
     let request_notes = if notes.is_empty() {
         None
     } else {
         Some(state.vault.seal_notes(
             &new_key,
             &subject.id,
-            &super::requests::scope_of(&r),
+            &tutela_app::requests::scope_of(&r),
             &notes,
         )?)
     };
@@ -259,7 +240,7 @@ pub async fn erase(
     tracing::info!(request = %r.id, deleted = plan.delete.len(), kept = plan.keep.len(), recipients = deliveries.len(), "subject erased");
     // Its notes were re-sealed under the new key: show the row as stored now.
     let r = visible(&state, &actor, &id).await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 fn already_erased() -> ApiError {
@@ -407,11 +388,6 @@ pub struct Waiver {
     pub reason: String,
 }
 
-/// The sealing scope of a delivery's waiver reason.
-pub(crate) fn waiver_scope(delivery: &str) -> String {
-    format!("waiver:{delivery}")
-}
-
 /// The officer records why a recipient cannot acknowledge (R34); the request may then
 /// complete without it.
 #[utoipa::path(post, path = "/v1/requests/{request}/deliveries/{recipient}/waive", tag = "requests", security(("bearer" = [])),
@@ -471,17 +447,12 @@ pub async fn waive(
             clause: Some(Clause::r(34)),
         });
     }
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 // ---------------------------------------------------------------------------------------
 // One-time identity codes (R35)
 // ---------------------------------------------------------------------------------------
-
-/// How long a code works.
-const CODE_VALID_MINUTES: i64 = 10;
-/// Wrong codes allowed before the challenge is spent.
-pub(crate) const CODE_MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -509,7 +480,7 @@ pub async fn send_identity_code(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<(StatusCode, ApiJson<CodeSent>), ApiError> {
-    use tutela_core::contact::{ContactChannel, MessageKind};
+    use tutela_core::contact::ContactChannel;
     let r = visible(&state, &actor, &id).await?;
     if r.status != RequestStatus::Received {
         return Err(ApiError::Conflict {
@@ -528,136 +499,14 @@ pub async fn send_identity_code(
             ))
         }
     };
-    let (subject, tenant) = super::tenants::subject_and_tenant(&state, r.subject.as_str()).await?;
-    let code = one_time_code()?;
-    let message = super::contact::gate(
-        &state,
-        &actor,
-        &subject,
-        tenant.state,
-        (MessageKind::Service, channel),
-        "identity-code",
-        Some(("identity_code", Clause::r(35))),
-    )
-    .await?;
-    if message.0.status != "queued" {
-        return Err(ApiError::Conflict {
-            code: "cannot_send",
-            message: format!("the send gate refused the code ({})", message.0.reason),
-            clause: Some(Clause::r(35)),
-        });
-    }
-    let key = state
-        .vault
-        .subject_key(&state.store, &subject.tenant, &subject.id, true)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    let mut params = BTreeMap::new();
-    params.insert("code".to_owned(), code.clone());
-    let sealed = state.vault.seal_notes(
-        &key,
-        &subject.id,
-        &format!("message:{}", message.0.id),
-        &params,
-    )?;
-    let now = state.clock.now();
-    let expires_at = now + time::Duration::minutes(CODE_VALID_MINUTES);
-    let challenge = tutela_store::requests::Challenge {
-        request: r.id.clone(),
-        channel: channel.to_string(),
-        code_digest: state.vault.code_digest(&r.id, &code)?,
-        message: message.0.id.clone(),
-        attempts: 0,
-        expires_at,
-        created_at: now,
-    };
-    let issued = entry(&actor, &r, "identity_code_sent", None, Clause::r(35), now);
-    state
-        .store
-        .insert_challenge_audited(&challenge, &message.0, &sealed, &[message.1, issued])
-        .await?;
+    let (message, expires_at) =
+        tutela_app::identity_codes::issue(&state, &actor, &r, channel).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(CodeSent {
-            message: message.0.id,
+            message,
             channel: channel.to_string(),
             expires_at: rfc3339(expires_at),
         }),
     ))
-}
-
-/// Six random digits, uniformly (rejection sampling over a random u32).
-fn one_time_code() -> Result<String, ApiError> {
-    loop {
-        let bytes: [u8; 4] =
-            tutela_crypto::random_bytes().map_err(|e| ApiError::Internal(e.into()))?;
-        let n = u32::from_be_bytes(bytes);
-        // 4_294_000_000 is the largest multiple of 1_000_000 below 2^32.
-        if n < 4_294_000_000 {
-            return Ok(format!("{:06}", n % 1_000_000));
-        }
-    }
-}
-
-/// Checks a presented code (R35): `Ok(message id)` when it matches; a wrong, expired or
-/// exhausted code is an error that says which, and counts the attempt.
-pub(crate) async fn check_identity_code(
-    state: &AppState,
-    actor: &Actor,
-    r: &StoredRequest,
-    code: &str,
-) -> Result<String, ApiError> {
-    let challenge = state
-        .store
-        .challenge(&r.id)
-        .await?
-        .ok_or_else(|| ApiError::Conflict {
-            code: "no_identity_code",
-            message: "no identity code was sent for this request; ask for one first".into(),
-            clause: Some(Clause::r(35)),
-        })?;
-    let now = state.clock.now();
-    if now >= challenge.expires_at {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(ApiError::Gone {
-            code: "identity_code_expired",
-            message: "the identity code has expired; ask for a new one".into(),
-        });
-    }
-    if challenge.attempts >= CODE_MAX_ATTEMPTS {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(too_many());
-    }
-    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if well_formed
-        && state
-            .vault
-            .code_matches(&r.id, code, &challenge.code_digest)
-    {
-        state.store.delete_challenge(&r.id).await?;
-        return Ok(challenge.message);
-    }
-    let mut a = entry(actor, r, "identity_code_wrong", None, Clause::r(35), now);
-    a.decision = "deny".into();
-    let attempts = state.store.count_challenge_attempt(&r.id, &a).await?;
-    if attempts >= CODE_MAX_ATTEMPTS {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(too_many());
-    }
-    Err(ApiError::Invalid {
-        code: "wrong_identity_code",
-        message: format!(
-            "the identity code does not match; {} attempt(s) left",
-            CODE_MAX_ATTEMPTS - attempts
-        ),
-        clause: Some(Clause::r(35)),
-    })
-}
-
-fn too_many() -> ApiError {
-    ApiError::Conflict {
-        code: "identity_code_exhausted",
-        message: "too many wrong codes; ask for a new one".into(),
-        clause: Some(Clause::r(35)),
-    }
 }

@@ -17,14 +17,15 @@ use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::vault::TenantTexts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use tutela_app::grants::{life, reason_scope};
+use tutela_app::keys::TenantTexts;
+use tutela_app::AppState;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::grant::{GrantEvent, GrantLife, GrantState};
+use tutela_core::grant::{GrantEvent, GrantState};
 use tutela_core::{Actor, Category, Clause, Role, TenantId};
 use tutela_store::grants::Grant;
 use tutela_store::vault::AuditEntry;
@@ -105,46 +106,11 @@ pub struct IncidentResolved {
     pub ended: Vec<String>,
 }
 
-fn life(g: &Grant) -> GrantLife {
-    GrantLife {
-        state: g.state,
-        pending_until: g.pending_until,
-        duration: Duration::minutes(g.duration_minutes),
-        expires_at: g.expires_at,
-    }
-}
-
-/// The scope a grant's reason is sealed under.
-fn reason_scope(id: &str) -> String {
-    format!("grant-reason:{id}")
-}
-
 /// A grant's reason, opened from its sealed form (or the clear form of an older row).
 async fn reason_of(texts: &mut TenantTexts<'_>, g: &Grant) -> Result<String, ApiError> {
     match &g.sealed_reason {
         Some(sealed) => Ok(texts.open(&reason_scope(&g.id), sealed).await?),
         None => Ok(g.reason.clone()),
-    }
-}
-
-/// Seals the clear reasons of grants written before schema 17 (run at start; issue 14).
-pub async fn seal_legacy_reasons(
-    vault: &crate::vault::Vault,
-    store: &tutela_store::Store,
-) -> anyhow::Result<usize> {
-    let mut sealed = 0;
-    loop {
-        let batch = store.grants_with_clear_reason(200).await?;
-        if batch.is_empty() {
-            return Ok(sealed);
-        }
-        for g in batch {
-            let blob = vault
-                .seal_tenant_text(store, &g.tenant, &reason_scope(&g.id), &g.reason)
-                .await?;
-            store.seal_grant_reason(&g.id, &blob).await?;
-            sealed += 1;
-        }
     }
 }
 
@@ -577,34 +543,4 @@ pub async fn end_grant(
         .await?
         .ok_or_else(|| ApiError::not_found("grant"))?;
     Ok(ApiJson(view(&state, &after, now).await?))
-}
-
-/// The grants an overseas support engineer may act under for `tenant` right now, as
-/// `decide` needs them, with their ids in the same order.
-/// The active grants of a tenant as `decide` sees them, with each one's (id, whether it
-/// covers personal information), index for index.
-pub(crate) async fn active_grant_views(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Result<(Vec<tutela_core::decide::GrantView>, Vec<(String, bool)>), ApiError> {
-    let now = state.clock.now();
-    let grants = state.store.active_grants(tenant, now).await?;
-    let views = grants
-        .iter()
-        .filter_map(|g| {
-            Some(tutela_core::decide::GrantView {
-                tenant: g.tenant.clone(),
-                holder: tutela_core::TokenId::parse(&g.requested_by).ok()?,
-                categories: g.categories.clone(),
-                expires_at: g.expires_at?,
-                active: life(g).status(now) == tutela_core::grant::GrantStatus::Active,
-            })
-        })
-        .collect();
-    let ids = grants
-        .iter()
-        .filter(|g| g.expires_at.is_some() && tutela_core::TokenId::parse(&g.requested_by).is_ok())
-        .map(|g| (g.id.clone(), g.personal_information))
-        .collect();
-    Ok((views, ids))
 }

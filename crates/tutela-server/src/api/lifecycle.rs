@@ -3,15 +3,15 @@
 //! announcements, and running the retention engine on demand.
 
 use super::input::rfc3339;
-use super::tenants::{tenant_view, TenantView};
+use super::views::{tenant_view, TenantView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::retention::{self, RunOptions, Summary};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tutela_app::retention_engine::{self as retention, RunOptions};
+use tutela_app::AppState;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::lifecycle::{LifecycleError, TenantEvent};
 use tutela_core::{Actor, Clause, Role, TenantId};
@@ -266,7 +266,7 @@ pub async fn terminate_service(
     for t in &tenants {
         for admin in state.store.administrators_of(t).await? {
             if let Some(subject) = state.cache.subject(&state.store, &admin).await? {
-                super::contact::send_service_notice(
+                tutela_app::contact::send_service_notice(
                     &state,
                     &actor,
                     &subject,
@@ -348,5 +348,62 @@ pub async fn run_retention(
         lease_secs: state.config.retention.lease_secs,
     };
     let summary = retention::run(&state, opts, &mut |_| {}).await?;
-    Ok(ApiJson(summary))
+    Ok(ApiJson(summary.into()))
+}
+
+/// One line of a run's plan: what happens (or would) to how many subjects.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanItem {
+    /// `tenant:<id>`, `service:<id>` or `ended_holds`.
+    pub scope: String,
+    /// e.g. `expire_trial`, `erase_subjects`, `remove:support,cookie`, `erase_tenant`.
+    pub action: String,
+    pub subjects: u64,
+    pub clause: String,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub trials_expired: u64,
+    pub tenants_erased: u64,
+    /// Subjects whose data is now entirely gone (key shredded).
+    pub subjects_erased: u64,
+    /// Subjects that lost some categories and keep the rest under a fresh key.
+    pub subjects_rekeyed: u64,
+    pub records_deleted: u64,
+    pub records_anonymized: u64,
+    pub notices_queued: u64,
+    pub services_finished: u64,
+    /// Subjects with due work found (dry runs: would be processed).
+    pub subjects_due: u64,
+    pub plan: Vec<PlanItem>,
+}
+
+impl From<retention::Summary> for Summary {
+    fn from(s: retention::Summary) -> Self {
+        Summary {
+            dry_run: s.dry_run,
+            trials_expired: s.trials_expired,
+            tenants_erased: s.tenants_erased,
+            subjects_erased: s.subjects_erased,
+            subjects_rekeyed: s.subjects_rekeyed,
+            records_deleted: s.records_deleted,
+            records_anonymized: s.records_anonymized,
+            notices_queued: s.notices_queued,
+            services_finished: s.services_finished,
+            subjects_due: s.subjects_due,
+            plan: s
+                .plan
+                .into_iter()
+                .map(|p| PlanItem {
+                    scope: p.scope,
+                    action: p.action,
+                    subjects: p.subjects,
+                    clause: p.clause,
+                })
+                .collect(),
+        }
+    }
 }

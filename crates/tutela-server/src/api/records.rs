@@ -7,21 +7,16 @@
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tutela_core::consent::{self, ConsentEvent, ConsentScope};
-use tutela_core::contact::{self, PreferenceTopic};
-use tutela_core::decide::{
-    self, Action, ConditionFacts, ConsentView, Decision, Denial, Effect, NamedBasis, Target,
-};
-use tutela_core::policy::PurposeCondition;
+use tutela_app::records::{authorize, Authorized, CheckedBasis};
+use tutela_app::AppState;
+use tutela_core::decide::{Action, NamedBasis};
 use tutela_core::request::RequestStatus;
-use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
-use tutela_store::subjects::Subject;
-use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
+use tutela_core::{Actor, Category, Clause, Purpose, Region, Role};
+use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord};
 use utoipa::ToSchema;
 
 /// `PUT` body.
@@ -53,6 +48,18 @@ pub struct RecordView {
     pub clause: String,
 }
 
+impl From<tutela_app::records::Record> for RecordView {
+    fn from(r: tutela_app::records::Record) -> Self {
+        RecordView {
+            category: r.category.to_string(),
+            service: r.service,
+            version: r.version,
+            fields: r.fields,
+            clause: r.clause.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurposeQuery {
@@ -63,24 +70,6 @@ pub struct PurposeQuery {
     /// The privacy officer's basis: the reference of a legal obligation, with
     /// `purpose=legal_obligation` (R29).
     pub legal_ref: Option<String>,
-}
-
-/// A basis the privacy officer named, checked, with the note its audit entry carries
-/// (ids and references only, never personal data).
-#[derive(Debug, Clone)]
-pub(crate) struct CheckedBasis {
-    pub basis: NamedBasis,
-    pub note: String,
-}
-
-impl CheckedBasis {
-    /// A legal obligation with its reference (already validated as a reference).
-    pub(crate) fn legal(reference: &str) -> Self {
-        Self {
-            basis: NamedBasis::LegalObligation,
-            note: format!("legal_ref:{reference}"),
-        }
-    }
 }
 
 /// Checks what a caller named as its basis. Only the privacy officer names one; a request
@@ -131,7 +120,8 @@ async fn named_basis(
             None => {
                 // A refused basis is an attempt to read personal data: audited like any
                 // denial (the subject hidden from view answers 404 instead).
-                let (subject, _) = super::tenants::subject_and_tenant(state, raw_subject).await?;
+                let (subject, _) =
+                    tutela_app::subjects::subject_and_tenant(state, raw_subject).await?;
                 state
                     .audit_writer
                     .append(AuditEntry {
@@ -186,235 +176,6 @@ fn parse_purpose(raw: Option<&str>) -> Result<Purpose, ApiError> {
     })
 }
 
-fn audit_entry(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    category: Category,
-    purpose: Option<Purpose>,
-    action: Action,
-    d: &Decision,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: state.clock.now(),
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: Some(category.to_string()),
-        purpose: purpose.map(|p| p.to_string()),
-        action: match action {
-            Action::Read => "read",
-            Action::Write => "write",
-            Action::Delete => "delete",
-        }
-        .to_owned(),
-        decision: if d.is_allowed() { "allow" } else { "deny" }.to_owned(),
-        reason: d.reason.to_owned(),
-        clause: Some(d.clause.to_string()),
-        seq: None,
-    }
-}
-
-fn denial_error(d: &Decision) -> ApiError {
-    let message = format!("denied: {} ({})", d.reason.replace('_', " "), d.clause);
-    match d.effect {
-        Effect::Deny(Denial::Hidden) => ApiError::not_found("subject"),
-        Effect::Deny(Denial::Frozen) => ApiError::Locked {
-            code: "frozen",
-            message,
-            clause: Some(d.clause),
-        },
-        _ => ApiError::Forbidden {
-            code: d.reason,
-            message,
-            clause: Some(d.clause),
-        },
-    }
-}
-
-/// What [`authorize`] allowed.
-struct Authorized {
-    subject: Subject,
-    decision: Decision,
-    /// The audit entry, not yet written: the caller commits it with its work.
-    audit: AuditEntry,
-    /// For a read allowed by express consent: the record and its keys, fetched in the
-    /// same query as the consent entry.
-    prefetched: Option<(SealedRecord, WrappedKeys)>,
-    /// Personal information must be removed before the data leaves: training use (R13),
-    /// or an overseas engineer's grant that does not cover it (R7, R22).
-    redact: bool,
-}
-
-/// Support-data fields that identify a person whatever they contain: withheld whole in a
-/// redacted view. Free-text fields are scanned and their findings replaced (R13).
-const IDENTIFYING_SUPPORT_FIELDS: &[&str] = &["contact", "chat_personalization"];
-
-/// The redacted view of support data (R7, R13, R22).
-fn redact_fields(fields: &mut BTreeMap<String, String>) {
-    let redactor = tutela_pii::Redactor::new(tutela_pii::Operator::Tag);
-    let mut spans = Vec::new();
-    for (name, value) in fields.iter_mut() {
-        if IDENTIFYING_SUPPORT_FIELDS.contains(&name.as_str()) {
-            *value = "<REDACTED>".to_owned();
-            continue;
-        }
-        let mut out = String::with_capacity(value.len());
-        for (n, line) in value.split('\n').enumerate() {
-            if n > 0 {
-                out.push('\n');
-            }
-            spans.clear();
-            tutela_pii::scan_line(line, &mut spans);
-            redactor.redact_line(line, &spans, &mut out);
-        }
-        *value = out;
-    }
-}
-
-/// The shared front of every record route: load the subject, decide, and on a deny
-/// write the audit entry and answer with the clause.
-async fn authorize(
-    state: &AppState,
-    actor: &Actor,
-    raw_subject: &str,
-    category: Category,
-    purpose: Purpose,
-    action: Action,
-    basis: Option<&CheckedBasis>,
-) -> Result<Authorized, ApiError> {
-    let (subject, tenant) = super::tenants::subject_and_tenant(state, raw_subject).await?;
-    let now = state.clock.now();
-    let target = Target {
-        tenant: &subject.tenant,
-        subject: &subject.id,
-        tenant_state: tenant.state,
-        hold: subject.hold(now),
-        minor: tenant::is_minor(subject.adult_on, now.date()),
-    };
-    // R7, R29: a support engineer acts only under an approved, unexpired grant of its own.
-    let (grant_views, grant_ids) = if actor.role() == Role::Support {
-        super::grants::active_grant_views(state, &subject.tenant).await?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let decide_with = |consents: ConsentView<'_>| {
-        decide::decide(
-            &state.policy,
-            &decide::Request {
-                actor,
-                action,
-                target,
-                category,
-                purpose,
-                consents,
-                grants: &grant_views,
-                basis: basis.map(|b| b.basis),
-                now,
-            },
-        )
-    };
-    // R27: a purpose changed by a successor controller needs this subject's consent
-    // given after the change. The map is small and cached; usually empty.
-    let changed_at = state
-        .cache
-        .changed_purposes(&state.store)
-        .await?
-        .get(&purpose)
-        .copied();
-    let decide_on = |events: Option<&[ConsentEvent]>| {
-        let (express, guardian) = events.map(consent::granted_purposes).unwrap_or_default();
-        let reconsent_missing = match (changed_at, events) {
-            (Some(at), Some(ev)) => !consent::reconsented_since(ev, purpose, at),
-            _ => false,
-        };
-        decide_with(ConsentView {
-            express: &express,
-            guardian,
-            reconsent_missing,
-        })
-    };
-    // The ledger is read only when it can change the answer: for a changed purpose, or
-    // when the denial is one a consent lifts (R4, R43). Declared purposes, the common
-    // case, cost no extra query.
-    let mut events = match changed_at {
-        Some(_) => Some(super::consents::consent_events(state, &subject).await?),
-        None => None,
-    };
-    let mut d = decide_on(events.as_deref());
-    let mut prefetched = None;
-    if events.is_none() && d.depends_on_consent() {
-        // A read resting on express consent (R4): one query brings the record, its keys
-        // and this purpose's latest consent entry, so consent costs no extra round trip.
-        let joined = if action == Action::Read && d.awaits_express_consent() {
-            state
-                .store
-                .record_with_keys_and_consent(&subject.id, category, purpose.as_str())
-                .await?
-        } else {
-            None
-        };
-        match joined {
-            Some((record, chain, latest)) => {
-                let latest: Vec<ConsentEvent> = latest
-                    .map(|(granted, at)| ConsentEvent {
-                        scope: ConsentScope::Purpose(purpose),
-                        granted,
-                        at,
-                    })
-                    .into_iter()
-                    .collect();
-                d = decide_on(Some(&latest));
-                prefetched = Some((record, chain));
-            }
-            None => {
-                events = Some(super::consents::consent_events(state, &subject).await?);
-                d = decide_on(events.as_deref());
-            }
-        }
-    }
-    // R9, R15: marketing and feedback uses follow the subject's contact preferences.
-    if d.condition == Some(PurposeCondition::ContactPreference) {
-        let opted_in = match PreferenceTopic::of_purpose(purpose) {
-            Some(topic) => {
-                contact::opted_in(&state.store.preferences_of(&subject.id).await?, topic)
-            }
-            None => false,
-        };
-        d = decide::apply_condition(d, ConditionFacts::ContactPreference { opted_in });
-    }
-    let request_read = basis.is_some_and(|b| b.basis == NamedBasis::Request);
-    let logged_purpose = (action != Action::Delete && !request_read).then_some(purpose);
-    let mut audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
-    // An access under a grant is audited with the grant's id, so the customer can list
-    // every access made under each grant; an officer's read names its basis.
-    let mut grant_covers_pi = true;
-    if let Some((id, covers)) = d.grant.and_then(|i| grant_ids.get(i)) {
-        audit.reason = format!("grant:{id}");
-        grant_covers_pi = *covers;
-    } else if let Some(b) = basis.filter(|_| d.is_allowed()) {
-        audit.reason = b.note.clone();
-    }
-    // Overseas engineers see support data without personal information unless the
-    // customer approved it (R7, R22).
-    let overseas = actor.region() == Region::Overseas;
-    let redact = d.condition == Some(PurposeCondition::PiiRemoved)
-        || (category == Category::Support && overseas && !grant_covers_pi);
-    if !d.is_allowed() {
-        state.audit_writer.append(audit).await?;
-        return Err(denial_error(&d));
-    }
-    Ok(Authorized {
-        subject,
-        decision: d,
-        audit,
-        prefetched,
-        redact,
-    })
-}
-
 /// Luhn check for payment card numbers (R11); spaces and dashes are ignored.
 fn luhn_ok(number: &str) -> bool {
     let digits: Vec<u32> = number
@@ -444,13 +205,6 @@ fn luhn_ok(number: &str) -> bool {
         })
         .sum();
     sum.is_multiple_of(10)
-}
-
-/// Masks a card number to its last four digits (R12).
-fn mask_card(number: &str) -> String {
-    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
-    let last4: String = digits.iter().skip(digits.len().saturating_sub(4)).collect();
-    format!("{}{last4}", "*".repeat(digits.len().saturating_sub(4)))
 }
 
 /// Stores a record, sealed under the subject's data key.
@@ -539,7 +293,7 @@ pub async fn put_record(
         }
         // Collecting cookie data for analytics needs the visitor's consent too.
         if purpose == Purpose::Analytics
-            && analytics_choice(&state, Some(visitor)).await? != Some(true)
+            && tutela_app::records::analytics_choice(&state, Some(visitor)).await? != Some(true)
         {
             return Err(ApiError::Forbidden {
                 code: "cookie_consent_missing",
@@ -699,7 +453,7 @@ pub async fn get_record(
         _ => parse_purpose(q.purpose.as_deref())?,
     };
     Ok(ApiJson(
-        read_record(
+        tutela_app::records::read_record(
             &state,
             &actor,
             &raw_subject,
@@ -707,102 +461,9 @@ pub async fn get_record(
             purpose,
             basis.as_ref(),
         )
-        .await?,
+        .await?
+        .into(),
     ))
-}
-
-/// The purpose-checked read: decide, fetch, decrypt, and make the audit entry durable
-/// before returning. Every in-process reader of personal data goes through here.
-pub(crate) async fn read_record(
-    state: &AppState,
-    actor: &Actor,
-    raw_subject: &str,
-    category: Category,
-    purpose: Purpose,
-    basis: Option<&CheckedBasis>,
-) -> Result<RecordView, ApiError> {
-    let Authorized {
-        subject,
-        decision: d,
-        audit,
-        prefetched,
-        redact,
-    } = authorize(
-        state,
-        actor,
-        raw_subject,
-        category,
-        purpose,
-        Action::Read,
-        basis,
-    )
-    .await?;
-    let found = match prefetched {
-        Some(p) => Some(p),
-        None => state.store.record_with_keys(&subject.id, category).await?,
-    };
-    let Some((record, chain)) = found else {
-        state.audit_writer.append(audit).await?;
-        return Err(ApiError::NotFound {
-            code: "not_found",
-            message: format!("no {category} record for this subject"),
-        });
-    };
-    let key = state
-        .vault
-        .open_key_chain(&subject.tenant, &subject.id, &chain)?;
-    let mut fields =
-        state
-            .vault
-            .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
-    // R16: cookie data is used for analytics only while the visitor consents to it.
-    if d.condition == Some(PurposeCondition::CookieConsent) {
-        let analytics = analytics_choice(state, fields.get("visitor_id")).await?;
-        let checked = decide::apply_condition(d, ConditionFacts::CookieConsent { analytics });
-        if !checked.is_allowed() {
-            let mut denied = audit;
-            denied.decision = "deny".to_owned();
-            denied.reason = checked.reason.to_owned();
-            denied.clause = Some(checked.clause.to_string());
-            state.audit_writer.append(denied).await?;
-            return Err(denial_error(&checked));
-        }
-    }
-    if redact {
-        redact_fields(&mut fields);
-    }
-    // R12: card numbers are shown masked unless the purpose is the transaction itself.
-    if purpose != Purpose::Transaction {
-        if let Some(card) = fields.get_mut("card_number") {
-            *card = mask_card(card);
-        }
-    }
-    // The audit entry is durable before any data leaves (fail closed).
-    state.audit_writer.append(audit).await?;
-    Ok(RecordView {
-        category: category.to_string(),
-        service: record.service,
-        version: record.version,
-        fields,
-        clause: d.clause.to_string(),
-    })
-}
-
-/// A visitor's latest choice for analytics cookies (R16); `None` when it never chose
-/// (or the record names no visitor).
-async fn analytics_choice(
-    state: &AppState,
-    visitor: Option<&String>,
-) -> Result<Option<bool>, ApiError> {
-    Ok(match visitor {
-        Some(v) => state
-            .store
-            .cookie_consents_of(v)
-            .await?
-            .last()
-            .map(|c| c.analytics),
-        None => None,
-    })
 }
 
 /// Deletes a record (R33: erasure needs no purpose, only scope and an unfrozen account).
@@ -858,11 +519,5 @@ mod tests {
         ] {
             assert_eq!(luhn_ok(n), ok, "{n}");
         }
-    }
-
-    #[test]
-    fn masking_keeps_last_four() {
-        assert_eq!(mask_card("4111 1111 1111 1234"), "************1234");
-        assert_eq!(mask_card("12"), "12");
     }
 }

@@ -6,33 +6,25 @@
 //! Fulfilment lives beside it: access exports in `export.rs`, erasure, propagation and
 //! one-time identity codes in `fulfil.rs`.
 
-use super::input::rfc3339;
+use super::views::{request_view, RequestView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use tutela_core::actor::ScopeAccess;
+use tutela_app::requests::{audit, is_requester, life, open_notes, seal_notes, visible};
+use tutela_app::AppState;
 use tutela_core::policy::RefusalGround;
 use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
 use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
 use tutela_store::StoreError;
 use utoipa::ToSchema;
-
-/// Where a refused requester can take the dispute (R35).
-const DISPUTE_CHANNELS: &[&str] = &[
-    "the personal information protection officer (complaint, answered within 30 days)",
-    "the competent personal information protection authority",
-    "a people's court with jurisdiction",
-];
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,229 +37,6 @@ pub struct NewRequest {
     pub details: Option<String>,
     /// For `correct`: the categories to correct (real-name data cannot be, R32).
     pub categories: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Consequence {
-    pub zh: String,
-    pub en: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestView {
-    pub id: String,
-    pub subject: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub received_at: String,
-    pub due_at: String,
-    pub overdue: bool,
-    /// What stops working if fulfilled (R33); empty when nothing does.
-    pub consequences: Vec<Consequence>,
-    pub confirmed: bool,
-    pub extended: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification_method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refusal_ground: Option<String>,
-    /// The requester's details and the answers, opened for who may see them.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub notes: BTreeMap<String, String>,
-    /// On refusal: where the requester can turn (R35).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dispute_channels: Vec<String>,
-    /// For a fulfilled deletion: what was erased and what the law keeps (R19, R33).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub erasure: Option<ErasureView>,
-    /// Each recipient's deletion notice (R34).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub deliveries: Vec<DeliveryView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErasureView {
-    pub erased_at: String,
-    /// What the law keeps stays frozen until then (R19).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frozen_until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ground: Option<String>,
-}
-
-/// One recipient's deletion notice (R34).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
-    pub recipient: String,
-    /// pending, delivered, acknowledged, waived or manual.
-    pub status: String,
-    pub idempotency_key: String,
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_attempt_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledged_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waived_reason: Option<String>,
-}
-
-async fn delivery_view(
-    texts: &mut crate::vault::TenantTexts<'_>,
-    d: &tutela_store::deliveries::Delivery,
-) -> Result<DeliveryView, ApiError> {
-    let waived_reason = match &d.waived_reason_sealed {
-        Some(sealed) => Some(
-            texts
-                .open(&super::fulfil::waiver_scope(&d.id), sealed)
-                .await?,
-        ),
-        // Written in clear before schema 19.
-        None => d.waived_reason.clone(),
-    };
-    Ok(DeliveryView {
-        recipient: d.recipient.clone(),
-        status: d.status.to_string(),
-        idempotency_key: d.id.clone(),
-        attempts: d.attempts,
-        next_attempt_at: d.status.is_sendable().then(|| rfc3339(d.next_attempt_at)),
-        last_error: d.last_error.clone(),
-        acknowledged_at: d.acked_at.map(rfc3339),
-        waived_reason,
-    })
-}
-
-fn life(r: &StoredRequest) -> RequestLife {
-    RequestLife {
-        kind: r.kind,
-        status: r.status,
-        received_at: r.received_at,
-        due_at: r.due_at,
-        confirmed: r.confirmed,
-        extended: r.extended,
-    }
-}
-
-pub(crate) fn scope_of(r: &StoredRequest) -> String {
-    format!("request:{}", r.id)
-}
-
-pub(crate) async fn open_notes(
-    state: &AppState,
-    r: &StoredRequest,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    let Some(sealed) = &r.sealed_text else {
-        return Ok(BTreeMap::new());
-    };
-    // A shredded key leaves nothing to open: the notes are gone with the data.
-    let Some(key) = state
-        .vault
-        .subject_key(&state.store, &r.tenant, &r.subject, false)
-        .await?
-    else {
-        return Ok(BTreeMap::new());
-    };
-    Ok(state
-        .vault
-        .open_notes(&key, &r.subject, &scope_of(r), sealed)?)
-}
-
-async fn seal_notes(
-    state: &AppState,
-    r: &StoredRequest,
-    notes: &BTreeMap<String, String>,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    if notes.is_empty() {
-        return Ok(None);
-    }
-    let key = state
-        .vault
-        .subject_key(&state.store, &r.tenant, &r.subject, true)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    Ok(Some(state.vault.seal_notes(
-        &key,
-        &r.subject,
-        &scope_of(r),
-        notes,
-    )?))
-}
-
-pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestView, ApiError> {
-    let now = state.clock.now();
-    let (erasure, deliveries) = if r.kind == RequestType::Delete {
-        let subject = state.store.subject(&r.subject).await?;
-        let erasure = subject.and_then(|s| {
-            Some(ErasureView {
-                erased_at: rfc3339(s.erased_at?),
-                frozen_until: s.frozen_until.map(rfc3339),
-                ground: s.frozen_ground,
-            })
-        });
-        // The tenant key is read once, and only if a waiver needs opening.
-        let mut texts = state.vault.tenant_texts(&state.store, &r.tenant);
-        let mut views = Vec::new();
-        for d in &state.store.deliveries_of(&r.id).await? {
-            views.push(delivery_view(&mut texts, d).await?);
-        }
-        (erasure, views)
-    } else {
-        (None, Vec::new())
-    };
-    Ok(RequestView {
-        erasure,
-        deliveries,
-        id: r.id.clone(),
-        subject: r.subject.to_string(),
-        kind: r.kind.to_string(),
-        status: r.status.to_string(),
-        received_at: rfc3339(r.received_at),
-        due_at: rfc3339(r.due_at),
-        overdue: life(r).is_overdue(now),
-        consequences: r
-            .kind
-            .consequences()
-            .iter()
-            .map(|(zh, en)| Consequence {
-                zh: (*zh).to_owned(),
-                en: (*en).to_owned(),
-            })
-            .collect(),
-        confirmed: r.confirmed,
-        extended: r.extended,
-        verification_method: r.verification_method.clone(),
-        refusal_ground: r.refusal_ground.clone(),
-        notes: open_notes(state, r).await?,
-        dispute_channels: if r.status == RequestStatus::Refused {
-            DISPUTE_CHANNELS.iter().map(|c| (*c).to_owned()).collect()
-        } else {
-            Vec::new()
-        },
-    })
-}
-
-pub(crate) fn audit(
-    actor: &Actor,
-    r: &StoredRequest,
-    action: &str,
-    at: OffsetDateTime,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(r.tenant.to_string()),
-        subject: Some(r.subject.to_string()),
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason: format!("request:{}", r.id),
-        clause: Some(Clause::r(35).to_string()),
-        seq: None,
-    }
 }
 
 /// Files a request.
@@ -289,7 +58,7 @@ pub async fn file_request(
     }
     let kind = RequestType::parse(&body.kind)
         .map_err(|e| ApiError::invalid("invalid_type", e.to_string()))?;
-    let subject: Subject = super::tenants::subject_in_scope(
+    let subject: Subject = tutela_app::subjects::subject_in_scope(
         &state,
         &body.subject,
         |s| actor.may_view_subject(&s.tenant, &s.id),
@@ -352,34 +121,10 @@ pub async fn file_request(
         a.clause = Some(Clause::r(45).to_string());
     }
     state.store.insert_request_audited(&r, &a).await?;
-    Ok((StatusCode::CREATED, ApiJson(view(&state, &r).await?)))
-}
-
-/// Loads a request the caller may see: who filed it, the subject itself, its tenant's
-/// admin, the privacy office. Anyone else: 404.
-pub(crate) async fn visible(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-) -> Result<StoredRequest, ApiError> {
-    let r = state
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("request"))?;
-    let allowed = r.filed_by == actor.token().to_string()
-        || match actor.role() {
-            Role::PrivacyOfficer => true,
-            Role::TenantAdmin | Role::EndUser => {
-                actor.may_view_subject(&r.tenant, &r.subject) == ScopeAccess::Allowed
-            }
-            _ => false,
-        };
-    if allowed {
-        Ok(r)
-    } else {
-        Err(ApiError::not_found("request"))
-    }
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(request_view(&state, &r).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -393,7 +138,7 @@ pub async fn get_request(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     let r = visible(&state, &actor, &id).await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,7 +177,7 @@ pub async fn list_requests(
         .set(i64::try_from(overdue).unwrap_or(i64::MAX));
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        out.push(view(&state, r).await?);
+        out.push(request_view(&state, r).await?);
     }
     Ok(ApiJson(out))
 }
@@ -484,12 +229,6 @@ async fn step(
     }
 }
 
-/// Who filed the request, or the subject it is about.
-pub(crate) fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
-    r.filed_by == actor.token().to_string()
-        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject))
-}
-
 fn officer(actor: &Actor) -> Result<(), ApiError> {
     if actor.role() == Role::PrivacyOfficer {
         Ok(())
@@ -520,7 +259,7 @@ pub async fn confirm(
         |_, _| Ok(()),
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -563,7 +302,7 @@ pub async fn verify(
                 clause: Some(Clause::r(35)),
             });
         }
-        let message = super::fulfil::check_identity_code(&state, &actor, &r, code).await?;
+        let message = tutela_app::identity_codes::check(&state, &actor, &r, code).await?;
         let r = step(
             &state,
             &actor,
@@ -577,7 +316,7 @@ pub async fn verify(
             },
         )
         .await?;
-        return Ok(ApiJson(view(&state, &r).await?));
+        return Ok(ApiJson(request_view(&state, &r).await?));
     }
     officer(&actor)?;
     if !matches!(
@@ -610,7 +349,7 @@ pub async fn verify(
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -653,7 +392,7 @@ pub async fn instruct(
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 /// Work starts (identity verified; consequences confirmed where they apply).
@@ -676,7 +415,7 @@ pub async fn start(
         |_, _| Ok(()),
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -718,7 +457,7 @@ pub async fn extend(
         .subject(&state.store, &r.subject)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    super::contact::send_service_notice(
+    tutela_app::contact::send_service_notice(
         &state,
         &actor,
         &subject,
@@ -726,7 +465,7 @@ pub async fn extend(
         Clause::r(35),
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -773,7 +512,7 @@ pub async fn complete(
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 /// An account-closure request about a tenant's administrator is the customer closing its
@@ -872,5 +611,5 @@ pub async fn refuse(
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }

@@ -2,14 +2,15 @@
 //! administrators register subjects. Another tenant's resources answer 404, never 403, so
 //! their existence does not leak.
 
-use super::input::rfc3339;
+use super::views::{subject_view, tenant_view, SubjectView, TenantView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tutela_app::subjects;
+use tutela_app::AppState;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::lookup::LookupKind;
 use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
@@ -41,21 +42,6 @@ pub struct TenantCreated {
     pub state: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantView {
-    pub id: String,
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frozen_until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trial_ends_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub closed_at: Option<String>,
-}
-
 /// `POST /v1/tenants/{tenant}/subjects` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,16 +56,6 @@ pub struct NewSubject {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubjectCreated {
     pub id: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubjectView {
-    pub id: String,
-    pub tenant: String,
-    pub kind: String,
-    /// Under 18 today (R43).
-    pub minor: bool,
-    pub created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,85 +78,6 @@ fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
         code: "not_found",
         message: format!("no tenant with this id ({e})"),
     })
-}
-
-/// Parses a subject id from a path; a malformed one answers like an unknown one (404).
-pub(crate) fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
-    SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
-        code: "not_found",
-        message: format!("no subject with this id ({e})"),
-    })
-}
-
-/// Applies a scope decision: hidden resources look absent (R2).
-/// Loads a subject named in a path and checks the caller's access to it: a missing
-/// subject and one out of scope both answer 404 (R2); a role that may not act, 403.
-pub(crate) async fn subject_in_scope(
-    state: &AppState,
-    raw: &str,
-    access: impl Fn(&Subject) -> ScopeAccess,
-    action: &str,
-) -> Result<Subject, ApiError> {
-    let id = subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    enforce(access(&subject), "subject", action)?;
-    Ok(subject)
-}
-
-/// Loads a subject and its tenant (through the read cache). A missing subject is 404.
-pub(crate) async fn subject_and_tenant(
-    state: &AppState,
-    raw: &str,
-) -> Result<(Subject, Tenant), ApiError> {
-    let id = subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    Ok((subject, tenant))
-}
-
-fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError> {
-    match access {
-        ScopeAccess::Allowed => Ok(()),
-        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(action)),
-        ScopeAccess::Hidden => Err(ApiError::not_found(what)),
-    }
-}
-
-/// A tenant as its readers see it, the name opened from its seal (R29).
-pub(crate) async fn tenant_view(state: &AppState, t: Tenant) -> Result<TenantView, ApiError> {
-    let name = state.vault.tenant_name(&state.store, &t).await?;
-    Ok(TenantView {
-        id: t.id.to_string(),
-        name: name.as_str().to_owned(),
-        kind: t.kind.to_string(),
-        state: t.state.to_string(),
-        created_at: rfc3339(t.created_at),
-        frozen_until: t.frozen_until.map(rfc3339),
-        trial_ends_at: t.trial_ends_at.map(rfc3339),
-        closed_at: t.closed_at.map(rfc3339),
-    })
-}
-
-pub(crate) fn subject_view(s: Subject, today: time::Date) -> SubjectView {
-    SubjectView {
-        id: s.id.to_string(),
-        tenant: s.tenant.to_string(),
-        kind: s.kind.to_string(),
-        minor: tenant::is_minor(s.adult_on, today),
-        created_at: rfc3339(s.created_at),
-    }
 }
 
 /// Creates a tenant (operator only).
@@ -223,7 +120,7 @@ pub async fn create_tenant(
     };
     let now = state.clock.now();
     let tenant = Tenant {
-        id: crate::ids::tenant(),
+        id: tutela_app::ids::tenant(),
         // Sealed under the new tenant's key by `Vault::insert_tenant` (R29).
         name: StoredName::Clear(name),
         kind,
@@ -263,7 +160,7 @@ pub async fn get_tenant(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<TenantView>, ApiError> {
     let id = tenant_id(&raw)?;
-    enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
+    subjects::enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
     let tenant = state
         .store
         .tenant(&id)
@@ -293,7 +190,7 @@ pub async fn create_subject(
     ApiJson(body): ApiJson<NewSubject>,
 ) -> Result<(StatusCode, ApiJson<SubjectCreated>), ApiError> {
     let tenant_id = tenant_id(&raw)?;
-    enforce(
+    subjects::enforce(
         actor.may_manage_subjects(&tenant_id),
         "tenant",
         "register subjects",
@@ -343,7 +240,7 @@ pub async fn create_subject(
         }
     }
     let subject = Subject {
-        id: crate::ids::subject(),
+        id: tutela_app::ids::subject(),
         tenant: tenant_id,
         kind,
         adult_on,
@@ -379,7 +276,7 @@ pub async fn list_subjects(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<SubjectPage>, ApiError> {
     let tenant_id = tenant_id(&raw)?;
-    enforce(actor.may_view_tenant(&tenant_id), "tenant", "list subjects")?;
+    subjects::enforce(actor.may_view_tenant(&tenant_id), "tenant", "list subjects")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid(
@@ -421,7 +318,7 @@ pub async fn get_subject(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<SubjectView>, ApiError> {
-    let id = subject_id(&raw)?;
+    let id = subjects::subject_id(&raw)?;
     // Load first: the scope check needs the subject's tenant. A subject of another
     // tenant answers exactly like a missing one.
     let subject = state.store.subject(&id).await?;
@@ -433,7 +330,7 @@ pub async fn get_subject(
             _ => Err(ApiError::not_found("subject")),
         };
     };
-    enforce(
+    subjects::enforce(
         actor.may_view_subject(&subject.tenant, &subject.id),
         "subject",
         "read subjects",
@@ -514,7 +411,7 @@ pub async fn lookup_subjects(
         seq: None,
     };
     state.audit_writer.append(entry).await?;
-    enforce(access, "tenant", "look up subjects")?;
+    subjects::enforce(access, "tenant", "look up subjects")?;
     let Some(digest) = state
         .vault
         .lookup_key(&state.store, &tenant_id, kind, value)
