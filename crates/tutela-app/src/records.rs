@@ -16,7 +16,7 @@ use tutela_core::decide::{
 use tutela_core::policy::PurposeCondition;
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::{AuditEntry, SealedRecord, WrappedKeys};
+use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
 
 /// A record as a read returns it: decrypted, redacted and masked as the decision and the
 /// purpose require.
@@ -380,9 +380,310 @@ pub fn mask_card(number: &str) -> String {
     format!("{}{last4}", "*".repeat(digits.len().saturating_sub(4)))
 }
 
+/// What a caller writes into a record: its service, its fields, and optionally the
+/// registered storage location it goes to (R6).
+#[derive(Debug, Clone)]
+pub struct RecordInput {
+    pub service: String,
+    pub fields: BTreeMap<String, String>,
+    pub location: Option<String>,
+}
+
+/// Stores a record for `purpose`, sealed under the subject's data key, after checking
+/// it against the policy (service R1, declared fields R3, never-stored values R12,
+/// issued visitor ids R16, card numbers R11, storage location R6) and `decide`; its
+/// audit entry commits with it. Returns the new version.
+pub async fn write_record(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    category: Category,
+    purpose: Purpose,
+    input: RecordInput,
+) -> Result<i64, Error> {
+    let policy = &state.policy;
+    if policy.service(&input.service).is_none() {
+        return Err(Error::Invalid {
+            code: "unknown_service",
+            message: "the service is not registered in the policy".into(),
+            clause: Some(Clause::r(1)),
+        });
+    }
+    let cp = policy
+        .category(category)
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("category missing from policy")))?;
+    if input.fields.is_empty() {
+        return Err(Error::invalid(
+            "no_fields",
+            "a record needs at least one field",
+        ));
+    }
+    for name in input.fields.keys() {
+        if cp.never_store.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(Error::Invalid {
+                code: "never_stored",
+                message: format!(
+                    "`{name}` is never stored (the security code of a payment instrument)"
+                ),
+                clause: cp.never_store_clause.or(Some(Clause::r(12))),
+            });
+        }
+        if !cp.fields.contains(name) {
+            return Err(Error::Invalid {
+                code: "undeclared_field",
+                message: format!(
+                    "field `{}` is not declared for category `{category}` (declared: {})",
+                    name.chars().take(64).collect::<String>(),
+                    cp.fields.join(", ")
+                ),
+                clause: Some(Clause::r(3)),
+            });
+        }
+    }
+    // R12: a security code is never stored, not even written into a free-text field of
+    // payment data or of a support case (where customers paste card details).
+    if matches!(category, Category::Payment | Category::Support) {
+        if let Some((name, _)) = input.fields.iter().find(|(name, value)| {
+            *name != "card_number" && tutela_pii::mentions_security_code(value)
+        }) {
+            return Err(Error::Invalid {
+                code: "security_code_in_text",
+                message: format!(
+                    "`{name}` contains what looks like a card security code; it is never stored"
+                ),
+                clause: cp.never_store_clause.or(Some(Clause::r(12))),
+            });
+        }
+    }
+    // R16: a cookie record names a visitor the server issued, so the analytics condition
+    // reads that visitor's own choices.
+    if let Some(visitor) = input
+        .fields
+        .get("visitor_id")
+        .filter(|_| category == Category::Cookie)
+    {
+        if !state.vault.visitor_id_valid(visitor) {
+            return Err(Error::Invalid {
+                code: "invalid_visitor_id",
+                message: "visitor_id must be an id issued by POST /v1/cookie-consents/visitors"
+                    .into(),
+                clause: Some(Clause::r(16)),
+            });
+        }
+        // Collecting cookie data for analytics needs the visitor's consent too.
+        if purpose == Purpose::Analytics
+            && analytics_choice(state, Some(visitor)).await? != Some(true)
+        {
+            return Err(Error::Forbidden {
+                code: "cookie_consent_missing",
+                message: "the visitor has not consented to analytics cookies".into(),
+                clause: Some(Clause::r(16)),
+            });
+        }
+    }
+    if let Some(card) = input
+        .fields
+        .get("card_number")
+        .filter(|_| category == Category::Payment)
+    {
+        if !luhn_ok(card) {
+            return Err(Error::Invalid {
+                code: "invalid_card_number",
+                message: "card_number fails the Luhn check".into(),
+                clause: Some(Clause::r(11)),
+            });
+        }
+    }
+    // R6: a record goes only to a location registered for its category, and a
+    // China-only category never to a location abroad.
+    if let Some(id) = input.location.as_deref() {
+        let location = state
+            .store
+            .storage_location(id)
+            .await?
+            .ok_or_else(|| Error::Invalid {
+                code: "unknown_location",
+                message: "no storage location with this id".into(),
+                clause: Some(Clause::r(6)),
+            })?;
+        if location.region == Region::Overseas && cp.residency == Region::Cn {
+            return Err(Error::Forbidden {
+                code: "residency_violation",
+                message: format!("{category} data must be stored in mainland China"),
+                clause: Some(Clause::r(6)),
+            });
+        }
+        if !location.categories.contains(&category) {
+            return Err(Error::Invalid {
+                code: "location_not_for_category",
+                message: format!("this storage location is not registered for {category} data"),
+                clause: Some(Clause::r(6)),
+            });
+        }
+    }
+    let Authorized { subject, audit, .. } = authorize(
+        state,
+        actor,
+        raw_subject,
+        category,
+        purpose,
+        Action::Write,
+        None,
+    )
+    .await?;
+    let key = state
+        .vault
+        .subject_key(&state.store, &subject.tenant, &subject.id, true)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("no data key after create")))?;
+    // A support engineer adds to the customer's support record; it never replaces or
+    // removes what is there (R13, R29): its fields are merged in, and text for a field
+    // that already has some is appended on a new line.
+    let mut fields = input.fields;
+    let existing = if actor.role() == Role::Support {
+        state.store.record_with_keys(&subject.id, category).await?
+    } else {
+        None
+    };
+    let current = match &existing {
+        Some((record, _)) => record.version,
+        None => state.store.record_version(&subject.id, category).await?,
+    };
+    if let Some((record, _)) = existing {
+        // Sealed under the subject's key, which `key` already is.
+        let mut merged =
+            state
+                .vault
+                .open_fields(&key, &subject.id, category, record.version, &record.fields)?;
+        for (name, value) in fields {
+            match merged.get_mut(&name) {
+                Some(old) => {
+                    old.push('\n');
+                    old.push_str(&value);
+                }
+                None => {
+                    merged.insert(name, value);
+                }
+            }
+        }
+        fields = merged;
+    }
+    let version = current + 1;
+    let sealed = state
+        .vault
+        .seal_fields(&key, &subject.id, category, version, &fields)?;
+    let record = SealedRecord {
+        subject: subject.id.clone(),
+        category,
+        version,
+        service: input.service.clone(),
+        fields: sealed,
+        updated_at: state.clock.now(),
+    };
+    let lookup_keys = state
+        .vault
+        .lookup_keys(&state.store, &subject.tenant, &fields)
+        .await?;
+    let lookups = RecordExtras {
+        tenant: &subject.tenant,
+        keys: &lookup_keys,
+        location: input.location.as_deref(),
+    };
+    if !state
+        .store
+        .put_record_audited(&record, current, &audit, &lookups)
+        .await?
+    {
+        return Err(Error::Conflict {
+            code: "concurrent_write",
+            message: "the record changed while this write was prepared; retry".into(),
+            clause: None,
+        });
+    }
+    Ok(version)
+}
+
+/// Deletes a record (R33: erasure needs no purpose, only scope and an unfrozen account);
+/// its audit entry commits with the deletion.
+pub async fn delete_record(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    category: Category,
+) -> Result<(), Error> {
+    // Deletion declares no purpose (R33); the decision ignores it for `Action::Delete`.
+    let Authorized { subject, audit, .. } = authorize(
+        state,
+        actor,
+        raw_subject,
+        category,
+        Purpose::AccountAdmin,
+        Action::Delete,
+        None,
+    )
+    .await?;
+    if state
+        .store
+        .delete_record_audited(&subject.id, category, &audit)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Error::NotFound {
+            code: "not_found",
+            message: format!("no {category} record for this subject"),
+        })
+    }
+}
+
+/// Luhn check for payment card numbers (R11); spaces and dashes are ignored.
+fn luhn_ok(number: &str) -> bool {
+    let digits: Vec<u32> = number
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    if !(12..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn luhn() {
+        for (n, ok) in [
+            ("4111111111111111", true),
+            ("4111 1111 1111 1111", true),
+            ("4111111111111112", false),
+            ("6212 2611 0000 0000 003", false),
+            ("abc", false),
+            ("4111", false),
+        ] {
+            assert_eq!(luhn_ok(n), ok, "{n}");
+        }
+    }
 
     #[test]
     fn masking_keeps_last_four() {
