@@ -15,6 +15,7 @@ pub mod config;
 pub mod consents;
 pub mod contact;
 pub mod demo;
+pub mod erasure;
 pub mod error;
 pub mod grants;
 pub mod identity_codes;

@@ -22,17 +22,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use tutela_app::outbox::delivery_audit;
-use tutela_app::requests::{entry, visible, waiver_scope};
+use tutela_app::requests::{visible, waiver_scope};
 use tutela_app::AppState;
-use tutela_core::delivery::{recipients_to_notify, DeliveryStatus, RecipientScope};
-use tutela_core::request::{RequestStatus, RequestType};
-use tutela_core::{erasure, Category, Clause, Role};
+use tutela_core::delivery::DeliveryStatus;
+use tutela_core::request::RequestStatus;
+use tutela_core::{Clause, Role};
 use tutela_crypto::webhook::SIGNATURE_HEADER;
-use tutela_store::deliveries::{Delivery, DeliveryUpdate};
-use tutela_store::erasure::Erasure;
-use tutela_store::StoreError;
+use tutela_store::deliveries::DeliveryUpdate;
 use utoipa::ToSchema;
 
+// The shape `tutela_app::erasure::DeletionNotice` sends, as the OpenAPI document shows it.
 /// The body of a deletion notice: ids and vocabulary, never a personal data value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeletionNotice {
@@ -62,193 +61,8 @@ pub async fn erase(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    if actor.role() != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden_role("erase a subject's data"));
-    }
-    let r = visible(&state, &actor, &id).await?;
-    if r.kind != RequestType::Delete || r.status != RequestStatus::InProgress {
-        return Err(ApiError::Conflict {
-            code: "request_state",
-            message: "only a delete request in progress (identity verified, consequences confirmed, started) is erased".into(),
-            clause: Some(Clause::r(33)),
-        });
-    }
-    let subject = state
-        .cache
-        .subject(&state.store, &r.subject)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    if subject.erased_at.is_some() {
-        return Err(already_erased());
-    }
-    let now = state.clock.now();
-    let records = state.store.records_with_keys_of(&subject.id).await?;
-    let present: Vec<Category> = records.iter().map(|(rec, _)| rec.category).collect();
-    let plan = erasure::plan(&state.policy, &present, now);
-
-    // What is kept is re-sealed under a fresh key; the old key is then shredded.
-    let (new_key, wrapped) = state
-        .vault
-        .fresh_subject_key(&state.store, &subject.tenant, &subject.id)
-        .await?;
-    let mut resealed = Vec::new();
-    for (rec, chain) in &records {
-        if plan.keep.iter().any(|h| h.category == rec.category) {
-            let old = state
-                .vault
-                .open_key_chain(&subject.tenant, &subject.id, chain)?;
-            let fields = state.vault.open_fields(
-                &old,
-                &subject.id,
-                rec.category,
-                rec.version,
-                &rec.fields,
-            )?;
-            let sealed = state.vault.seal_fields(
-                &new_key,
-                &subject.id,
-                rec.category,
-                rec.version,
-                &fields,
-            )?;
-            resealed.push((rec.category, rec.version, sealed));
-        }
-    }
-    // The request's own correspondence follows the new key.
-    let notes = tutela_app::requests::open_notes(&state, &r).await?;
-    let request_notes = if notes.is_empty() {
-        None
-    } else {
-        Some(state.vault.seal_notes(
-            &new_key,
-            &subject.id,
-            &tutela_app::requests::scope_of(&r),
-            &notes,
-        )?)
-    };
-
-    // Who must hear of it: the register, and processors configured for the categories.
-    let transferred = state.store.transfer_recipients_of(&subject.id).await?;
-    let recipients = state.store.recipients().await?;
-    let scopes: Vec<RecipientScope<'_>> = recipients
-        .iter()
-        .map(|x| RecipientScope {
-            id: &x.id,
-            categories: &x.categories,
-        })
-        .collect();
-    let notify = recipients_to_notify(transferred.iter().map(String::as_str), &scopes, &present);
-    let ack_url = format!(
-        "{}/v1/requests/{}/acks",
-        state.config.links_base_url(),
-        r.id
-    );
-    let mut deliveries = Vec::new();
-    for rid in notify {
-        let Some(rcp) = recipients.iter().find(|x| x.id == rid) else {
-            continue;
-        };
-        let delivery_id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
-        let mut categories: Vec<String> = present
-            .iter()
-            .filter(|c| rcp.categories.contains(c))
-            .map(ToString::to_string)
-            .collect();
-        if categories.is_empty() {
-            categories = present.iter().map(ToString::to_string).collect();
-        }
-        let body = serde_json::to_string(&DeletionNotice {
-            kind: "deletion".into(),
-            idempotency_key: delivery_id.clone(),
-            request: r.id.clone(),
-            tenant: subject.tenant.to_string(),
-            subject: subject.id.to_string(),
-            categories,
-            erased_at: rfc3339(now),
-            ack_url: ack_url.clone(),
-            clause: Clause::r(34).to_string(),
-        })
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        let sendable = rcp.webhook_url.is_some() && rcp.webhook_secret.is_some();
-        deliveries.push(Delivery::queued(
-            delivery_id,
-            Some(r.id.clone()),
-            &rcp.id,
-            sendable,
-            Some(subject.id.to_string()),
-            body,
-            now,
-        ));
-    }
-
-    let mut audit = vec![entry(&actor, &r, "erase_subject", None, Clause::r(33), now)];
-    for c in &plan.delete {
-        audit.push(entry(
-            &actor,
-            &r,
-            "erase_category",
-            Some(*c),
-            Clause::r(33),
-            now,
-        ));
-    }
-    for h in &plan.keep {
-        audit.push(entry(
-            &actor,
-            &r,
-            "freeze_category",
-            Some(h.category),
-            Clause::r(19),
-            now,
-        ));
-    }
-    for d in &deliveries {
-        audit.push(delivery_audit(
-            d,
-            &actor.token().to_string(),
-            actor.role().as_str(),
-            "deletion_notice_queued",
-            d.status.as_str(),
-            now,
-        ));
-    }
-    let ground = plan.ground();
-    let result = state
-        .store
-        .erase_subject(&Erasure {
-            subject: &subject.id,
-            delete: &plan.delete,
-            resealed: &resealed,
-            new_key: &wrapped,
-            request_notes: request_notes
-                .as_deref()
-                .map(|sealed| (r.id.as_str(), sealed)),
-            erased_at: now,
-            frozen_until: plan.frozen_until(),
-            frozen_ground: ground.as_deref(),
-            deliveries: &deliveries,
-            audit: &audit,
-        })
-        .await;
-    match result {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(already_erased()),
-        Err(e) => return Err(e.into()),
-    }
-    state.cache.forget_subject(&subject.id);
-    state.outbox_wake.notify_one();
-    tracing::info!(request = %r.id, deleted = plan.delete.len(), kept = plan.keep.len(), recipients = deliveries.len(), "subject erased");
-    // Its notes were re-sealed under the new key: show the row as stored now.
-    let r = visible(&state, &actor, &id).await?;
+    let r = tutela_app::erasure::erase(&state, &actor, &id).await?;
     Ok(ApiJson(request_view(&state, &r).await?))
-}
-
-fn already_erased() -> ApiError {
-    ApiError::Conflict {
-        code: "already_erased",
-        message: "this subject's data was already erased".into(),
-        clause: Some(Clause::r(33)),
-    }
 }
 
 /// A recipient's acknowledgement of a deletion notice.
