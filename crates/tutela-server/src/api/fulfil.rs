@@ -21,14 +21,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use tutela_app::outbox::delivery_audit;
-use tutela_app::requests::{visible, waiver_scope};
+use tutela_app::requests::visible;
 use tutela_app::AppState;
 use tutela_core::delivery::DeliveryStatus;
 use tutela_core::request::RequestStatus;
 use tutela_core::{Clause, Role};
 use tutela_crypto::webhook::SIGNATURE_HEADER;
-use tutela_store::deliveries::DeliveryUpdate;
 use utoipa::ToSchema;
 
 // The shape `tutela_app::erasure::DeletionNotice` sends, as the OpenAPI document shows it.
@@ -117,80 +115,18 @@ async fn acknowledge_delivery(
         code: "invalid_json",
         message: format!("expected {{recipient, idempotency_key}}: {e}"),
     })?;
-    let bad_signature = || ApiError::Forbidden {
-        code: "invalid_signature",
-        message:
-            "the Tutela-Signature header does not verify under this recipient's webhook secret"
-                .into(),
-        clause: Some(Clause::r(34)),
-    };
-    // One answer for every unknown or mismatched id: nothing to learn by probing. No id
-    // holds a NUL character (and PostgreSQL could not even compare one).
-    if ack.idempotency_key.contains('\0') || ack.recipient.contains('\0') {
-        return Err(ApiError::not_found("delivery"));
-    }
-    let d = state
-        .store
-        .delivery(&ack.idempotency_key)
-        .await?
-        .filter(|d| request.is_none_or(|r| d.request.as_deref() == Some(r)))
-        .filter(|d| d.recipient == ack.recipient)
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let recipient = state
-        .store
-        .recipient(&d.recipient)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let sealed = recipient
-        .webhook_secret
-        .as_ref()
-        .ok_or_else(bad_signature)?;
-    let secret = state.vault.open_webhook_secret(&recipient.id, sealed)?;
-    let header = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(bad_signature)?;
-    secret
-        .verify(
-            header,
-            body,
-            state.clock.now().unix_timestamp(),
-            i64::from(state.config.outbox.ack_tolerance_secs),
-        )
-        .map_err(|_| bad_signature())?;
-    if d.status != DeliveryStatus::Acknowledged {
-        let now = state.clock.now();
-        let update = DeliveryUpdate {
-            status: DeliveryStatus::Acknowledged,
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at,
-            last_error: d.last_error.clone(),
-            acked_at: Some(now),
-            waived_reason_sealed: None,
-            at: now,
-        };
-        let audit = delivery_audit(
-            &d,
-            &format!("recipient:{}", recipient.id),
-            "recipient",
-            "deletion_acknowledged",
-            "acknowledged",
-            now,
-        );
-        let changed = state
-            .store
-            .update_delivery_audited(&d.id, &update, &audit)
-            .await?;
-        if !changed && d.status == DeliveryStatus::Waived {
-            return Err(ApiError::Conflict {
-                code: "delivery_waived",
-                message: "the privacy officer already closed this notice".into(),
-                clause: Some(Clause::r(34)),
-            });
-        }
-    }
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|h| h.to_str().ok());
+    let id = tutela_app::deliveries::acknowledge(
+        state,
+        request,
+        &ack.recipient,
+        &ack.idempotency_key,
+        signature,
+        body,
+    )
+    .await?;
     Ok(ApiJson(AckResult {
-        idempotency_key: d.id,
+        idempotency_key: id,
         status: DeliveryStatus::Acknowledged.to_string(),
     }))
 }
@@ -219,48 +155,7 @@ pub async fn waive(
         ));
     }
     let reason = bounded_text("reason", &body.reason, 2_000, false, "invalid_text")?;
-    let r = visible(&state, &actor, &id).await?;
-    let d = state
-        .store
-        .deliveries_of(&r.id)
-        .await?
-        .into_iter()
-        .find(|d| d.recipient == recipient)
-        .ok_or_else(|| ApiError::not_found("delivery for this recipient"))?;
-    let now = state.clock.now();
-    // Free text from the officer may name people: sealed under the tenant key (R29).
-    let sealed = state
-        .vault
-        .seal_tenant_text(&state.store, &r.tenant, &waiver_scope(&d.id), &reason)
-        .await?;
-    let update = DeliveryUpdate {
-        status: DeliveryStatus::Waived,
-        attempts: d.attempts,
-        next_attempt_at: d.next_attempt_at,
-        last_error: d.last_error.clone(),
-        acked_at: None,
-        waived_reason_sealed: Some(sealed),
-        at: now,
-    };
-    let audit = delivery_audit(
-        &d,
-        &actor.token().to_string(),
-        actor.role().as_str(),
-        "deletion_notice_waived",
-        "waived",
-        now,
-    );
-    if !state
-        .store
-        .update_delivery_audited(&d.id, &update, &audit)
-        .await?
-    {
-        return Err(ApiError::Conflict {
-            code: "delivery_settled",
-            message: format!("this recipient's notice is already {}", d.status),
-            clause: Some(Clause::r(34)),
-        });
-    }
+    let r = tutela_app::deliveries::waive(&state, &actor, &id, &recipient, &reason).await?;
     Ok(ApiJson(request_view(&state, &r).await?))
 }
 
