@@ -22,6 +22,7 @@ pub mod grants;
 pub mod identity_codes;
 pub mod ids;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 pub mod records;
