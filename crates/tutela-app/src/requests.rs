@@ -6,10 +6,12 @@ use crate::state::AppState;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::request::RequestLife;
+use tutela_core::request::{RequestEvent, RequestLife};
+use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
 use tutela_store::vault::AuditEntry;
+use tutela_store::StoreError;
 
 /// A stored request's workflow state (`tutela_core::request`, pure).
 pub fn life(r: &StoredRequest) -> RequestLife {
@@ -140,4 +142,117 @@ pub fn entry(
         clause: Some(clause.to_string()),
         ..audit(actor, r, action, at)
     }
+}
+
+/// Applies one workflow event, with its audit entry; a conflict when the workflow forbids
+/// it. `change` sets the step's fields and notes; changed notes are re-sealed.
+pub async fn step(
+    state: &AppState,
+    actor: &Actor,
+    r: StoredRequest,
+    event: RequestEvent,
+    action: &str,
+    change: impl FnOnce(&mut StoredRequest, &mut BTreeMap<String, String>),
+) -> Result<StoredRequest, Error> {
+    let now = state.clock.now();
+    let next = life(&r).apply(event, now).map_err(|e| Error::Conflict {
+        code: "request_state",
+        message: e.to_string(),
+        clause: Some(Clause::r(match e {
+            tutela_core::request::RequestError::NotConfirmed => 33,
+            _ => 35,
+        })),
+    })?;
+    let mut updated = StoredRequest {
+        status: next.status,
+        due_at: next.due_at,
+        confirmed: next.confirmed,
+        extended: next.extended,
+        updated_at: now,
+        ..r.clone()
+    };
+    let mut notes = open_notes(state, &r).await?;
+    let before = notes.clone();
+    change(&mut updated, &mut notes);
+    if notes != before {
+        updated.sealed_text = seal_notes(state, &updated, &notes).await?;
+    }
+    match state
+        .store
+        .update_request_audited(&updated, r.status, &audit(actor, &updated, action, now))
+        .await
+    {
+        Ok(()) => Ok(updated),
+        Err(StoreError::Conflict) => Err(Error::Conflict {
+            code: "request_state",
+            message: "the request changed meanwhile; reload it".into(),
+            clause: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Only the privacy officer acts on requests (R35).
+pub fn require_officer(actor: &Actor) -> Result<(), Error> {
+    if actor.role() == Role::PrivacyOfficer {
+        Ok(())
+    } else {
+        Err(Error::forbidden_role("act on requests"))
+    }
+}
+
+/// An account-closure request about a tenant's administrator is the customer closing its
+/// account with the operator: it completes only once the tenant is closed (R19), so the
+/// answer never says "closed" while the data is still in use. About an end user or a
+/// contact, the account lives with the tenant (the controller, R26), which closes it on
+/// its side; the operator's answer relays that.
+pub async fn closure_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), Error> {
+    let subject = state.store.subject(&r.subject).await?;
+    if subject.is_none_or(|s| s.kind != SubjectKind::Administrator) {
+        return Ok(());
+    }
+    let tenant = state.store.tenant(&r.tenant).await?;
+    if tenant.is_some_and(|t| matches!(t.state, TenantState::Active | TenantState::Trial)) {
+        return Err(Error::Conflict {
+            code: "account_not_closed",
+            message: format!(
+                "close the account first (POST /v1/tenants/{}/close), then complete the request",
+                r.tenant
+            ),
+            clause: Some(Clause::r(19)),
+        });
+    }
+    Ok(())
+}
+
+/// A deletion completes only once the data is erased (R33) and every recipient has
+/// acknowledged or been waived by the officer (R34).
+pub async fn deletion_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), Error> {
+    let subject = state.store.subject(&r.subject).await?;
+    if subject.and_then(|s| s.erased_at).is_none() {
+        return Err(Error::Conflict {
+            code: "not_erased",
+            message: "erase the subject's data first (POST /v1/requests/{id}/erase)".into(),
+            clause: Some(Clause::r(33)),
+        });
+    }
+    let waiting: Vec<String> = state
+        .store
+        .deliveries_of(&r.id)
+        .await?
+        .into_iter()
+        .filter(|d| !d.status.is_settled())
+        .map(|d| format!("{} ({})", d.recipient, d.status))
+        .collect();
+    if !waiting.is_empty() {
+        return Err(Error::Conflict {
+            code: "awaiting_acknowledgements",
+            message: format!(
+                "recipients have not acknowledged the deletion: {}; wait, or record why one cannot (waive)",
+                waiting.join(", ")
+            ),
+            clause: Some(Clause::r(34)),
+        });
+    }
+    Ok(())
 }

@@ -15,15 +15,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use tutela_app::requests::{audit, is_requester, life, open_notes, seal_notes, visible};
+use tutela_app::requests::{audit, is_requester, life, seal_notes, visible};
 use tutela_app::AppState;
 use tutela_core::policy::RefusalGround;
 use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
-use tutela_core::tenant::{SubjectKind, TenantState};
-use tutela_core::{Actor, Category, Clause, Role};
+use tutela_core::{Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
-use tutela_store::StoreError;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -182,61 +180,6 @@ pub async fn list_requests(
     Ok(ApiJson(out))
 }
 
-/// Applies one workflow event, with its audit entry; 409 when the workflow forbids it.
-async fn step(
-    state: &AppState,
-    actor: &Actor,
-    r: StoredRequest,
-    event: RequestEvent,
-    action: &str,
-    change: impl FnOnce(&mut StoredRequest, &mut BTreeMap<String, String>) -> Result<(), ApiError>,
-) -> Result<StoredRequest, ApiError> {
-    let now = state.clock.now();
-    let next = life(&r).apply(event, now).map_err(|e| ApiError::Conflict {
-        code: "request_state",
-        message: e.to_string(),
-        clause: Some(Clause::r(match e {
-            tutela_core::request::RequestError::NotConfirmed => 33,
-            _ => 35,
-        })),
-    })?;
-    let mut updated = StoredRequest {
-        status: next.status,
-        due_at: next.due_at,
-        confirmed: next.confirmed,
-        extended: next.extended,
-        updated_at: now,
-        ..r.clone()
-    };
-    let mut notes = open_notes(state, &r).await?;
-    let before = notes.clone();
-    change(&mut updated, &mut notes)?;
-    if notes != before {
-        updated.sealed_text = seal_notes(state, &updated, &notes).await?;
-    }
-    match state
-        .store
-        .update_request_audited(&updated, r.status, &audit(actor, &updated, action, now))
-        .await
-    {
-        Ok(()) => Ok(updated),
-        Err(StoreError::Conflict) => Err(ApiError::Conflict {
-            code: "request_state",
-            message: "the request changed meanwhile; reload it".into(),
-            clause: None,
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn officer(actor: &Actor) -> Result<(), ApiError> {
-    if actor.role() == Role::PrivacyOfficer {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden_role("act on requests"))
-    }
-}
-
 /// The requester confirms after seeing the consequences (R33).
 #[utoipa::path(post, path = "/v1/requests/{request}/confirm", tag = "requests", security(("bearer" = [])),
     params(("request" = String, Path)),
@@ -250,13 +193,13 @@ pub async fn confirm(
     if !is_requester(&actor, &r) {
         return Err(ApiError::forbidden_role("confirm another person's request"));
     }
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
         RequestEvent::Confirm,
         "request_confirm",
-        |_, _| Ok(()),
+        |_, _| {},
     )
     .await?;
     Ok(ApiJson(request_view(&state, &r).await?))
@@ -303,7 +246,7 @@ pub async fn verify(
             });
         }
         let message = tutela_app::identity_codes::check(&state, &actor, &r, code).await?;
-        let r = step(
+        let r = tutela_app::requests::step(
             &state,
             &actor,
             r,
@@ -312,13 +255,12 @@ pub async fn verify(
             |u, _| {
                 u.verification_method = Some("one_time_code".to_owned());
                 u.verification_ref = Some(message);
-                Ok(())
             },
         )
         .await?;
         return Ok(ApiJson(request_view(&state, &r).await?));
     }
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     if !matches!(
         body.method.as_str(),
         "document" | "video_call" | "in_person" | "callback"
@@ -336,7 +278,7 @@ pub async fn verify(
         ));
     }
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -345,7 +287,6 @@ pub async fn verify(
         |u, _| {
             u.verification_method = Some(body.method.clone());
             u.verification_ref = Some(evidence.to_owned());
-            Ok(())
         },
     )
     .await?;
@@ -380,7 +321,7 @@ pub async fn instruct(
         false,
         "invalid_text",
     )?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -388,7 +329,6 @@ pub async fn instruct(
         "request_instruct",
         |_, notes| {
             notes.insert("instruction".into(), instruction);
-            Ok(())
         },
     )
     .await?;
@@ -404,15 +344,15 @@ pub async fn start(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
         RequestEvent::Start,
         "request_start",
-        |_, _| Ok(()),
+        |_, _| {},
     )
     .await?;
     Ok(ApiJson(request_view(&state, &r).await?))
@@ -436,10 +376,10 @@ pub async fn extend(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Extension>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let reason = super::input::bounded_text("reason", &body.reason, 2_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -447,7 +387,6 @@ pub async fn extend(
         "request_extend",
         |_, notes| {
             notes.insert("extension_reason".into(), reason);
-            Ok(())
         },
     )
     .await?;
@@ -485,7 +424,7 @@ pub async fn complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Completion>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let response =
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
@@ -495,12 +434,14 @@ pub async fn complete(
         .is_ok()
     {
         match r.kind {
-            RequestType::Delete => deletion_fulfilled(&state, &r).await?,
-            RequestType::CloseAccount => closure_fulfilled(&state, &r).await?,
+            RequestType::Delete => tutela_app::requests::deletion_fulfilled(&state, &r).await?,
+            RequestType::CloseAccount => {
+                tutela_app::requests::closure_fulfilled(&state, &r).await?
+            }
             _ => {}
         }
     }
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -508,67 +449,10 @@ pub async fn complete(
         "request_complete",
         |_, notes| {
             notes.insert("response".into(), response);
-            Ok(())
         },
     )
     .await?;
     Ok(ApiJson(request_view(&state, &r).await?))
-}
-
-/// An account-closure request about a tenant's administrator is the customer closing its
-/// account with the operator: it completes only once the tenant is closed (R19), so the
-/// answer never says "closed" while the data is still in use. About an end user or a
-/// contact, the account lives with the tenant (the controller, R26), which closes it on
-/// its side; the operator's answer relays that.
-async fn closure_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
-    let subject = state.store.subject(&r.subject).await?;
-    if subject.is_none_or(|s| s.kind != SubjectKind::Administrator) {
-        return Ok(());
-    }
-    let tenant = state.store.tenant(&r.tenant).await?;
-    if tenant.is_some_and(|t| matches!(t.state, TenantState::Active | TenantState::Trial)) {
-        return Err(ApiError::Conflict {
-            code: "account_not_closed",
-            message: format!(
-                "close the account first (POST /v1/tenants/{}/close), then complete the request",
-                r.tenant
-            ),
-            clause: Some(Clause::r(19)),
-        });
-    }
-    Ok(())
-}
-
-/// A deletion completes only once the data is erased (R33) and every recipient has
-/// acknowledged or been waived by the officer (R34).
-async fn deletion_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
-    let subject = state.store.subject(&r.subject).await?;
-    if subject.and_then(|s| s.erased_at).is_none() {
-        return Err(ApiError::Conflict {
-            code: "not_erased",
-            message: "erase the subject's data first (POST /v1/requests/{id}/erase)".into(),
-            clause: Some(Clause::r(33)),
-        });
-    }
-    let waiting: Vec<String> = state
-        .store
-        .deliveries_of(&r.id)
-        .await?
-        .into_iter()
-        .filter(|d| !d.status.is_settled())
-        .map(|d| format!("{} ({})", d.recipient, d.status))
-        .collect();
-    if !waiting.is_empty() {
-        return Err(ApiError::Conflict {
-            code: "awaiting_acknowledgements",
-            message: format!(
-                "recipients have not acknowledged the deletion: {}; wait, or record why one cannot (waive)",
-                waiting.join(", ")
-            ),
-            clause: Some(Clause::r(34)),
-        });
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -589,7 +473,7 @@ pub async fn refuse(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Refusal>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let ground = RefusalGround::parse(&body.ground).map_err(|e| ApiError::Invalid {
         code: "invalid_ground",
         message: format!("{e}: a refusal must cite one of the eight legal grounds"),
@@ -598,7 +482,7 @@ pub async fn refuse(
     let response =
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -607,7 +491,6 @@ pub async fn refuse(
         |u, notes| {
             u.refusal_ground = Some(ground.to_string());
             notes.insert("response".into(), response);
-            Ok(())
         },
     )
     .await?;
