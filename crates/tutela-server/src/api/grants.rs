@@ -20,16 +20,13 @@ use crate::error::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
-use tutela_app::grants::{life, reason_scope};
+use time::OffsetDateTime;
+use tutela_app::grants::{life, reason_scope, NewGrant};
 use tutela_app::keys::TenantTexts;
 use tutela_app::AppState;
-use tutela_core::actor::ScopeAccess;
-use tutela_core::grant::{GrantEvent, GrantState};
-use tutela_core::{Actor, Category, Clause, Role, TenantId};
+use tutela_core::grant::GrantEvent;
+use tutela_core::{Category, Clause, Role, TenantId};
 use tutela_store::grants::Grant;
-use tutela_store::vault::AuditEntry;
-use tutela_store::StoreError;
 use utoipa::ToSchema;
 
 /// `POST /v1/grants` body.
@@ -142,24 +139,6 @@ async fn view_with(
     })
 }
 
-fn audit(actor: &Actor, g: &Grant, action: &str, at: OffsetDateTime) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(g.tenant.to_string()),
-        subject: None,
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason: format!("grant:{}", g.id),
-        clause: Some(Clause::r(7).to_string()),
-        seq: None,
-    }
-}
-
 /// Ticket-like ids: 1 to 64 letters, digits, `_`, `-` or `.`.
 fn incident_id(raw: &str) -> Result<String, ApiError> {
     let ok = (1..=64).contains(&raw.len())
@@ -212,77 +191,23 @@ pub async fn request_grant(
             "reason must be 1 to 2000 characters",
         ));
     }
-    let max = state.config.grants.max_minutes;
-    let minutes = body.minutes.unwrap_or(max);
-    if minutes == 0 || minutes > max {
-        return Err(ApiError::Invalid {
-            code: "invalid_duration",
-            message: format!("minutes must be between 1 and {max}"),
-            clause: Some(Clause::r(7)),
-        });
-    }
-    let tenant = TenantId::parse(&body.tenant).map_err(|_| ApiError::not_found("tenant"))?;
-    if state.cache.tenant(&state.store, &tenant).await?.is_none() {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let now = state.clock.now();
-    let id = format!("grt_{}", uuid::Uuid::now_v7().simple());
-    let sealed_reason = state
-        .vault
-        .seal_tenant_text(&state.store, &tenant, &reason_scope(&id), reason)
-        .await?;
-    let grant = Grant {
-        id,
-        tenant,
-        incident,
-        categories,
-        reason: String::new(),
-        sealed_reason: Some(sealed_reason),
-        duration_minutes: i64::from(minutes),
-        requested_by: actor.token().to_string(),
-        requested_at: now,
-        pending_until: now + Duration::days(i64::from(state.config.grants.pending_days)),
-        state: GrantState::Pending,
-        decided_by: None,
-        decided_at: None,
-        expires_at: None,
-        ended_at: None,
-        personal_information: body.personal_information,
-    };
-    state
-        .store
-        .insert_grant_audited(&grant, &audit(&actor, &grant, "grant_request", now))
-        .await?;
+    let (grant, now) = tutela_app::grants::request(
+        &state,
+        &actor,
+        NewGrant {
+            tenant: &body.tenant,
+            incident,
+            categories,
+            reason,
+            minutes: body.minutes,
+            personal_information: body.personal_information,
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(view(&state, &grant, now).await?),
     ))
-}
-
-/// Loads a grant the caller may see: the engineer who asked it, the tenant's admin, and
-/// the privacy office and auditors (oversight). Anyone else gets 404: another engineer's
-/// grant, or another tenant's, does not exist for them (issue 14; R7, R29).
-async fn visible_grant(state: &AppState, actor: &Actor, id: &str) -> Result<Grant, ApiError> {
-    let grant = state
-        .store
-        .grant(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("grant"))?;
-    let visible = match actor.role() {
-        Role::PrivacyOfficer | Role::Auditor => true,
-        Role::Support => is_holder(actor, &grant),
-        Role::TenantAdmin => actor.may_view_tenant(&grant.tenant) == ScopeAccess::Allowed,
-        Role::Operator | Role::Service | Role::EndUser => false,
-    };
-    if visible {
-        Ok(grant)
-    } else {
-        Err(ApiError::not_found("grant"))
-    }
-}
-
-fn is_holder(actor: &Actor, grant: &Grant) -> bool {
-    grant.requested_by == actor.token().as_str()
 }
 
 /// A grant and every access made under it.
@@ -296,11 +221,8 @@ pub async fn get_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantDetail>, ApiError> {
-    let grant = visible_grant(&state, &actor, &id).await?;
-    let accesses = state
-        .store
-        .audit_by_reason(&format!("grant:{}", grant.id))
-        .await?
+    let (grant, accesses) = tutela_app::grants::with_accesses(&state, &actor, &id).await?;
+    let accesses = accesses
         .into_iter()
         .filter(|e| e.subject.is_some())
         .map(|e| GrantAccess {
@@ -329,70 +251,14 @@ pub async fn tenant_grants(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<Vec<GrantView>>, ApiError> {
-    let tenant = TenantId::parse(&raw).map_err(|_| ApiError::not_found("tenant"))?;
-    // Grant oversight is the customer's and the privacy office's, not the operator's.
-    if actor.role() == Role::Operator {
-        return Err(ApiError::forbidden_role("list grants"));
-    }
-    match actor.may_view_tenant(&tenant) {
-        ScopeAccess::Allowed => {}
-        ScopeAccess::RoleDenied => return Err(ApiError::forbidden_role("list grants")),
-        ScopeAccess::Hidden => return Err(ApiError::not_found("tenant")),
-    }
+    let (tenant, grants) = tutela_app::grants::of_tenant(&state, &actor, &raw).await?;
     let now = state.clock.now();
-    let grants = state.store.grants_of_tenant(&tenant).await?;
     let mut texts = state.vault.tenant_texts(&state.store, &tenant);
     let mut views = Vec::with_capacity(grants.len());
     for g in &grants {
         views.push(view_with(&mut texts, g, now).await?);
     }
     Ok(ApiJson(views))
-}
-
-async fn answer(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    event: GrantEvent,
-) -> Result<ApiJson<GrantView>, ApiError> {
-    let grant = visible_grant(state, actor, id).await?;
-    // Only the customer decides on access to its data.
-    if actor.role() != Role::TenantAdmin {
-        return Err(ApiError::forbidden_role("answer a support access request"));
-    }
-    let now = state.clock.now();
-    let next = life(&grant)
-        .apply(event, now)
-        .map_err(|e| ApiError::Conflict {
-            code: "grant_state",
-            message: e.to_string(),
-            clause: Some(Clause::r(7)),
-        })?;
-    let updated = Grant {
-        state: next.state,
-        expires_at: next.expires_at,
-        decided_by: Some(actor.token().to_string()),
-        decided_at: Some(now),
-        ..grant.clone()
-    };
-    let action = match event {
-        GrantEvent::Approve => "grant_approve",
-        GrantEvent::Deny => "grant_deny",
-        GrantEvent::Resolve => "grant_end",
-    };
-    match state
-        .store
-        .update_grant_audited(&updated, grant.state, &audit(actor, &updated, action, now))
-        .await
-    {
-        Ok(()) => Ok(ApiJson(view(state, &updated, now).await?)),
-        Err(StoreError::Conflict) => Err(ApiError::Conflict {
-            code: "grant_state",
-            message: "the grant changed meanwhile; reload it".into(),
-            clause: Some(Clause::r(7)),
-        }),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The tenant's admin approves: access starts now for the requested time.
@@ -406,7 +272,8 @@ pub async fn approve_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    answer(&state, &actor, &id, GrantEvent::Approve).await
+    let (g, now) = tutela_app::grants::answer(&state, &actor, &id, GrantEvent::Approve).await?;
+    Ok(ApiJson(view(&state, &g, now).await?))
 }
 
 /// The tenant's admin denies the request.
@@ -420,42 +287,8 @@ pub async fn deny_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    answer(&state, &actor, &id, GrantEvent::Deny).await
-}
-
-/// Ends `grants` now, each with its audit entry; returns the ids that ended (a grant
-/// that lapsed by time meanwhile has nothing to end).
-async fn end_grants(
-    state: &AppState,
-    actor: &Actor,
-    grants: Vec<Grant>,
-) -> Result<Vec<String>, ApiError> {
-    let now = state.clock.now();
-    let mut ended = Vec::new();
-    for grant in grants {
-        let Ok(next) = life(&grant).apply(GrantEvent::Resolve, now) else {
-            continue;
-        };
-        let updated = Grant {
-            state: next.state,
-            expires_at: next.expires_at,
-            ended_at: Some(now),
-            ..grant.clone()
-        };
-        match state
-            .store
-            .update_grant_audited(
-                &updated,
-                grant.state,
-                &audit(actor, &updated, "grant_end", now),
-            )
-            .await
-        {
-            Ok(()) | Err(StoreError::Conflict) => ended.push(updated.id),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(ended)
+    let (g, now) = tutela_app::grants::answer(&state, &actor, &id, GrantEvent::Deny).await?;
+    Ok(ApiJson(view(&state, &g, now).await?))
 }
 
 /// The incident is solved: its grants end at once (R7). Incidents are scoped to their
@@ -491,21 +324,7 @@ pub async fn resolve_incident(
             })
         }
     };
-    if actor.role() == Role::TenantAdmin && actor.may_view_tenant(&tenant) != ScopeAccess::Allowed {
-        return Err(ApiError::not_found("incident"));
-    }
-    let mut grants = state
-        .store
-        .open_grants_of_incident(&tenant, &incident)
-        .await?;
-    if actor.role() == Role::Support {
-        grants.retain(|g| is_holder(&actor, g));
-        // Another engineer's incident does not exist for this one.
-        if grants.is_empty() {
-            return Err(ApiError::not_found("incident"));
-        }
-    }
-    let ended = end_grants(&state, &actor, grants).await?;
+    let ended = tutela_app::grants::resolve_incident(&state, &actor, &tenant, &incident).await?;
     Ok(ApiJson(IncidentResolved { incident, ended }))
 }
 
@@ -521,26 +340,6 @@ pub async fn end_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    let grant = visible_grant(&state, &actor, &id).await?;
-    if actor.role() == Role::Auditor {
-        return Err(ApiError::forbidden_role("end support access"));
-    }
-    let now = state.clock.now();
-    if life(&grant).apply(GrantEvent::Resolve, now).is_err() {
-        return Err(ApiError::Conflict {
-            code: "grant_state",
-            message: format!(
-                "a grant that is {} cannot be ended",
-                life(&grant).status(now).as_str()
-            ),
-            clause: Some(Clause::r(7)),
-        });
-    }
-    end_grants(&state, &actor, vec![grant]).await?;
-    let after = state
-        .store
-        .grant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("grant"))?;
+    let (after, now) = tutela_app::grants::end(&state, &actor, &id).await?;
     Ok(ApiJson(view(&state, &after, now).await?))
 }
