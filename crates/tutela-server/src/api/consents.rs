@@ -16,13 +16,11 @@ use crate::error::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tutela_app::consents::NewEntry;
 use tutela_app::AppState;
-use tutela_core::consent::{
-    self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence, ProvenanceError,
-};
-use tutela_core::{tenant, Actor, Clause, Purpose, Role};
-use tutela_store::consents::{ConsentEntry, PurposeChange};
-use tutela_store::subjects::Subject;
+use tutela_core::consent::{self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence};
+use tutela_core::{Clause, Purpose, Role};
+use tutela_store::consents::PurposeChange;
 use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
@@ -81,15 +79,6 @@ pub struct ConsentLedger {
     pub history: Vec<ConsentView>,
 }
 
-fn clause_of(scope: &ConsentScope) -> Clause {
-    match scope {
-        ConsentScope::Purpose(_) => Clause::r(4),
-        ConsentScope::CrossBorder => Clause::r(18),
-        ConsentScope::ThirdPartyOffering(_) => Clause::r(25),
-        ConsentScope::Guardian => Clause::r(43),
-    }
-}
-
 /// Records a consent or its withdrawal.
 ///
 /// The subject's own token records without evidence (method `subject_self`). A service
@@ -141,70 +130,22 @@ pub async fn record_consent(
     }
     let guardian_ref = super::input::reference("guardian_ref", body.guardian_ref.as_deref(), 128)?;
     let evidence = evidence_of(&body)?;
-    let by_guardian = body.guardian || scope == ConsentScope::Guardian;
-    let now = state.clock.now();
-    if by_guardian {
-        if !tenant::is_minor(subject.adult_on, now.date()) {
-            return Err(ApiError::Invalid {
-                code: "not_a_minor",
-                message: "guardian consent applies to subjects under 18 only".into(),
-                clause: Some(Clause::r(43)),
-            });
-        }
-        if guardian_ref.is_none() {
-            return Err(ApiError::Invalid {
-                code: "guardian_ref_required",
-                message: "a guardian consent names the guardian's verified identity reference"
-                    .into(),
-                clause: Some(Clause::r(43)),
-            });
-        }
-    } else if guardian_ref.is_some() {
-        return Err(ApiError::invalid(
-            "unexpected_guardian_ref",
-            "`guardian_ref` belongs to a guardian consent (`guardian: true`)",
-        ));
-    }
-    let by_subject = actor.role() == Role::EndUser && actor.subject() == Some(&subject.id);
-    let method = consent::provenance(by_subject, by_guardian, body.granted, evidence.as_ref())
-        .map_err(|e| match e {
-            ProvenanceError::NotCitable(_) => ApiError::Invalid {
-                code: "invalid_evidence",
-                message: e.to_string(),
-                clause: None,
-            },
-            ProvenanceError::EvidenceRequired | ProvenanceError::GuardianEvidenceRequired => {
-                ApiError::Invalid {
-                    code: "consent_evidence_required",
-                    message: e.to_string(),
-                    clause: Some(if by_guardian {
-                        Clause::r(43)
-                    } else {
-                        clause_of(&scope)
-                    }),
-                }
-            }
-        })?;
-    let entry = ConsentEntry {
-        id: format!("con_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        scope: scope.clone(),
-        granted: body.granted,
-        statement_version: body.statement_version,
-        channel,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        method,
-        guardian_ref,
-        evidence_ref: evidence.map(|e| e.reference),
-        at: now,
-    };
-    let audit = audit_entry(&actor, &subject, &entry);
-    state.store.append_consent_audited(&entry, &audit).await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(ConsentCreated { id: entry.id }),
-    ))
+    let id = tutela_app::consents::record(
+        &state,
+        &actor,
+        &subject,
+        NewEntry {
+            scope,
+            granted: body.granted,
+            statement_version: body.statement_version,
+            channel,
+            guardian: body.guardian,
+            guardian_ref,
+            evidence,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(ConsentCreated { id })))
 }
 
 /// The evidence a body cites: `evidence` and/or a bare `evidence_ref` (which must agree).
@@ -230,31 +171,6 @@ fn evidence_of(body: &NewConsent) -> Result<Option<Evidence>, ApiError> {
         method: Some(method),
         reference,
     }))
-}
-
-fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: c.at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(c.scope.to_string()),
-        action: if c.granted {
-            "consent_grant"
-        } else {
-            "consent_withdraw"
-        }
-        .to_owned(),
-        decision: "allow".to_owned(),
-        // The channel and the provenance method: vocabulary values only, never the
-        // evidence reference.
-        reason: format!("consent_via_{}:{}", c.channel, c.method),
-        clause: Some(clause_of(&c.scope).to_string()),
-        seq: None,
-    }
 }
 
 /// A subject's consents: the current state per purpose and the full history.
