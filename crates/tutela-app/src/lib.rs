@@ -29,6 +29,7 @@ pub mod records;
 pub mod requests;
 pub mod retention_engine;
 pub mod seed;
+pub mod sharing;
 pub mod startup;
 pub mod state;
 pub mod subjects;

@@ -17,10 +17,10 @@ pub mod locations;
 pub mod recipients;
 pub mod transfers;
 
+pub(super) use tutela_app::sharing::audit;
+
 use crate::error::ApiError;
-use time::OffsetDateTime;
-use tutela_core::{Actor, Category, Clause, Country, Role};
-use tutela_store::vault::AuditEntry;
+use tutela_core::{Actor, Category, Country, Role};
 
 pub(super) fn require(actor: &Actor, roles: &[Role], what: &str) -> Result<(), ApiError> {
     if roles.contains(&actor.role()) {
@@ -49,29 +49,4 @@ pub(super) fn categories(raw: &[String]) -> Result<Vec<Category>, ApiError> {
 
 pub(super) fn country(raw: &str) -> Result<Country, ApiError> {
     Country::parse(raw).map_err(|e| ApiError::invalid("invalid_country", e.to_string()))
-}
-
-pub(super) fn audit(
-    actor: &Actor,
-    at: OffsetDateTime,
-    action: &str,
-    decision: bool,
-    reason: &str,
-    clause: Clause,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: None,
-        subject: None,
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: if decision { "allow" } else { "deny" }.to_owned(),
-        reason: reason.to_owned(),
-        clause: Some(clause.to_string()),
-        seq: None,
-    }
 }

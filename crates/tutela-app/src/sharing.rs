@@ -1,0 +1,212 @@
+//! Sharing (issue 5; R6, R17, R18, R21-R25, R28): the audit entries of the sharing
+//! routes, and a disclosure or transfer decided by `tutela_core::transfer` and recorded
+//! in the register when it goes ahead.
+
+use crate::error::Error;
+use crate::state::AppState;
+use time::OffsetDateTime;
+use tutela_core::consent::{self, ConsentEvent, ConsentScope};
+use tutela_core::policy::{ConsentException, RecipientKind};
+use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
+use tutela_core::{Actor, Category, Clause, Purpose};
+use tutela_store::sharing::Transfer;
+use tutela_store::vault::AuditEntry;
+
+/// A disclosure or transfer asked for, its input parsed and within the caller's scope.
+#[derive(Debug)]
+pub struct TransferInput<'a> {
+    /// The subject id as given; an unknown or malformed one is not found.
+    pub subject: &'a str,
+    pub recipient: &'a str,
+    pub categories: Vec<Category>,
+    pub purpose: Purpose,
+    /// A legal exception claimed instead of consent (R28), with its reference.
+    pub exception: Option<ConsentException>,
+    pub legal_ref: Option<String>,
+    /// A legal prohibition on notifying the customer (R23).
+    pub prohibition_ref: Option<String>,
+}
+
+/// Decides one disclosure or transfer (frozen or erased data never leaves, R19, R33, R41;
+/// an unregistered recipient gets nothing, R21; then `decide_transfer`); notifies the
+/// customer first where R23 requires it; records it in the register. Every decision,
+/// allow or deny, is audited. Returns the register row.
+pub async fn transfer(
+    state: &AppState,
+    actor: &Actor,
+    input: TransferInput<'_>,
+) -> Result<Transfer, Error> {
+    let TransferInput {
+        categories,
+        purpose,
+        exception,
+        legal_ref,
+        prohibition_ref,
+        ..
+    } = input;
+    let (subject, tenant) = crate::subjects::subject_and_tenant(state, input.subject).await?;
+    let now = state.clock.now();
+    let mut entry = audit(actor, now, "transfer", false, "", Clause::r(21));
+    entry.tenant = Some(subject.tenant.to_string());
+    entry.subject = Some(subject.id.to_string());
+    entry.category = categories.first().map(ToString::to_string);
+    entry.purpose = Some(purpose.to_string());
+    // R19, R41: a closed, expired or erased account's data is not disclosed.
+    if !matches!(
+        tenant.state,
+        tutela_core::tenant::TenantState::Trial | tutela_core::tenant::TenantState::Active
+    ) {
+        let clause = Clause::r(
+            if tenant.state == tutela_core::tenant::TenantState::Expired {
+                41
+            } else {
+                19
+            },
+        );
+        entry.reason = "account_frozen".into();
+        entry.clause = Some(clause.to_string());
+        state.audit_writer.append(entry).await?;
+        return Err(Error::Locked {
+            code: "frozen",
+            message: format!("the account is {}; its data is not disclosed", tenant.state),
+            clause: Some(clause),
+        });
+    }
+    // R19, R33: nothing of an erased subject leaves, and what the law keeps is frozen.
+    if let Some(clause) = subject.hold(now).clause() {
+        entry.reason = "subject_erased".into();
+        entry.clause = Some(clause.to_string());
+        state.audit_writer.append(entry).await?;
+        return Err(Error::Locked {
+            code: "subject_erased",
+            message:
+                "this subject's data was erased; what the law keeps is frozen and is not disclosed"
+                    .into(),
+            clause: Some(clause),
+        });
+    }
+    // R21: an unregistered recipient receives nothing.
+    let Some(recipient) = state.store.recipient(input.recipient).await? else {
+        entry.reason = "recipient_not_registered".into();
+        state.audit_writer.append(entry).await?;
+        return Err(Error::Forbidden {
+            code: "recipient_not_registered",
+            message: "only registered recipients receive personal information".into(),
+            clause: Some(Clause::r(21)),
+        });
+    };
+    // The subject's consents that matter: cross-border, and sharing with this offering.
+    let events: Vec<ConsentEvent> = state
+        .store
+        .consents_of(&subject.id)
+        .await?
+        .into_iter()
+        .map(|c| ConsentEvent {
+            scope: c.scope,
+            granted: c.granted,
+            at: c.at,
+        })
+        .collect();
+    let current = consent::current_state(&events);
+    let granted = |scope: &ConsentScope| current.get(scope).is_some_and(|(g, _)| *g);
+    let consents = TransferConsents {
+        cross_border: granted(&ConsentScope::CrossBorder),
+        third_party: granted(&ConsentScope::ThirdPartyOffering(recipient.id.clone())),
+    };
+    let d = transfer::decide_transfer(
+        &state.policy,
+        &TransferRequest {
+            recipient: RecipientView {
+                kind: recipient.kind,
+                country: recipient.country,
+                categories: &recipient.categories,
+                purposes: &recipient.purposes,
+                has_policy_ref: recipient.policy_ref.is_some(),
+            },
+            categories: &categories,
+            purpose,
+            consents,
+            exception,
+        },
+    );
+    entry.clause = Some(d.clause.to_string());
+    entry.reason = d.reason.to_owned();
+    let Some(basis) = d.basis else {
+        state.audit_writer.append(entry).await?;
+        return Err(Error::Forbidden {
+            code: d.reason,
+            message: format!(
+                "transfer refused: {} ({})",
+                d.reason.replace('_', " "),
+                d.clause
+            ),
+            clause: Some(d.clause),
+        });
+    };
+    // R23: the customer hears of a disclosure of its data before it completes, unless
+    // the law forbids telling it (the prohibition's reference is recorded instead).
+    let notice_id = if d.notice_required && prohibition_ref.is_none() {
+        Some(
+            crate::contact::send_service_notice(
+                state,
+                actor,
+                &subject,
+                "customer-data-disclosure-notice",
+                Clause::r(23),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    entry.decision = "allow".into();
+    entry.reason = format!("{}:{}", d.reason, recipient.id);
+    let record = Transfer {
+        id: format!("trf_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        tenant: subject.tenant.clone(),
+        recipient: recipient.id.clone(),
+        recipient_kind: recipient.kind,
+        country: recipient.country,
+        categories,
+        purpose,
+        basis: basis.label(),
+        legal_ref: legal_ref.filter(|_| matches!(basis, transfer::Basis::Exception(_))),
+        policy_ref: recipient
+            .policy_ref
+            .clone()
+            .filter(|_| recipient.kind == RecipientKind::ThirdPartyOffering),
+        notice_id,
+        prohibition_ref: prohibition_ref.filter(|_| d.notice_required),
+        clause: d.clause.to_string(),
+        at: now,
+    };
+    state.store.insert_transfer_audited(&record, &entry).await?;
+    Ok(record)
+}
+
+/// The audit entry of a sharing action (ids and vocabulary only).
+pub fn audit(
+    actor: &Actor,
+    at: OffsetDateTime,
+    action: &str,
+    decision: bool,
+    reason: &str,
+    clause: Clause,
+) -> AuditEntry {
+    AuditEntry {
+        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+        at,
+        token_id: actor.token().to_string(),
+        role: actor.role().to_string(),
+        tenant: None,
+        subject: None,
+        category: None,
+        purpose: None,
+        action: action.to_owned(),
+        decision: if decision { "allow" } else { "deny" }.to_owned(),
+        reason: reason.to_owned(),
+        clause: Some(clause.to_string()),
+        seq: None,
+    }
+}
