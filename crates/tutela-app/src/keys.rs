@@ -10,7 +10,7 @@ use tutela_core::lookup::{self, LookupKind};
 use tutela_core::tenant::TenantName;
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_crypto::envelope::{self, Cipher, Key};
-use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile};
+use tutela_crypto::keys::{self, KeyProvider, LocalKeyFile, MasterKeyCache};
 use tutela_crypto::link::{LinkError, LinkKey};
 use tutela_crypto::webhook::WebhookSecret;
 use tutela_store::sharing::SealedSecret;
@@ -20,7 +20,9 @@ use tutela_store::Store;
 /// Field-level encryption for records.
 pub struct Vault {
     cipher: Cipher,
-    keys: Arc<dyn KeyProvider>,
+    /// Master keys unwrapped once at start and held in memory (wiped on drop): sealing
+    /// and opening never wait on the key provider.
+    keys: MasterKeyCache,
 }
 
 impl std::fmt::Debug for Vault {
@@ -32,21 +34,27 @@ impl std::fmt::Debug for Vault {
 impl Vault {
     /// Opens the local master-key file (creating it, 0600, on first run). Where it is
     /// comes from `app::master_key_file`, which also prepares its directory.
-    pub fn open_local(key_file: &Path, cipher: Cipher) -> anyhow::Result<Self> {
+    pub async fn open_local(key_file: &Path, cipher: Cipher) -> anyhow::Result<Self> {
         let (file, created) = LocalKeyFile::open_or_create(key_file)
             .with_context(|| format!("opening the master key file {}", key_file.display()))?;
         if created {
             tracing::info!(path = %key_file.display(), "created a new local master key");
         }
-        Ok(Self {
-            cipher,
-            keys: Arc::new(file),
-        })
+        Self::open(Arc::new(file), cipher).await
+    }
+
+    /// Loads the master keys from `provider` (an external KMS, or the local file) once;
+    /// from then on they are served from memory.
+    pub async fn open(provider: Arc<dyn KeyProvider>, cipher: Cipher) -> anyhow::Result<Self> {
+        let keys = MasterKeyCache::load(provider)
+            .await
+            .context("loading the master keys")?;
+        Ok(Self { cipher, keys })
     }
 
     /// A fresh tenant key wrapped by the current master key: (master key id, key, wrapped).
     fn new_tenant_key(&self, tenant: &TenantId) -> anyhow::Result<(u32, Key, Vec<u8>)> {
-        let (master_id, master) = self.keys.master()?;
+        let (master_id, master) = self.keys.current();
         let (key, wrapped) =
             keys::new_wrapped_key(self.cipher, &master, &keys::tenant_key_aad(tenant.as_str()))?;
         Ok((master_id, key, wrapped))
@@ -65,7 +73,7 @@ impl Vault {
         };
         let master = self
             .keys
-            .master_by_id(u32::try_from(id).context("master key id out of range")?)?;
+            .by_id(u32::try_from(id).context("master key id out of range")?)?;
         Ok(envelope::unwrap_key(&master, &aad, &wrapped)?)
     }
 
@@ -319,7 +327,7 @@ impl Vault {
         fields: &[&str],
         expires: i64,
     ) -> anyhow::Result<String> {
-        let (id, master) = self.keys.master()?;
+        let (id, master) = self.keys.current();
         let kid = id.to_string();
         let mut all = vec![kid.as_str()];
         all.extend_from_slice(fields);
@@ -339,7 +347,7 @@ impl Vault {
         let Some(kid) = token.split('.').nth(1).and_then(|k| k.parse::<u32>().ok()) else {
             return Ok(Err(LinkError::Invalid));
         };
-        let Ok(master) = self.keys.master_by_id(kid) else {
+        let Ok(master) = self.keys.by_id(kid) else {
             return Ok(Err(LinkError::Invalid));
         };
         Ok(LinkKey::derive(&master)
@@ -350,7 +358,7 @@ impl Vault {
     /// A fresh website visitor id (R16): `vis_<32 hex>.<master key id>.<32 hex tag>`,
     /// the tag from [`keys::visitor_id_tag`]. The key id lets ids outlive a rotation.
     pub fn issue_visitor_id(&self) -> anyhow::Result<String> {
-        let (kid, master) = self.keys.master()?;
+        let (kid, master) = self.keys.current();
         let signed = format!(
             "vis_{}.{kid}",
             hex::encode(tutela_crypto::random_bytes::<16>()?)
@@ -379,7 +387,7 @@ impl Vault {
         else {
             return false;
         };
-        let Ok(master) = self.keys.master_by_id(kid) else {
+        let Ok(master) = self.keys.by_id(kid) else {
             return false;
         };
         // Compared as the lower-case hex the server issued: one spelling per id (an
@@ -396,7 +404,7 @@ impl Vault {
         recipient: &str,
         secret: &WebhookSecret,
     ) -> anyhow::Result<SealedSecret> {
-        let (id, master) = self.keys.master()?;
+        let (id, master) = self.keys.current();
         let sealed = envelope::seal(
             self.cipher,
             &master,
@@ -417,7 +425,7 @@ impl Vault {
     ) -> anyhow::Result<WebhookSecret> {
         let master = self
             .keys
-            .master_by_id(u32::try_from(sealed.key_id).context("master key id out of range")?)?;
+            .by_id(u32::try_from(sealed.key_id).context("master key id out of range")?)?;
         let plain = envelope::open(&master, &webhook_aad(recipient), &sealed.sealed)?;
         let bytes: [u8; 32] = plain
             .try_into()
@@ -428,7 +436,7 @@ impl Vault {
     /// A keyed digest of a one-time identity code for `request` (R35), so the stored
     /// value cannot be brute-forced without the master key. The key id leads.
     pub fn code_digest(&self, request: &str, code: &str) -> anyhow::Result<Vec<u8>> {
-        let (id, master) = self.keys.master()?;
+        let (id, master) = self.keys.current();
         Ok(code_digest_with(id, &master, request, code))
     }
 
@@ -438,7 +446,7 @@ impl Vault {
             return false;
         };
         let kid = u32::from_be_bytes(*kid);
-        let Ok(master) = self.keys.master_by_id(kid) else {
+        let Ok(master) = self.keys.by_id(kid) else {
             return false;
         };
         tutela_crypto::constant_time_eq(&code_digest_with(kid, &master, request, code), digest)
@@ -451,9 +459,9 @@ impl Vault {
         subject: &SubjectId,
         chain: &tutela_store::vault::WrappedKeys,
     ) -> anyhow::Result<Key> {
-        let master = self.keys.master_by_id(
-            u32::try_from(chain.master_key_id).context("master key id out of range")?,
-        )?;
+        let master = self
+            .keys
+            .by_id(u32::try_from(chain.master_key_id).context("master key id out of range")?)?;
         let tk = envelope::unwrap_key(
             &master,
             &keys::tenant_key_aad(tenant.as_str()),
@@ -627,17 +635,17 @@ pub async fn rotate_master(
     key_file: &Path,
     cipher: Cipher,
 ) -> anyhow::Result<RotationReport> {
-    let (mut file, _) =
+    let (file, _) =
         LocalKeyFile::open_or_create(key_file).context("opening the master key file")?;
-    let new_id = file.rotate()?;
-    let (_, new_key) = file.master()?;
+    let keys = MasterKeyCache::load(Arc::new(file)).await?;
+    let new_id = keys.rotate().await?;
+    let (_, new_key) = keys.current();
     let mut rewrapped = 0;
     for (tenant, old_id, wrapped) in store.all_tenant_keys().await? {
         if old_id == i64::from(new_id) {
             continue;
         }
-        let old_key =
-            file.master_by_id(u32::try_from(old_id).context("master key id out of range")?)?;
+        let old_key = keys.by_id(u32::try_from(old_id).context("master key id out of range")?)?;
         let aad = keys::tenant_key_aad(tenant.as_str());
         let fresh = keys::rewrap(cipher, &old_key, &new_key, &aad, &wrapped)
             .with_context(|| format!("re-wrapping the key of tenant {tenant}"))?;

@@ -8,10 +8,10 @@
 use crate::error::Error;
 use crate::state::AppState;
 use std::collections::BTreeMap;
-use tutela_core::consent::{self, ConsentEvent, ConsentScope};
+use tutela_core::consent::{ConsentEvent, ConsentScope};
 use tutela_core::contact::{self, PreferenceTopic};
 use tutela_core::decide::{
-    self, Action, ConditionFacts, ConsentView, Decision, Denial, Effect, NamedBasis, Target,
+    self, Action, ConditionFacts, Decision, Denial, Effect, NamedBasis, Outcome, Target,
 };
 use tutela_core::policy::PurposeCondition;
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
@@ -66,14 +66,9 @@ fn audit_entry(
         subject: Some(subject.id.to_string()),
         category: Some(category.to_string()),
         purpose: purpose.map(|p| p.to_string()),
-        action: match action {
-            Action::Read => "read",
-            Action::Write => "write",
-            Action::Delete => "delete",
-        }
-        .to_owned(),
+        action: action.as_str().to_owned(),
         decision: if d.is_allowed() { "allow" } else { "deny" }.to_owned(),
-        reason: d.reason.to_owned(),
+        reason: d.reason.to_string(),
         clause: Some(d.clause.to_string()),
         seq: None,
     }
@@ -82,7 +77,11 @@ fn audit_entry(
 /// The error a denial answers with: hidden subjects look absent (R2), frozen data is
 /// locked (R19), anything else is forbidden with its reason and clause.
 pub fn denial_error(d: &Decision) -> Error {
-    let message = format!("denied: {} ({})", d.reason.replace('_', " "), d.clause);
+    let message = format!(
+        "denied: {} ({})",
+        d.reason.as_str().replace('_', " "),
+        d.clause
+    );
     match d.effect {
         Effect::Deny(Denial::Hidden) => Error::not_found("subject"),
         Effect::Deny(Denial::Frozen) => Error::Locked {
@@ -91,7 +90,7 @@ pub fn denial_error(d: &Decision) -> Error {
             clause: Some(d.clause),
         },
         _ => Error::Forbidden {
-            code: d.reason,
+            code: d.reason.as_str(),
             message,
             clause: Some(d.clause),
         },
@@ -145,7 +144,6 @@ pub async fn authorize(
     actor: &Actor,
     raw_subject: &str,
     category: Category,
-    purpose: Purpose,
     action: Action,
     basis: Option<&CheckedBasis>,
 ) -> Result<Authorized, Error> {
@@ -164,84 +162,69 @@ pub async fn authorize(
     } else {
         (Vec::new(), Vec::new())
     };
-    let decide_with = |consents: ConsentView<'_>| {
-        decide::decide(
-            &state.policy,
-            &decide::Request {
-                actor,
-                action,
-                target,
-                category,
-                purpose,
-                consents,
-                grants: &grant_views,
-                basis: basis.map(|b| b.basis),
-                now,
-            },
-        )
-    };
+    let purpose = action.purpose();
     // R27: a purpose changed by a successor controller needs this subject's consent
     // given after the change. The map is small and cached; usually empty.
-    let changed_at = state
-        .cache
-        .changed_purposes(&state.store)
-        .await?
-        .get(&purpose)
-        .copied();
-    let decide_on = |events: Option<&[ConsentEvent]>| {
-        let (express, guardian) = events.map(consent::granted_purposes).unwrap_or_default();
-        let reconsent_missing = match (changed_at, events) {
-            (Some(at), Some(ev)) => !consent::reconsented_since(ev, purpose, at),
-            _ => false,
-        };
-        decide_with(ConsentView {
-            express: &express,
-            guardian,
-            reconsent_missing,
-        })
-    };
-    // The ledger is read only when it can change the answer: for a changed purpose, or
-    // when the denial is one a consent lifts (R4, R43). Declared purposes, the common
-    // case, cost no extra query.
-    let mut events = match changed_at {
-        Some(_) => Some(crate::consents::consent_events(state, &subject).await?),
+    let purpose_changed_at = match purpose {
+        Some(p) => state
+            .cache
+            .changed_purposes(&state.store)
+            .await?
+            .get(&p)
+            .copied(),
         None => None,
     };
-    let mut d = decide_on(events.as_deref());
+    let outcome = decide::decide(
+        &state.policy,
+        &decide::Request {
+            actor,
+            action,
+            target,
+            category,
+            purpose_changed_at,
+            grants: &grant_views,
+            basis: basis.map(|b| b.basis),
+            now,
+        },
+    );
+    // The ledger is read only when the decision asks for it: an undeclared purpose (R4),
+    // a minor's write (R43) or a purpose a successor changed (R27). Declared purposes,
+    // the common case, cost no extra query.
     let mut prefetched = None;
-    if events.is_none() && d.depends_on_consent() {
-        // A read resting on express consent (R4): one query brings the record, its keys
-        // and this purpose's latest consent entry, so consent costs no extra round trip.
-        let joined = if action == Action::Read && d.awaits_express_consent() {
-            state
-                .store
-                .record_with_keys_and_consent(&subject.id, category, purpose.as_str())
-                .await?
-        } else {
-            None
-        };
-        match joined {
-            Some((record, chain, latest)) => {
-                let latest: Vec<ConsentEvent> = latest
-                    .map(|(granted, at)| ConsentEvent {
-                        scope: ConsentScope::Purpose(purpose),
+    let mut d = match outcome {
+        Outcome::Decided(d) => d,
+        Outcome::NeedsConsent(q) => {
+            // A read waiting only on its purpose's consent (R4, R27): one query brings
+            // the record, its keys and that purpose's latest consent entry, so consent
+            // costs no extra round trip.
+            let joined = if matches!(action, Action::Read(_)) && !q.asks_guardian() {
+                state
+                    .store
+                    .record_with_keys_and_consent(&subject.id, category, q.purpose().as_str())
+                    .await?
+            } else {
+                None
+            };
+            match joined {
+                Some((record, chain, latest)) => {
+                    let latest = latest.map(|(granted, at)| ConsentEvent {
+                        scope: ConsentScope::Purpose(q.purpose()),
                         granted,
                         at,
-                    })
-                    .into_iter()
-                    .collect();
-                d = decide_on(Some(&latest));
-                prefetched = Some((record, chain));
-            }
-            None => {
-                events = Some(crate::consents::consent_events(state, &subject).await?);
-                d = decide_on(events.as_deref());
+                    });
+                    prefetched = Some((record, chain));
+                    decide::resolve_consent(&q, latest.as_slice())
+                }
+                None => {
+                    let events = crate::consents::consent_events(state, &subject).await?;
+                    decide::resolve_consent(&q, &events)
+                }
             }
         }
-    }
+    };
     // R9, R15: marketing and feedback uses follow the subject's contact preferences.
     if d.condition == Some(PurposeCondition::ContactPreference) {
-        let opted_in = match PreferenceTopic::of_purpose(purpose) {
+        let opted_in = match purpose.and_then(PreferenceTopic::of_purpose) {
             Some(topic) => {
                 contact::opted_in(&state.store.preferences_of(&subject.id).await?, topic)
             }
@@ -250,7 +233,7 @@ pub async fn authorize(
         d = decide::apply_condition(d, ConditionFacts::ContactPreference { opted_in });
     }
     let request_read = basis.is_some_and(|b| b.basis == NamedBasis::Request);
-    let logged_purpose = (action != Action::Delete && !request_read).then_some(purpose);
+    let logged_purpose = purpose.filter(|_| !request_read);
     let mut audit = audit_entry(state, actor, &subject, category, logged_purpose, action, &d);
     // An access under a grant is audited with the grant's id, so the customer can list
     // every access made under each grant; an officer's read names its basis.
@@ -300,8 +283,7 @@ pub async fn read_record(
         actor,
         raw_subject,
         category,
-        purpose,
-        Action::Read,
+        Action::Read(purpose),
         basis,
     )
     .await?;
@@ -330,7 +312,7 @@ pub async fn read_record(
         if !checked.is_allowed() {
             let mut denied = audit;
             denied.decision = "deny".to_owned();
-            denied.reason = checked.reason.to_owned();
+            denied.reason = checked.reason.to_string();
             denied.clause = Some(checked.clause.to_string());
             state.audit_writer.append(denied).await?;
             return Err(denial_error(&checked));
@@ -526,8 +508,7 @@ pub async fn write_record(
         actor,
         raw_subject,
         category,
-        purpose,
-        Action::Write,
+        Action::Write(purpose),
         None,
     )
     .await?;
@@ -611,17 +592,9 @@ pub async fn delete_record(
     raw_subject: &str,
     category: Category,
 ) -> Result<(), Error> {
-    // Deletion declares no purpose (R33); the decision ignores it for `Action::Delete`.
-    let Authorized { subject, audit, .. } = authorize(
-        state,
-        actor,
-        raw_subject,
-        category,
-        Purpose::AccountAdmin,
-        Action::Delete,
-        None,
-    )
-    .await?;
+    // Deletion declares no purpose (R33).
+    let Authorized { subject, audit, .. } =
+        authorize(state, actor, raw_subject, category, Action::Delete, None).await?;
     if state
         .store
         .delete_record_audited(&subject.id, category, &audit)

@@ -127,7 +127,7 @@ pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
                 config.crypto.cipher
             )
         })?;
-    let vault = crate::keys::Vault::open_local(&master_key_file(&config)?, cipher)?;
+    let vault = crate::keys::Vault::open_local(&master_key_file(&config)?, cipher).await?;
     let store = Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;

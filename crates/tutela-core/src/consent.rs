@@ -208,8 +208,20 @@ pub fn current_state(events: &[ConsentEvent]) -> BTreeMap<ConsentScope, (bool, O
     state
 }
 
-/// The purposes with a current express consent, and whether a guardian consent stands:
-/// what [`crate::decide`] needs.
+/// The latest entry for one scope, the one [`current_state`] keeps for it (of entries at
+/// the same instant, the last given), found without building the whole state: what
+/// [`crate::decide::resolve_consent`] reads.
+pub fn latest<'a>(events: &'a [ConsentEvent], scope: &ConsentScope) -> Option<&'a ConsentEvent> {
+    events
+        .iter()
+        .filter(|e| e.scope == *scope)
+        .fold(None, |kept, e| match kept {
+            Some(k) if e.at < k.at => Some(k),
+            _ => Some(e),
+        })
+}
+
+/// The purposes with a current express consent, and whether a guardian consent stands.
 pub fn granted_purposes(events: &[ConsentEvent]) -> (Vec<Purpose>, bool) {
     let state = current_state(events);
     let purposes = state
@@ -233,9 +245,7 @@ pub fn reconsented_since(
     purpose: Purpose,
     changed_at: OffsetDateTime,
 ) -> bool {
-    current_state(events)
-        .get(&ConsentScope::Purpose(purpose))
-        .is_some_and(|(granted, at)| *granted && *at >= changed_at)
+    latest(events, &ConsentScope::Purpose(purpose)).is_some_and(|e| e.granted && e.at >= changed_at)
 }
 
 #[cfg(test)]
@@ -376,6 +386,38 @@ mod tests {
         let mut again = history.to_vec();
         again.push(ev("research", true, t3));
         assert_eq!(granted_purposes(&again).0.len(), 2);
+    }
+
+    /// `latest` keeps, per scope, what `current_state` keeps, ties included.
+    #[test]
+    fn latest_agrees_with_the_current_state() {
+        let t1 = datetime!(2026-11-01 00:00 UTC);
+        let t2 = datetime!(2026-11-02 00:00 UTC);
+        let histories = [
+            vec![],
+            vec![ev("research", true, t1)],
+            vec![ev("research", true, t2), ev("research", false, t1)],
+            vec![ev("research", false, t1), ev("research", true, t1)],
+            vec![ev("research", true, t1), ev("research", false, t1)],
+            vec![
+                ev("guardian", true, t1),
+                ev("research", true, t2),
+                ev("guardian", false, t2),
+                ev("analytics", true, t1),
+            ],
+        ];
+        let scopes = ["research", "guardian", "analytics", "marketing"]
+            .map(|s| ConsentScope::parse(s).unwrap());
+        for history in &histories {
+            let state = current_state(history);
+            for scope in &scopes {
+                assert_eq!(
+                    latest(history, scope).map(|e| (e.granted, e.at)),
+                    state.get(scope).copied(),
+                    "{scope} in {history:?}"
+                );
+            }
+        }
     }
 
     #[test]

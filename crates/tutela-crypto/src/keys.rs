@@ -5,16 +5,29 @@
 
 use crate::envelope::{self, Cipher, Key, OpenError};
 use crate::RandomError;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
-/// Where the master key comes from. The local key file is the default; an external KMS
-/// implements this trait.
+/// What a [`KeyProvider`] returns: a boxed future, so the trait stays object-safe
+/// (`Arc<dyn KeyProvider>`) while an implementation awaits a network call.
+pub type KeyFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KeyProviderError>> + Send + 'a>>;
+
+/// Where master keys come from. The local key file is the default; an external KMS
+/// implements this trait, awaiting its service instead of blocking a runtime worker.
+///
+/// A provider is asked only at start-up, on rotation and on an explicit refresh
+/// ([`MasterKeyCache`]); encrypting and decrypting read the cache and never call it.
 pub trait KeyProvider: Send + Sync {
-    /// The current master key and its id (key ids change on rotation).
-    fn master(&self) -> Result<(u32, Key), KeyProviderError>;
-    /// A master key by id, for unwrapping keys wrapped before a rotation.
-    fn master_by_id(&self, id: u32) -> Result<Key, KeyProviderError>;
+    /// Every master key the provider holds, unwrapped, and which one is current.
+    fn load(&self) -> KeyFuture<'_, MasterKeys>;
+    /// Makes a new current master key (older ones stay, to unwrap what they wrapped)
+    /// and returns its id.
+    fn rotate(&self) -> KeyFuture<'_, u32>;
 }
 
 /// Why a master key is unavailable.
@@ -28,30 +41,154 @@ pub enum KeyProviderError {
     },
     #[error("the key file {0} is malformed")]
     Malformed(PathBuf),
-    #[error("the key file has no master key with id {0}")]
+    #[error("no master key with id {0}")]
     UnknownKey(u32),
+    #[error("two master keys have the id {0}")]
+    DuplicateKey(u32),
+    /// An external key service failed (or, for the key file, its blocking task did).
+    #[error("the key service failed")]
+    Service(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Random(#[from] RandomError),
 }
 
+/// A set of unwrapped master keys by id, one of them current. Each key wipes itself when
+/// its last holder drops it, so a replaced set leaves nothing behind.
+#[derive(Debug)]
+pub struct MasterKeys {
+    current: (u32, Arc<Key>),
+    keys: BTreeMap<u32, Arc<Key>>,
+}
+
+impl ZeroizeOnDrop for MasterKeys {}
+
+// A compile-time check that a cached key set wipes itself (its keys do: `Key` has the
+// same check in `envelope`): dropping the marker stops the build here.
+const _: () = {
+    const fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+    wiped_on_drop::<MasterKeys>();
+};
+
+impl MasterKeys {
+    /// The keys, with `current` among them; an id given twice is ambiguous and refused.
+    pub fn new(
+        current: u32,
+        keys: impl IntoIterator<Item = (u32, Key)>,
+    ) -> Result<Self, KeyProviderError> {
+        let mut map = BTreeMap::new();
+        for (id, key) in keys {
+            if map.insert(id, Arc::new(key)).is_some() {
+                return Err(KeyProviderError::DuplicateKey(id));
+            }
+        }
+        let key = map
+            .get(&current)
+            .cloned()
+            .ok_or(KeyProviderError::UnknownKey(current))?;
+        Ok(Self {
+            current: (current, key),
+            keys: map,
+        })
+    }
+
+    /// The current master key and its id (key ids change on rotation).
+    pub fn current(&self) -> (u32, Arc<Key>) {
+        (self.current.0, Arc::clone(&self.current.1))
+    }
+
+    /// A master key by id, for unwrapping keys wrapped before a rotation.
+    pub fn by_id(&self, id: u32) -> Result<Arc<Key>, KeyProviderError> {
+        self.keys
+            .get(&id)
+            .cloned()
+            .ok_or(KeyProviderError::UnknownKey(id))
+    }
+
+    /// The highest id in the set (a new key takes the next one).
+    fn max_id(&self) -> u32 {
+        self.keys
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.current.0)
+    }
+}
+
+/// The master keys in memory: loaded from a [`KeyProvider`] once, then served without
+/// IO or awaiting on every seal and open. [`MasterKeyCache::rotate`] and
+/// [`MasterKeyCache::refresh`] replace the set; readers holding a key from the old set
+/// keep it until they drop it.
+pub struct MasterKeyCache {
+    provider: Arc<dyn KeyProvider>,
+    keys: RwLock<Arc<MasterKeys>>,
+}
+
+impl std::fmt::Debug for MasterKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKeyCache(..)")
+    }
+}
+
+impl MasterKeyCache {
+    /// Loads the provider's keys (the only await before serving).
+    pub async fn load(provider: Arc<dyn KeyProvider>) -> Result<Self, KeyProviderError> {
+        let keys = provider.load().await?;
+        Ok(Self {
+            provider,
+            keys: RwLock::new(Arc::new(keys)),
+        })
+    }
+
+    fn snapshot(&self) -> Arc<MasterKeys> {
+        // A poisoned lock still holds a whole `Arc` (a swap cannot be half done).
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The current master key and its id, from memory.
+    pub fn current(&self) -> (u32, Arc<Key>) {
+        self.snapshot().current()
+    }
+
+    /// A master key by id, from memory.
+    pub fn by_id(&self, id: u32) -> Result<Arc<Key>, KeyProviderError> {
+        self.snapshot().by_id(id)
+    }
+
+    /// Reloads the keys from the provider (say, after another process rotated them).
+    /// The old set keeps serving until the new one has arrived.
+    pub async fn refresh(&self) -> Result<(), KeyProviderError> {
+        let fresh = Arc::new(self.provider.load().await?);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// Has the provider make a new current master key, then reloads, so the new key
+    /// is served from here on. Returns its id.
+    pub async fn rotate(&self) -> Result<u32, KeyProviderError> {
+        let id = self.provider.rotate().await?;
+        self.refresh().await?;
+        Ok(id)
+    }
+}
+
 /// Master keys in a local file, kept apart from the database: one line per key,
 /// `<id> <64 hex>`, the last line current. Created on first use with mode 0600.
-#[derive(Debug)]
+/// Reading and appending run on tokio's blocking pool, never on an async worker.
+#[derive(Debug, Clone)]
 pub struct LocalKeyFile {
     path: PathBuf,
-    keys: Vec<(u32, [u8; 32])>,
 }
 
 impl LocalKeyFile {
-    /// Opens the file, creating it with a fresh key when missing. The flag says whether
-    /// it was created (so the caller can warn that a development key is in use).
+    /// Opens the file, creating it with a fresh key when missing, and checks that it
+    /// parses. The flag says whether it was created (so the caller can warn that a
+    /// development key is in use). Blocking: for start-up and the command line.
     pub fn open_or_create(path: &Path) -> Result<(Self, bool), KeyProviderError> {
-        let io = |source| KeyProviderError::Io {
+        let file = Self {
             path: path.to_owned(),
-            source,
         };
         if !path.exists() {
-            let key = crate::random_bytes::<32>()?;
+            let key = Key::generate()?;
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
@@ -59,79 +196,91 @@ impl LocalKeyFile {
                 use std::os::unix::fs::OpenOptionsExt as _;
                 opts.mode(0o600);
             }
-            let mut f = opts.open(path).map_err(io)?;
-            writeln!(f, "1 {}", hex::encode(key)).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            return Ok((
-                Self {
-                    path: path.to_owned(),
-                    keys: vec![(1, key)],
-                },
-                true,
-            ));
+            let mut f = opts.open(path).map_err(|e| file.io(e))?;
+            file.append(&mut f, 1, &key)?;
+            return Ok((file, true));
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        file.read()?;
+        Ok((file, false))
+    }
+
+    fn io(&self, source: std::io::Error) -> KeyProviderError {
+        KeyProviderError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn malformed(&self) -> KeyProviderError {
+        KeyProviderError::Malformed(self.path.clone())
+    }
+
+    /// Writes `<id> <hex>` and syncs it; the hex line is wiped from memory after.
+    fn append(&self, f: &mut std::fs::File, id: u32, key: &Key) -> Result<(), KeyProviderError> {
+        let line = Zeroizing::new(format!("{id} {}\n", hex::encode(key.as_bytes())));
+        f.write_all(line.as_bytes()).map_err(|e| self.io(e))?;
+        f.sync_all().map_err(|e| self.io(e))
+    }
+
+    /// Reads and parses the whole file (blocking). The text and the decoded bytes are
+    /// wiped once the keys are built.
+    pub fn read(&self) -> Result<MasterKeys, KeyProviderError> {
+        let text = Zeroizing::new(std::fs::read_to_string(&self.path).map_err(|e| self.io(e))?);
         let mut keys = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let (id, hexkey) = line
                 .trim()
                 .split_once(' ')
-                .ok_or_else(|| KeyProviderError::Malformed(path.to_owned()))?;
-            let id: u32 = id
-                .parse()
-                .map_err(|_| KeyProviderError::Malformed(path.to_owned()))?;
-            let bytes =
-                hex::decode(hexkey).map_err(|_| KeyProviderError::Malformed(path.to_owned()))?;
-            let key: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| KeyProviderError::Malformed(path.to_owned()))?;
-            keys.push((id, key));
+                .ok_or_else(|| self.malformed())?;
+            let id: u32 = id.parse().map_err(|_| self.malformed())?;
+            let bytes = Zeroizing::new(hex::decode(hexkey).map_err(|_| self.malformed())?);
+            keys.push((id, Key::from_slice(&bytes).ok_or_else(|| self.malformed())?));
         }
-        if keys.is_empty() {
-            return Err(KeyProviderError::Malformed(path.to_owned()));
-        }
-        Ok((
-            Self {
-                path: path.to_owned(),
-                keys,
-            },
-            false,
-        ))
+        let current = keys
+            .last()
+            .map(|(id, _)| *id)
+            .ok_or_else(|| self.malformed())?;
+        MasterKeys::new(current, keys).map_err(|e| match e {
+            KeyProviderError::DuplicateKey(_) => self.malformed(),
+            other => other,
+        })
     }
 
-    /// Adds a new current master key (old ones stay for unwrapping until re-wrapped).
-    pub fn rotate(&mut self) -> Result<u32, KeyProviderError> {
-        let id = self.keys.iter().map(|(i, _)| *i).max().unwrap_or(0) + 1;
-        let key = crate::random_bytes::<32>()?;
-        let io = |source| KeyProviderError::Io {
-            path: self.path.clone(),
-            source,
-        };
+    /// Appends a new current master key (blocking); returns its id.
+    pub fn rotate_blocking(&self) -> Result<u32, KeyProviderError> {
+        let keys = self.read()?;
+        let id = keys
+            .max_id()
+            .checked_add(1)
+            .ok_or_else(|| self.malformed())?;
+        let key = Key::generate()?;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.path)
-            .map_err(io)?;
-        writeln!(f, "{id} {}", hex::encode(key)).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        self.keys.push((id, key));
+            .map_err(|e| self.io(e))?;
+        self.append(&mut f, id, &key)?;
         Ok(id)
+    }
+
+    /// Runs `work` on tokio's blocking pool.
+    async fn off_the_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, KeyProviderError> + Send + 'static,
+    ) -> Result<T, KeyProviderError> {
+        let file = self.clone();
+        tokio::task::spawn_blocking(move || work(&file))
+            .await
+            .map_err(|e| KeyProviderError::Service(Box::new(e)))?
     }
 }
 
 impl KeyProvider for LocalKeyFile {
-    fn master(&self) -> Result<(u32, Key), KeyProviderError> {
-        self.keys
-            .last()
-            .map(|(id, k)| (*id, Key::from_bytes(*k)))
-            .ok_or_else(|| KeyProviderError::Malformed(self.path.clone()))
+    fn load(&self) -> KeyFuture<'_, MasterKeys> {
+        Box::pin(self.off_the_runtime(Self::read))
     }
 
-    fn master_by_id(&self, id: u32) -> Result<Key, KeyProviderError> {
-        self.keys
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, k)| Key::from_bytes(*k))
-            .ok_or(KeyProviderError::UnknownKey(id))
+    fn rotate(&self) -> KeyFuture<'_, u32> {
+        Box::pin(self.off_the_runtime(Self::rotate_blocking))
     }
 }
 
@@ -244,6 +393,124 @@ pub fn visitor_id_tag(master: &Key, signed_text: &str) -> [u8; 16] {
 mod tests {
     use super::*;
 
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A stand-in for an external KMS: every call awaits (a gate the test opens, then a
+    /// timer), as a network call would, and counts itself.
+    struct AwaitingKms {
+        gate: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+        keys: Mutex<Vec<(u32, [u8; 32])>>,
+        loads: AtomicUsize,
+    }
+
+    impl AwaitingKms {
+        fn new(gate: tokio::sync::oneshot::Receiver<()>) -> Arc<Self> {
+            Arc::new(Self {
+                gate: tokio::sync::Mutex::new(Some(gate)),
+                keys: Mutex::new(vec![(1, [1; 32])]),
+                loads: AtomicUsize::new(0),
+            })
+        }
+
+        async fn round_trip(&self) {
+            if let Some(gate) = self.gate.lock().await.take() {
+                gate.await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    impl KeyProvider for AwaitingKms {
+        fn load(&self) -> KeyFuture<'_, MasterKeys> {
+            Box::pin(async move {
+                self.round_trip().await;
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                let keys = self.keys.lock().unwrap().clone();
+                let current = keys.last().unwrap().0;
+                MasterKeys::new(
+                    current,
+                    keys.into_iter().map(|(id, k)| (id, Key::from_bytes(k))),
+                )
+            })
+        }
+
+        fn rotate(&self) -> KeyFuture<'_, u32> {
+            Box::pin(async move {
+                self.round_trip().await;
+                let mut keys = self.keys.lock().unwrap();
+                let id = keys.last().unwrap().0 + 1;
+                keys.push((id, [u8::try_from(id).unwrap(); 32]));
+                Ok(id)
+            })
+        }
+    }
+
+    // `tokio::test` runs on one thread: had `load` blocked it, the test itself could
+    // never have run again to open the gate, and it would hang instead of passing.
+    #[tokio::test]
+    async fn an_awaiting_provider_loads_without_blocking_the_runtime() {
+        let (open, gate) = tokio::sync::oneshot::channel();
+        let kms = AwaitingKms::new(gate);
+        let loading = tokio::spawn(MasterKeyCache::load(kms.clone()));
+        tokio::task::yield_now().await;
+        assert!(!loading.is_finished(), "the load is parked on the gate");
+        assert_eq!(kms.loads.load(Ordering::SeqCst), 0);
+        open.send(()).unwrap();
+        let cache = loading.await.unwrap().unwrap();
+        assert_eq!(kms.loads.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.current(), (1, Arc::new(Key::from_bytes([1; 32]))));
+    }
+
+    #[tokio::test]
+    async fn cached_keys_are_served_without_asking_the_provider_again() {
+        let (open, gate) = tokio::sync::oneshot::channel();
+        open.send(()).unwrap();
+        let kms = AwaitingKms::new(gate);
+        let cache = MasterKeyCache::load(kms.clone()).await.unwrap();
+        for _ in 0..1000 {
+            assert_eq!(cache.current().0, 1);
+            assert_eq!(*cache.by_id(1).unwrap(), Key::from_bytes([1; 32]));
+            assert!(matches!(
+                cache.by_id(2),
+                Err(KeyProviderError::UnknownKey(2))
+            ));
+        }
+        assert_eq!(kms.loads.load(Ordering::SeqCst), 1, "one load, at start");
+    }
+
+    #[tokio::test]
+    async fn rotation_through_the_cache_serves_the_new_key_and_keeps_the_old() {
+        let (open, gate) = tokio::sync::oneshot::channel();
+        open.send(()).unwrap();
+        let kms = AwaitingKms::new(gate);
+        let cache = MasterKeyCache::load(kms.clone()).await.unwrap();
+        let (_, before) = cache.current();
+        assert_eq!(cache.rotate().await.unwrap(), 2);
+        assert_eq!(cache.current(), (2, Arc::new(Key::from_bytes([2; 32]))));
+        assert_eq!(cache.by_id(1).unwrap(), before, "the old key still unwraps");
+        assert_eq!(
+            *before,
+            Key::from_bytes([1; 32]),
+            "a held key outlives the swap"
+        );
+    }
+
+    #[test]
+    fn a_key_set_must_contain_its_current_key_once() {
+        assert!(matches!(
+            MasterKeys::new(2, [(1, Key::from_bytes([1; 32]))]),
+            Err(KeyProviderError::UnknownKey(2))
+        ));
+        assert!(matches!(
+            MasterKeys::new(
+                1,
+                [(1, Key::from_bytes([1; 32])), (1, Key::from_bytes([2; 32]))]
+            ),
+            Err(KeyProviderError::DuplicateKey(1))
+        ));
+    }
+
     #[test]
     fn key_file_is_created_private_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
@@ -260,23 +527,28 @@ mod tests {
         }
         let (again, created) = LocalKeyFile::open_or_create(&path).unwrap();
         assert!(!created);
-        assert_eq!(kf.master().unwrap(), again.master().unwrap());
+        assert_eq!(
+            kf.read().unwrap().current(),
+            again.read().unwrap().current()
+        );
     }
 
-    #[test]
-    fn rotation_rewraps_without_touching_data() {
+    #[tokio::test]
+    async fn rotation_rewraps_without_touching_data() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut kf, _) = LocalKeyFile::open_or_create(&dir.path().join("k")).unwrap();
-        let (old_id, old) = kf.master().unwrap();
+        let (kf, _) = LocalKeyFile::open_or_create(&dir.path().join("k")).unwrap();
+        let cache = MasterKeyCache::load(Arc::new(kf)).await.unwrap();
+        let (old_id, old) = cache.current();
         let aad = tenant_key_aad("ten_a");
         let (tenant_key, wrapped) = new_wrapped_key(Cipher::Aes256Gcm, &old, &aad).unwrap();
         let field = envelope::seal(Cipher::Aes256Gcm, &tenant_key, b"f", b"value").unwrap();
-        let new_id = kf.rotate().unwrap();
+        let new_id = cache.rotate().await.unwrap();
         assert_ne!(old_id, new_id);
-        let (_, new) = kf.master().unwrap();
+        let (current_id, new) = cache.current();
+        assert_eq!(current_id, new_id, "the cache serves the rotated key");
         let rewrapped = rewrap(
             Cipher::Aes256Gcm,
-            &kf.master_by_id(old_id).unwrap(),
+            &cache.by_id(old_id).unwrap(),
             &new,
             &aad,
             &wrapped,
@@ -290,7 +562,37 @@ mod tests {
         );
         assert!(envelope::unwrap_key(&new, &aad, &wrapped).is_err());
         let (reloaded, _) = LocalKeyFile::open_or_create(&dir.path().join("k")).unwrap();
-        assert_eq!(reloaded.master().unwrap().0, new_id);
+        assert_eq!(reloaded.read().unwrap().current().0, new_id);
+    }
+
+    #[tokio::test]
+    async fn a_rotation_by_another_process_is_served_after_a_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let (kf, _) = LocalKeyFile::open_or_create(&path).unwrap();
+        let cache = MasterKeyCache::load(Arc::new(kf)).await.unwrap();
+        let (elsewhere, _) = LocalKeyFile::open_or_create(&path).unwrap();
+        let new_id = elsewhere.rotate_blocking().unwrap();
+        assert_eq!(cache.current().0, 1, "served from memory until refreshed");
+        assert!(cache.by_id(new_id).is_err());
+        cache.refresh().await.unwrap();
+        assert_eq!(cache.current().0, new_id);
+        assert_eq!(
+            cache.current().1,
+            elsewhere.read().unwrap().by_id(new_id).unwrap()
+        );
+    }
+
+    #[test]
+    fn key_files_with_a_repeated_id_are_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twice");
+        let line = format!("1 {}\n", hex::encode([3u8; 32]));
+        std::fs::write(&path, format!("{line}{line}")).unwrap();
+        assert!(matches!(
+            LocalKeyFile::open_or_create(&path),
+            Err(KeyProviderError::Malformed(_))
+        ));
     }
 
     #[test]

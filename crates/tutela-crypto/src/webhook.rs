@@ -14,8 +14,17 @@ pub const SIGNATURE_HEADER: &str = "tutela-signature";
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// A recipient's webhook secret (32 random bytes; shown to the operator as hex, once).
+/// Wiped from memory on drop, like [`crate::envelope::Key`].
 #[derive(Clone)]
 pub struct WebhookSecret([u8; 32]);
+
+impl Drop for WebhookSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for WebhookSecret {}
 
 impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,8 +54,12 @@ impl WebhookSecret {
 
     /// Parses the hex form handed to the operator.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes: [u8; 32] = hex::decode(s).ok()?.try_into().ok()?;
-        Some(Self(bytes))
+        let bytes = zeroize::Zeroizing::new(hex::decode(s).ok()?);
+        let mut secret = Self([0; 32]);
+        secret
+            .0
+            .copy_from_slice(bytes.get(..32).filter(|_| bytes.len() == 32)?);
+        Some(secret)
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {

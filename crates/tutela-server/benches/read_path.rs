@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tutela_app::AppState;
 use tutela_core::clock::SystemClock;
-use tutela_core::consent::{self, Channel, ConsentEvent, ConsentMethod, ConsentScope};
-use tutela_core::decide::{self, Action, ConsentView, Target};
+use tutela_core::consent::{Channel, ConsentEvent, ConsentMethod, ConsentScope};
+use tutela_core::decide::{self, Action, Outcome, Target};
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Actor, Category, Purpose, Region, Role, TokenId};
 use tutela_server::Config;
@@ -165,8 +165,8 @@ async fn one_read(f: &Fixture) {
 }
 
 /// A read whose purpose (research) is undeclared for administrator data: allowed only by
-/// the stored express consent. As `api/records.rs` does, the decision is taken twice and
-/// the consent entry arrives in the same query as the record.
+/// the stored express consent. As `api/records.rs` does, the decision asks for the
+/// purpose's consent entry, which arrives in the same query as the record and resolves it.
 async fn consent_based_read(f: &Fixture) {
     read_for(f, Purpose::Research).await;
 }
@@ -174,52 +174,48 @@ async fn consent_based_read(f: &Fixture) {
 async fn read_for(f: &Fixture, purpose: Purpose) {
     let state = &f.state;
     let now = state.clock.now();
-    let decide_with = |express: &[Purpose]| {
-        decide::decide(
-            &state.policy,
-            &decide::Request {
-                actor: &f.actor,
-                action: Action::Read,
-                target: Target {
-                    tenant: &f.subject.tenant,
-                    subject: &f.subject.id,
-                    tenant_state: TenantState::Active,
-                    hold: tutela_core::erasure::SubjectHold::None,
-                    minor: false,
-                },
-                category: Category::Administrator,
-                purpose,
-                consents: ConsentView {
-                    express,
-                    ..ConsentView::default()
-                },
-                grants: &[],
-                basis: None,
-                now,
+    let outcome = decide::decide(
+        &state.policy,
+        &decide::Request {
+            actor: &f.actor,
+            action: Action::Read(purpose),
+            target: Target {
+                tenant: &f.subject.tenant,
+                subject: &f.subject.id,
+                tenant_state: TenantState::Active,
+                hold: tutela_core::erasure::SubjectHold::None,
+                minor: false,
             },
-        )
-    };
-    let mut d = decide_with(&[]);
+            category: Category::Administrator,
+            purpose_changed_at: None,
+            grants: &[],
+            basis: None,
+            now,
+        },
+    );
     let mut prefetched = None;
-    if d.awaits_express_consent() {
-        let (record, chain, latest) = state
-            .store
-            .record_with_keys_and_consent(&f.subject.id, Category::Administrator, purpose.as_str())
-            .await
-            .unwrap()
-            .unwrap();
-        let events: Vec<ConsentEvent> = latest
-            .map(|(granted, at)| ConsentEvent {
-                scope: ConsentScope::Purpose(purpose),
+    let d = match outcome {
+        Outcome::Decided(d) => d,
+        Outcome::NeedsConsent(q) => {
+            let (record, chain, latest) = state
+                .store
+                .record_with_keys_and_consent(
+                    &f.subject.id,
+                    Category::Administrator,
+                    q.purpose().as_str(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            let latest = latest.map(|(granted, at)| ConsentEvent {
+                scope: ConsentScope::Purpose(q.purpose()),
                 granted,
                 at,
-            })
-            .into_iter()
-            .collect();
-        let (express, _) = consent::granted_purposes(&events);
-        d = decide_with(&express);
-        prefetched = Some((record, chain));
-    }
+            });
+            prefetched = Some((record, chain));
+            decide::resolve_consent(&q, latest.as_slice())
+        }
+    };
     assert!(d.is_allowed());
     let (record, chain) = match prefetched {
         Some(p) => p,

@@ -1,8 +1,9 @@
 //! The consent ledger's rows (issue 4). Append-only: this module has no UPDATE or
 //! DELETE. Each entry commits in one transaction with its audit entry.
 
-use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use crate::audit::{insert_audit, AuditEntry};
+use crate::db::Value;
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::consent::{Channel, ConsentMethod, ConsentScope};
 use tutela_core::{Purpose, SubjectId};
@@ -61,43 +62,51 @@ type ConsentRow = (
 impl Store {
     /// Appends a consent entry and its audit entry in one transaction.
     pub async fn append_consent_audited(&self, c: &ConsentEntry, audit: &AuditEntry) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO consents (id, subject_id, scope, granted, statement_version, channel, \
-                 token_id, role, method, guardian_ref, evidence_ref, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&c.id)
-            .bind(c.subject.as_str())
-            .bind(c.scope.to_string())
-            .bind(c.granted)
-            .bind(&c.statement_version)
-            .bind(c.channel.as_str())
-            .bind(&c.token_id)
-            .bind(&c.role)
-            .bind(c.method.as_str())
-            .bind(c.guardian_ref.as_deref())
-            .bind(c.evidence_ref.as_deref())
-            .bind(to_micros(c.at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let params: Vec<Value> = vec![
+            (&c.id).into(),
+            c.subject.as_str().into(),
+            c.scope.to_string().into(),
+            c.granted.into(),
+            (&c.statement_version).into(),
+            c.channel.as_str().into(),
+            (&c.token_id).into(),
+            (&c.role).into(),
+            c.method.as_str().into(),
+            c.guardian_ref.as_deref().into(),
+            c.evidence_ref.as_deref().into(),
+            to_micros(c.at).into(),
+        ];
+        let audit = audit.clone();
+        self.write(move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "INSERT INTO consents (id, subject_id, scope, granted, statement_version, channel, \
+                     token_id, role, method, guardian_ref, evidence_ref, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    &params,
+                )
+                .await?;
+                insert_audit(db, &audit).await
+            })
+        })
+        .await
     }
 
     /// A subject's whole consent history, oldest first.
     pub async fn consents_of(&self, subject: &SubjectId) -> Result<Vec<ConsentEntry>> {
-        let rows: Vec<ConsentRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, subject_id, scope, granted, statement_version, channel, token_id, role, \
-                 method, guardian_ref, evidence_ref, at FROM consents WHERE subject_id = $1 ORDER BY at, id",
-            )
-            .bind(subject.as_str())
-            .fetch_all(p)
-            .await
-        })?;
+        let subject = subject.as_str().to_owned();
+        let rows: Vec<ConsentRow> = self
+            .scan(move |db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT id, subject_id, scope, granted, statement_version, channel, token_id, role, \
+                         method, guardian_ref, evidence_ref, at FROM consents WHERE subject_id = $1 ORDER BY at, id",
+                        &[subject.into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.into_iter()
             .map(
                 |(
@@ -138,42 +147,44 @@ impl Store {
         &self,
         changes: &[(PurposeChange, AuditEntry)],
     ) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            for (c, audit) in changes {
-                sqlx::query(
-                    "INSERT INTO purpose_changes (id, purpose, controller, reason, notice_ref, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&c.id)
-                .bind(c.purpose.as_str())
-                .bind(&c.controller)
-                .bind(&c.reason)
-                .bind(c.notice_ref.as_deref())
-                .bind(to_micros(c.at))
-                .execute(&mut *tx)
-                .await?;
-                bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                    .execute(&mut *tx)
+        let changes = changes.to_vec();
+        self.write(move |db| {
+            Box::pin(async move {
+                for (c, audit) in &changes {
+                    db.execute(
+                        "INSERT INTO purpose_changes (id, purpose, controller, reason, notice_ref, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[
+                            (&c.id).into(),
+                            c.purpose.as_str().into(),
+                            (&c.controller).into(),
+                            (&c.reason).into(),
+                            c.notice_ref.as_deref().into(),
+                            to_micros(c.at).into(),
+                        ],
+                    )
                     .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
+                    insert_audit(db, audit).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Every purpose change, oldest first.
     pub async fn purpose_changes(&self) -> Result<Vec<PurposeChange>> {
-        let rows: Vec<(String, String, String, String, Option<String>, i64)> = on_pool!(
-            self,
-            |p| {
-                sqlx::query_as(
-                "SELECT id, purpose, controller, reason, notice_ref, at FROM purpose_changes ORDER BY at, id",
-            )
-            .fetch_all(p)
-            .await
-            }
-        )?;
+        let rows: Vec<(String, String, String, String, Option<String>, i64)> = self
+            .scan(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT id, purpose, controller, reason, notice_ref, at FROM purpose_changes ORDER BY at, id",
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.into_iter()
             .map(|(id, purpose, controller, reason, notice_ref, at)| {
                 Ok(PurposeChange {
@@ -221,78 +232,54 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("t.db").display());
         let store = Store::connect(&url).await.unwrap();
         let now = OffsetDateTime::UNIX_EPOCH;
-        {
-            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
-                unreachable!("a sqlite: url opens SQLite")
-            };
-            let mut conn = conn.lock().await;
-            let conn = conn.as_mut().unwrap();
-            sqlx::raw_sql(
-                "CREATE TABLE tutela_schema (version BIGINT PRIMARY KEY, \
-                 description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-            for &(version, description, sql) in
-                crate::sqlite::MIGRATIONS.iter().filter(|m| m.0 < 18)
-            {
-                sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
-                sqlx::query(
-                    "INSERT INTO tutela_schema (version, description, applied_at) VALUES ($1, $2, 0)",
-                )
-                .bind(version)
-                .bind(description)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            }
-        }
         let tenant = TenantId::from_bytes([1; 16]);
         let subject = SubjectId::from_bytes([2; 16]);
-        // The tenant and subject as the pre-0018 binary wrote them (raw SQL: today's
-        // store writes columns of later schemas).
-        {
-            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
-                unreachable!("a sqlite: url opens SQLite")
-            };
-            let mut conn = conn.lock().await;
-            let conn = conn.as_mut().unwrap();
-            sqlx::query(
-                "INSERT INTO tenants (id, name, kind, state, created_at) \
-                 VALUES ($1, 'Legacy tenant', 'enterprise', 'active', 0)",
-            )
-            .bind(tenant.as_str())
-            .execute(&mut *conn)
+        let migrations = crate::db::dialect(crate::Backend::Sqlite).migrations;
+        let (t, s) = (tenant.as_str().to_owned(), subject.as_str().to_owned());
+        store
+            .write(move |db| {
+                Box::pin(async move {
+                    // The version table as it was before checksums (issue 15), at 0017.
+                    db.execute_script(
+                        "CREATE TABLE tutela_schema (version BIGINT PRIMARY KEY, \
+                         description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                    )
+                    .await?;
+                    for &(version, description, sql) in migrations.iter().filter(|m| m.0 < 18) {
+                        db.execute_script(sql).await?;
+                        db.execute(
+                            "INSERT INTO tutela_schema (version, description, applied_at) VALUES ($1, $2, 0)",
+                            &[version.into(), description.into()],
+                        )
+                        .await?;
+                    }
+                    // The tenant, subject and a consent row as the pre-0018 binary wrote
+                    // them (raw SQL: today's store writes columns of later schemas).
+                    db.execute(
+                        "INSERT INTO tenants (id, name, kind, state, created_at) \
+                         VALUES ($1, 'Legacy tenant', 'enterprise', 'active', 0)",
+                        &[(&t).into()],
+                    )
+                    .await?;
+                    db.execute(
+                        "INSERT INTO subjects (id, tenant_id, kind, created_at) \
+                         VALUES ($1, $2, 'contact', 0)",
+                        &[(&s).into(), (&t).into()],
+                    )
+                    .await?;
+                    db.execute(
+                        "INSERT INTO consents (id, subject_id, scope, granted, statement_version, \
+                         channel, token_id, role, guardian_ref, evidence_ref, at) \
+                         VALUES ('con_old', $1, 'research', 1, '2.0', 'portal', 'tok_old', \
+                         'service', NULL, NULL, 0)",
+                        &[(&s).into()],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
             .await
             .unwrap();
-            sqlx::query(
-                "INSERT INTO subjects (id, tenant_id, kind, created_at) \
-                 VALUES ($1, $2, 'contact', 0)",
-            )
-            .bind(subject.as_str())
-            .bind(tenant.as_str())
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        }
-        // A row as the pre-0018 binary wrote it.
-        {
-            let crate::Writer::Sqlite { conn, .. } = &store.writer else {
-                unreachable!("a sqlite: url opens SQLite")
-            };
-            let mut conn = conn.lock().await;
-            sqlx::query(
-                "INSERT INTO consents (id, subject_id, scope, granted, statement_version, \
-                 channel, token_id, role, guardian_ref, evidence_ref, at) \
-                 VALUES ('con_old', $1, 'research', 1, '2.0', 'portal', 'tok_old', \
-                 'service', NULL, NULL, 0)",
-            )
-            .bind(subject.as_str())
-            .execute(conn.as_mut().unwrap())
-            .await
-            .unwrap();
-        }
 
         let status = store.migrate(now).await.unwrap();
         assert_eq!((status.from, status.to), (17, crate::SCHEMA_VERSION));
@@ -322,5 +309,72 @@ mod tests {
             ]
         );
         assert_eq!(ledger[1], new);
+    }
+
+    /// A consent entry and a purpose change each commit with their audit entry and read
+    /// back as written, on both engines (R4, R27).
+    #[tokio::test]
+    async fn consents_and_purpose_changes_read_back_with_their_audit() {
+        use crate::requests::tests::{actions, audit as audit_as, nonce, stores, subject_row};
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let n = nonce();
+            let (tenant, subject) = (TenantId::from_bytes(n), SubjectId::from_bytes(n));
+            let reason = format!("consent-test-{}", subject.as_str());
+            let aid = |k: u8| format!("aud_{}_{k}", subject.as_str());
+            subject_row(&store, &tenant, &subject).await;
+            let at = OffsetDateTime::UNIX_EPOCH;
+            let granted = ConsentEntry {
+                id: format!("con_{}_1", subject.as_str()),
+                subject: subject.clone(),
+                scope: ConsentScope::ThirdPartyOffering("rcp_partner".into()),
+                granted: true,
+                statement_version: "3.1".into(),
+                channel: Channel::Portal,
+                token_id: "tok_subject".into(),
+                role: "subject".into(),
+                method: ConsentMethod::SubjectSelf,
+                guardian_ref: Some("guardian-ref".into()),
+                evidence_ref: None,
+                at,
+            };
+            let withdrawn = ConsentEntry {
+                id: format!("con_{}_2", subject.as_str()),
+                granted: false,
+                at: at + time::Duration::SECOND,
+                ..granted.clone()
+            };
+            for (k, c) in [(1, &withdrawn), (2, &granted)] {
+                store
+                    .append_consent_audited(c, &audit_as(&aid(k), "consent.record", &reason))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                store.consents_of(&subject).await.unwrap(),
+                [granted, withdrawn]
+            );
+            let change = PurposeChange {
+                id: format!("pch_{}", subject.as_str()),
+                purpose: Purpose::Marketing,
+                controller: "Successor Ltd".into(),
+                reason: "merger".into(),
+                notice_ref: Some("notice-1".into()),
+                at,
+            };
+            store
+                .insert_purpose_changes_audited(&[(
+                    change.clone(),
+                    audit_as(&aid(3), "purpose.change", &reason),
+                )])
+                .await
+                .unwrap();
+            let changes = store.purpose_changes().await.unwrap();
+            assert!(changes.contains(&change));
+            assert_eq!(
+                actions(&store, &reason).await,
+                ["consent.record", "consent.record", "purpose.change"]
+            );
+        }
     }
 }

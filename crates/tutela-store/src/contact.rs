@@ -1,8 +1,9 @@
 //! Contact preferences and the message outbox (issue 4; R9, R15). Each change commits
 //! with its audit entry.
 
-use crate::vault::{audit_and_commit, bind_audit, AuditEntry, INSERT_AUDIT};
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use crate::audit::{insert_audit, AuditEntry};
+use crate::db::Db;
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::contact::{ContactChannel, MessageKind, PreferenceTopic, Preferences};
 use tutela_core::SubjectId;
@@ -50,40 +51,46 @@ fn decode_message(
     })
 }
 
-/// Inserts a gated message (and its sealed parameters, if any) in an open transaction.
-macro_rules! insert_message {
-    ($tx:ident, $m:expr, $params:expr) => {{
-        let m = $m;
-        sqlx::query(
-            "INSERT INTO messages (id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&m.id)
-        .bind(m.subject.as_str())
-        .bind(m.kind.as_str())
-        .bind(m.channel.as_str())
-        .bind(&m.template)
-        .bind(&m.status)
-        .bind(&m.reason)
-        .bind(&m.clause)
-        .bind($crate::to_micros(m.created_at))
-        .bind($params)
-        .execute(&mut *$tx)
-        .await?;
-    }};
+/// Inserts a gated message (and its sealed parameters, if any) in the caller's
+/// transaction.
+pub(crate) async fn insert_message(
+    db: &mut Db<'_>,
+    m: &Message,
+    sealed_params: Option<&[u8]>,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO messages (id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            (&m.id).into(),
+            m.subject.as_str().into(),
+            m.kind.as_str().into(),
+            m.channel.as_str().into(),
+            (&m.template).into(),
+            (&m.status).into(),
+            (&m.reason).into(),
+            (&m.clause).into(),
+            to_micros(m.created_at).into(),
+            sealed_params.into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
-pub(crate) use insert_message;
 
 impl Store {
     pub async fn preferences_of(&self, subject: &SubjectId) -> Result<Preferences> {
-        let rows: Vec<(String, String, bool)> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT topic, channel, allowed FROM contact_preferences WHERE subject_id = $1",
-            )
-            .bind(subject.as_str())
-            .fetch_all(p)
-            .await
-        })?;
+        let rows: Vec<(String, String, bool)> = self
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT topic, channel, allowed FROM contact_preferences WHERE subject_id = $1",
+                        &[subject.as_str().into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.into_iter()
             .map(|(topic, channel, allowed)| {
                 Ok((
@@ -105,40 +112,47 @@ impl Store {
         source: &str,
         at: OffsetDateTime,
     ) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            for (topic, channel, allowed, audit) in changes {
-                sqlx::query(
-                    "INSERT INTO contact_preferences (subject_id, topic, channel, allowed, source, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (subject_id, topic, channel) \
-                     DO UPDATE SET allowed = excluded.allowed, source = excluded.source, updated_at = excluded.updated_at",
-                )
-                .bind(subject.as_str())
-                .bind(topic.as_str())
-                .bind(channel.as_str())
-                .bind(*allowed)
-                .bind(source)
-                .bind(to_micros(at))
-                .execute(&mut *tx)
-                .await?;
-                bind_audit!(sqlx::query(INSERT_AUDIT), audit)
-                    .execute(&mut *tx)
+        let subject = subject.as_str().to_owned();
+        let changes = changes.to_vec();
+        let source = source.to_owned();
+        let at = to_micros(at);
+        self.write(move |db| {
+            Box::pin(async move {
+                for (topic, channel, allowed, audit) in &changes {
+                    db.execute(
+                        "INSERT INTO contact_preferences (subject_id, topic, channel, allowed, source, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (subject_id, topic, channel) \
+                         DO UPDATE SET allowed = excluded.allowed, source = excluded.source, updated_at = excluded.updated_at",
+                        &[
+                            (&subject).into(),
+                            topic.as_str().into(),
+                            channel.as_str().into(),
+                            (*allowed).into(),
+                            (&source).into(),
+                            at.into(),
+                        ],
+                    )
                     .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
+                    insert_audit(db, audit).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Records a gated message and the gate's audit entry in one transaction.
     pub async fn insert_message_audited(&self, m: &Message, audit: &AuditEntry) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            insert_message!(tx, m, None::<&[u8]>);
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let m = m.clone();
+        let audit = audit.clone();
+        self.write(move |db| {
+            Box::pin(async move {
+                insert_message(db, &m, None).await?;
+                insert_audit(db, &audit).await
+            })
+        })
+        .await
     }
 
     /// A message with its sealed parameters (for the delivery system that renders it).
@@ -158,15 +172,18 @@ impl Store {
             i64,
             Option<Vec<u8>>,
         );
-        let row: Option<Row> = on_pool!(self, |p| {
-            sqlx::query_as(
-                    "SELECT id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params \
-                     FROM messages WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(p)
-                .await
-        })?;
+        let row: Option<Row> = self
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_optional(
+                        "SELECT id, subject_id, kind, channel, template, status, reason, clause, created_at, sealed_params \
+                         FROM messages WHERE id = $1",
+                        &[id.into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
         row.map(
             |(id, subject, kind, channel, template, status, reason, clause, at, params)| {
                 Ok((
@@ -182,15 +199,121 @@ impl Store {
 
     /// Messages of a subject, oldest first.
     pub async fn messages_of(&self, subject: &SubjectId) -> Result<Vec<Message>> {
-        let rows: Vec<MessageRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, subject_id, kind, channel, template, status, reason, clause, created_at \
-                 FROM messages WHERE subject_id = $1 ORDER BY created_at, id",
-            )
-            .bind(subject.as_str())
-            .fetch_all(p)
-            .await
-        })?;
+        let subject = subject.as_str().to_owned();
+        let rows: Vec<MessageRow> = self
+            .scan(move |db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT id, subject_id, kind, channel, template, status, reason, clause, created_at \
+                         FROM messages WHERE subject_id = $1 ORDER BY created_at, id",
+                        &[subject.into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.into_iter().map(decode_message).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::requests::tests::{actions, audit, nonce, stores, subject_row};
+    use tutela_core::TenantId;
+
+    /// A preference change replaces the earlier choice for its (topic, channel), each with
+    /// its audit entry; a gated message reads back without parameters (R9, R15).
+    #[tokio::test]
+    async fn preferences_are_upserted_and_messages_recorded_with_their_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let n = nonce();
+            let (tenant, subject) = (TenantId::from_bytes(n), SubjectId::from_bytes(n));
+            let reason = format!("contact-test-{}", subject.as_str());
+            let aid = |k: u8| format!("aud_{}_{k}", subject.as_str());
+            subject_row(&store, &tenant, &subject).await;
+            let at = OffsetDateTime::UNIX_EPOCH;
+            store
+                .set_preferences_audited(
+                    &subject,
+                    &[
+                        (
+                            PreferenceTopic::Marketing,
+                            ContactChannel::Email,
+                            true,
+                            audit(&aid(1), "preference.set", &reason),
+                        ),
+                        (
+                            PreferenceTopic::Surveys,
+                            ContactChannel::Sms,
+                            true,
+                            audit(&aid(2), "preference.set", &reason),
+                        ),
+                    ],
+                    "portal",
+                    at,
+                )
+                .await
+                .unwrap();
+            store
+                .set_preferences_audited(
+                    &subject,
+                    &[(
+                        PreferenceTopic::Marketing,
+                        ContactChannel::Email,
+                        false,
+                        audit(&aid(3), "preference.set", &reason),
+                    )],
+                    "portal",
+                    at,
+                )
+                .await
+                .unwrap();
+            let prefs = store.preferences_of(&subject).await.unwrap();
+            assert_eq!(prefs.len(), 2);
+            assert_eq!(
+                prefs.get(&(PreferenceTopic::Marketing, ContactChannel::Email)),
+                Some(&false)
+            );
+            assert_eq!(
+                prefs.get(&(PreferenceTopic::Surveys, ContactChannel::Sms)),
+                Some(&true)
+            );
+            let m = Message {
+                id: format!("msg_{}", subject.as_str()),
+                subject: subject.clone(),
+                kind: MessageKind::Marketing,
+                channel: ContactChannel::Email,
+                template: "newsletter".into(),
+                status: "suppressed".into(),
+                reason: "preference".into(),
+                clause: "R15".into(),
+                created_at: at,
+            };
+            store
+                .insert_message_audited(&m, &audit(&aid(4), "message.suppressed", &reason))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.message_with_params(&m.id).await.unwrap(),
+                Some((m.clone(), None))
+            );
+            assert_eq!(
+                store.message_with_params("msg_missing").await.unwrap(),
+                None
+            );
+            assert_eq!(store.messages_of(&subject).await.unwrap(), [m]);
+            assert_eq!(
+                actions(&store, &reason).await,
+                [
+                    "preference.set",
+                    "preference.set",
+                    "preference.set",
+                    "message.suppressed"
+                ]
+            );
+        }
     }
 }

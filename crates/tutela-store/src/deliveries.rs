@@ -3,8 +3,9 @@
 //! without its notifications. Senders claim due rows with a lease (`leased_until`), so
 //! two replicas never send the same row at once; a crashed sender's lease just expires.
 
-use crate::vault::AuditEntry;
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store, Writer};
+use crate::audit::{insert_audit_rows, AuditEntry};
+use crate::db::{values_placeholders, Db, Value};
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::delivery::DeliveryStatus;
 
@@ -125,49 +126,47 @@ fn decode(r: Row) -> Result<Delivery> {
     })
 }
 
-/// Adds the statements inserting deliveries to a [`crate::script::Script`], 500 rows
-/// per statement.
-macro_rules! push_deliveries {
-    ($script:ident, $deliveries:expr) => {{
-        for chunk in $deliveries.chunks(500) {
-            if chunk.is_empty() {
-                continue;
-            }
-            $script
-                .statement(&format!(
-                    "INSERT INTO deliveries ({}) ",
-                    $crate::deliveries::COLUMNS
-                ))
-                .push_values(chunk, |mut b, d| {
-                    b.push_bind(&d.id)
-                        .push_bind(&d.request)
-                        .push_bind(&d.recipient)
-                        .push_bind(&d.subject)
-                        .push_bind(d.status.as_str())
-                        .push_bind(&d.body)
-                        .push_bind(i64::from(d.attempts))
-                        .push_bind($crate::to_micros(d.next_attempt_at))
-                        .push_bind(d.last_error.as_deref())
-                        .push_bind(d.acked_at.map($crate::to_micros))
-                        .push_bind(d.waived_reason.as_deref())
-                        .push_bind(d.waived_reason_sealed.as_deref())
-                        .push_bind($crate::to_micros(d.created_at))
-                        .push_bind($crate::to_micros(d.updated_at));
-                });
-        }
-    }};
-}
-pub(crate) use push_deliveries;
+/// Rows per multi-row INSERT of deliveries (14 binds each, far below both engines' bind
+/// limits).
+const INSERT_ROWS: usize = 500;
+/// Columns bound per delivery row.
+const BINDS: usize = 14;
 
-/// Inserts deliveries in an open transaction, 500 per statement.
-macro_rules! insert_deliveries {
-    ($tx:ident, $deliveries:expr) => {{
-        let mut script = $crate::script::Script::new();
-        $crate::deliveries::push_deliveries!(script, $deliveries);
-        $crate::script::run_script!($tx, script);
-    }};
+fn push_params(out: &mut Vec<Value>, d: &Delivery) {
+    out.extend([
+        Value::from(&d.id),
+        Value::from(d.request.as_deref()),
+        Value::from(&d.recipient),
+        Value::from(d.subject.as_deref()),
+        Value::from(d.status.as_str()),
+        Value::from(&d.body),
+        Value::from(i64::from(d.attempts)),
+        Value::from(to_micros(d.next_attempt_at)),
+        Value::from(d.last_error.as_deref()),
+        Value::from(d.acked_at.map(to_micros)),
+        Value::from(d.waived_reason.as_deref()),
+        Value::from(d.waived_reason_sealed.as_deref()),
+        Value::from(to_micros(d.created_at)),
+        Value::from(to_micros(d.updated_at)),
+    ]);
 }
-pub(crate) use insert_deliveries;
+
+/// Inserts deliveries inside the caller's transaction (`INSERT_ROWS` per statement), so
+/// that they commit with the erasure or retention batch that causes them.
+pub(crate) async fn insert_deliveries(db: &mut Db<'_>, deliveries: &[Delivery]) -> Result<()> {
+    for chunk in deliveries.chunks(INSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO deliveries ({COLUMNS}) VALUES {}",
+            values_placeholders(chunk.len(), BINDS, 1)
+        );
+        let mut params = Vec::with_capacity(chunk.len() * BINDS);
+        for d in chunk {
+            push_params(&mut params, d);
+        }
+        db.execute(&sql, &params).await?;
+    }
+    Ok(())
+}
 
 /// How an attempt, an acknowledgement or a waiver changes a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,19 +186,17 @@ impl Store {
     pub async fn deliveries_of(&self, request: &str) -> Result<Vec<Delivery>> {
         let sql =
             format!("SELECT {COLUMNS} FROM deliveries WHERE request_id = $1 ORDER BY recipient_id");
-        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(request)
-            .fetch_all(p)
-            .await)?;
+        let rows: Vec<Row> = self
+            .read(|db| Box::pin(async move { db.fetch_all(&sql, &[request.into()]).await }))
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
         let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1");
-        let row: Option<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
+        let row: Option<Row> = self
+            .read(|db| Box::pin(async move { db.fetch_optional(&sql, &[id.into()]).await }))
+            .await?;
         row.map(decode).transpose()
     }
 
@@ -212,24 +209,30 @@ impl Store {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        let lock = match self.writer {
-            Writer::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Writer::Sqlite { .. } => "",
-        };
-        let sql = format!(
-            "UPDATE deliveries SET leased_until = $1 WHERE id IN (\
-               SELECT id FROM deliveries \
-               WHERE status IN ('pending', 'delivered') AND next_attempt_at <= $2 \
-                 AND (leased_until IS NULL OR leased_until <= $2) \
-               ORDER BY next_attempt_at, id LIMIT $3{lock}) \
-             RETURNING {COLUMNS}"
-        );
-        let rows: Vec<Row> = on_writer!(self, |p| sqlx::query_as(&sql)
-            .bind(to_micros(lease_until))
-            .bind(to_micros(now))
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await)?;
+        let rows: Vec<Row> = self
+            .write(move |db| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "UPDATE deliveries SET leased_until = $1 WHERE id IN (\
+                           SELECT id FROM deliveries \
+                           WHERE status IN ('pending', 'delivered') AND next_attempt_at <= $2 \
+                             AND (leased_until IS NULL OR leased_until <= $2) \
+                           ORDER BY next_attempt_at, id LIMIT $3{}) \
+                         RETURNING {COLUMNS}",
+                        db.dialect().skip_locked
+                    );
+                    db.fetch_all(
+                        &sql,
+                        &[
+                            to_micros(lease_until).into(),
+                            to_micros(now).into(),
+                            i64::from(limit).into(),
+                        ],
+                    )
+                    .await
+                })
+            })
+            .await?;
         let mut out = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
         Ok(out)
@@ -238,13 +241,17 @@ impl Store {
     /// The earliest time a sendable delivery falls due, if any (the sender sleeps until
     /// then or until woken).
     pub async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>> {
-        let row: Option<(Option<i64>,)> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivered')"
-        )
-        .fetch_optional(p)
-        .await
-        })?;
+        let row: Option<(Option<i64>,)> = self
+            .read(|db| {
+                Box::pin(async move {
+                    db.fetch_optional(
+                        "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivered')",
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .await?;
         row.and_then(|(t,)| t).map(from_micros).transpose()
     }
 
@@ -257,36 +264,40 @@ impl Store {
         if updates.is_empty() {
             return Ok(0);
         }
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            let mut changed = 0;
-            let mut audits = Vec::with_capacity(updates.len());
-            for (id, u, audit) in updates {
-                let n = sqlx::query(
-                    "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
-                     acked_at = $5, waived_reason_sealed = $6, updated_at = $7, leased_until = NULL \
-                     WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
-                )
-                .bind(u.status.as_str())
-                .bind(i64::from(u.attempts))
-                .bind(to_micros(u.next_attempt_at))
-                .bind(u.last_error.as_deref())
-                .bind(u.acked_at.map(to_micros))
-                .bind(u.waived_reason_sealed.as_deref())
-                .bind(to_micros(u.at))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n > 0 {
-                    changed += 1;
-                    audits.push(audit.clone());
+        let updates = updates.to_vec();
+        self.write(move |db| {
+            Box::pin(async move {
+                let mut changed = 0;
+                let mut audits = Vec::with_capacity(updates.len());
+                for (id, u, audit) in updates {
+                    let n = db
+                        .execute(
+                            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+                             acked_at = $5, waived_reason_sealed = $6, updated_at = $7, leased_until = NULL \
+                             WHERE id = $8 AND status NOT IN ('acknowledged', 'waived')",
+                            &[
+                                u.status.as_str().into(),
+                                i64::from(u.attempts).into(),
+                                to_micros(u.next_attempt_at).into(),
+                                u.last_error.into(),
+                                u.acked_at.map(to_micros).into(),
+                                u.waived_reason_sealed.into(),
+                                to_micros(u.at).into(),
+                                id.into(),
+                            ],
+                        )
+                        .await?;
+                    // A settled delivery is left as it is, and its audit entry dropped.
+                    if n > 0 {
+                        changed += 1;
+                        audits.push(audit);
+                    }
                 }
-            }
-            crate::vault::insert_audit_rows!(tx, audits);
-            tx.commit().await?;
-            Ok::<_, crate::StoreError>(changed)
+                insert_audit_rows(db, &audits).await?;
+                Ok(changed)
+            })
         })
+        .await
     }
 
     /// Writes a delivery's new state unless it is already settled (acknowledged or
@@ -300,5 +311,308 @@ impl Store {
     ) -> Result<bool> {
         let one = [(id.to_owned(), u.clone(), audit.clone())];
         Ok(self.update_deliveries_audited(&one).await? == 1)
+    }
+}
+
+/// Test support shared by the outbox, erasure and retention tests. Each test's rows
+/// carry fresh random ids, so the tests also run side by side on one PostgreSQL
+/// database (`TUTELA_TEST_DB=postgres`, `TUTELA_TEST_PG_URL`).
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use crate::audit::AuditEntry;
+    use crate::db::Value;
+    use crate::Store;
+    use time::OffsetDateTime;
+    use tutela_core::{SubjectId, TenantId};
+
+    /// A migrated store: SQLite in `dir`, or PostgreSQL when the environment asks for it.
+    pub(crate) async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = if std::env::var("TUTELA_TEST_DB").is_ok_and(|v| v == "postgres") {
+            std::env::var("TUTELA_TEST_PG_URL")
+                .expect("TUTELA_TEST_DB=postgres needs TUTELA_TEST_PG_URL")
+        } else {
+            format!("sqlite:{}", dir.path().join("t.db").display())
+        };
+        Store::open(&url, OffsetDateTime::UNIX_EPOCH).await.unwrap()
+    }
+
+    pub(crate) fn random_id() -> [u8; 16] {
+        let mut bytes = [0; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+        bytes
+    }
+
+    /// A fresh id with `prefix`.
+    pub(crate) fn fresh(prefix: &str) -> String {
+        format!("{prefix}_{}", hex::encode(random_id()))
+    }
+
+    pub(crate) async fn exec(store: &Store, sql: &'static str, params: Vec<Value>) {
+        store
+            .write(move |db| Box::pin(async move { db.execute(sql, &params).await.map(|_| ()) }))
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn count(store: &Store, sql: &'static str, params: Vec<Value>) -> i64 {
+        let (n,): (i64,) = store
+            .read(|db| Box::pin(async move { db.fetch_one(sql, &params).await }))
+            .await
+            .unwrap();
+        n
+    }
+
+    /// A tenant with its wrapped key.
+    pub(crate) async fn tenant(store: &Store) -> TenantId {
+        let tenant = TenantId::from_bytes(random_id());
+        exec(
+            store,
+            "INSERT INTO tenants (id, name, kind, state, created_at) \
+             VALUES ($1, 'Test tenant', 'enterprise', 'active', 0)",
+            vec![tenant.as_str().into()],
+        )
+        .await;
+        exec(
+            store,
+            "INSERT INTO tenant_keys (tenant_id, master_key_id, wrapped) VALUES ($1, 1, $2)",
+            vec![tenant.as_str().into(), b"tenant-key".into()],
+        )
+        .await;
+        tenant
+    }
+
+    /// A customer subject of `tenant` with its data key and one record per category.
+    pub(crate) async fn subject(
+        store: &Store,
+        tenant: &TenantId,
+        categories: &[&str],
+    ) -> SubjectId {
+        let subject = SubjectId::from_bytes(random_id());
+        exec(
+            store,
+            "INSERT INTO subjects (id, tenant_id, kind, created_at) VALUES ($1, $2, 'customer', 0)",
+            vec![subject.as_str().into(), tenant.as_str().into()],
+        )
+        .await;
+        exec(
+            store,
+            "INSERT INTO subject_keys (subject_id, wrapped) VALUES ($1, $2)",
+            vec![subject.as_str().into(), b"old-key".into()],
+        )
+        .await;
+        for c in categories {
+            exec(
+                store,
+                "INSERT INTO records (subject_id, category, version, service, fields, updated_at) \
+                 VALUES ($1, $2, 1, 'svc', $3, 0)",
+                vec![subject.as_str().into(), (*c).into(), b"sealed".into()],
+            )
+            .await;
+        }
+        subject
+    }
+
+    /// A recipient without a webhook.
+    pub(crate) async fn recipient(store: &Store) -> String {
+        let id = fresh("rcp");
+        exec(
+            store,
+            "INSERT INTO recipients (id, name, kind, country, purposes, categories, created_at) \
+             VALUES ($1, 'Recipient', 'subprocessor', 'CN', '', '', 0)",
+            vec![id.as_str().into()],
+        )
+        .await;
+        id
+    }
+
+    pub(crate) fn audit(reason: &str) -> AuditEntry {
+        AuditEntry {
+            id: fresh("aud"),
+            at: OffsetDateTime::UNIX_EPOCH,
+            token_id: "tok_test".into(),
+            role: "privacy_officer".into(),
+            tenant: None,
+            subject: None,
+            category: None,
+            purpose: None,
+            action: "test".into(),
+            decision: "allow".into(),
+            reason: reason.to_owned(),
+            clause: None,
+            seq: None,
+        }
+    }
+
+    /// Audit entries with this reason.
+    pub(crate) async fn audited(store: &Store, reason: &str) -> i64 {
+        count(
+            store,
+            "SELECT count(*) FROM audit_entries WHERE reason = $1",
+            vec![reason.into()],
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::testing::{audit, audited, fresh, recipient, store};
+    use super::*;
+    use std::collections::HashSet;
+    use time::Duration;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    /// `n` sendable notices to one recipient, due at `due`.
+    async fn queue(store: &Store, n: usize, due: OffsetDateTime) -> (String, Vec<String>) {
+        let recipient = recipient(store).await;
+        let batch = fresh("dlv");
+        let rows: Vec<Delivery> = (0..n)
+            .map(|i| {
+                Delivery::queued(
+                    format!("{batch}_{i:03}"),
+                    None,
+                    &recipient,
+                    true,
+                    None,
+                    "{}".into(),
+                    due,
+                )
+            })
+            .collect();
+        let ids = rows.iter().map(|d| d.id.clone()).collect();
+        store
+            .write(move |db| Box::pin(async move { insert_deliveries(db, &rows).await }))
+            .await
+            .unwrap();
+        (recipient, ids)
+    }
+
+    fn mine<'a>(claimed: &'a [Delivery], recipient: &str) -> Vec<&'a str> {
+        claimed
+            .iter()
+            .filter(|d| d.recipient == recipient)
+            .map(|d| d.id.as_str())
+            .collect()
+    }
+
+    /// R34: concurrent claims never overlap; a claimed notice is leased (no second
+    /// claim until the lease ends); an acknowledged one is never undone by a late
+    /// attempt result, whose audit entry is then dropped with it. One test, because
+    /// claims take every due notice: on a shared PostgreSQL database two claiming tests
+    /// would take each other's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_never_overlap_and_settled_deliveries_stay_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        concurrent_claims_never_share_a_delivery(&store).await;
+        // Later than the concurrent claims' notices.
+        let t = |s: i64| at(100_000 + s);
+        let (recipient, ids) = queue(&store, 2, t(10)).await;
+        assert!(store.next_delivery_due().await.unwrap().unwrap() <= t(10));
+        assert!(
+            mine(
+                &store.claim_due_deliveries(t(5), t(65), 1000).await.unwrap(),
+                &recipient
+            )
+            .is_empty(),
+            "not due yet"
+        );
+        let claimed = store
+            .claim_due_deliveries(t(10), t(70), 1000)
+            .await
+            .unwrap();
+        assert_eq!(mine(&claimed, &recipient), ids);
+        assert!(
+            mine(
+                &store
+                    .claim_due_deliveries(t(20), t(80), 1000)
+                    .await
+                    .unwrap(),
+                &recipient
+            )
+            .is_empty(),
+            "leased"
+        );
+        assert_eq!(
+            mine(
+                &store
+                    .claim_due_deliveries(t(70), t(130), 1000)
+                    .await
+                    .unwrap(),
+                &recipient
+            ),
+            ids,
+            "lease ended"
+        );
+
+        let first = ids.first().unwrap();
+        let ack = DeliveryUpdate {
+            status: DeliveryStatus::Acknowledged,
+            attempts: 1,
+            next_attempt_at: t(71),
+            last_error: None,
+            acked_at: Some(t(71)),
+            waived_reason_sealed: None,
+            at: t(71),
+        };
+        let reason = format!("ack:{first}");
+        assert!(store
+            .update_delivery_audited(first, &ack, &audit(&reason))
+            .await
+            .unwrap());
+        let late = DeliveryUpdate {
+            status: DeliveryStatus::Pending,
+            attempts: 2,
+            next_attempt_at: t(200),
+            last_error: Some("timeout".into()),
+            acked_at: None,
+            waived_reason_sealed: None,
+            at: t(72),
+        };
+        assert!(!store
+            .update_delivery_audited(first, &late, &audit(&reason))
+            .await
+            .unwrap());
+        let stored = store.delivery(first).await.unwrap().unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Acknowledged);
+        assert_eq!(stored.acked_at, Some(t(71)));
+        assert_eq!(
+            audited(&store, &reason).await,
+            1,
+            "the late result is not audited"
+        );
+    }
+
+    /// Concurrent claimers (replicas) never get the same notice: on PostgreSQL this is
+    /// `FOR UPDATE SKIP LOCKED`; on SQLite the single writer.
+    async fn concurrent_claims_never_share_a_delivery(store: &Store) {
+        // Lease whatever an earlier run on the same PostgreSQL database left due, so
+        // that only this run's notices are claimable at t = 10 s.
+        store
+            .claim_due_deliveries(at(10), at(70), u32::MAX)
+            .await
+            .unwrap();
+        let (recipient, ids) = queue(store, 40, at(10)).await;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            set.spawn(async move { store.claim_due_deliveries(at(10), at(70), 10).await });
+        }
+        let mut seen = HashSet::new();
+        while let Some(claimed) = set.join_next().await {
+            for d in claimed.unwrap().unwrap() {
+                if d.recipient == recipient {
+                    assert!(seen.insert(d.id), "a delivery was claimed twice");
+                }
+            }
+        }
+        let mut ids = ids;
+        ids.retain(|id| seen.contains(id));
+        assert_eq!(ids.len(), 40, "four claims of ten took every notice once");
     }
 }

@@ -4,9 +4,9 @@
 //! On PostgreSQL the lease is a session-level advisory lock held on a connection taken
 //! out of the pool for as long as the lease lives; if the process dies, PostgreSQL ends
 //! the session and the lock passes to the next replica that asks. SQLite is written by one
-//! process (its single writer connection), which is therefore always the sealer.
+//! process (its single writer thread), which is therefore always the sealer.
 
-use crate::{Result, Store, Writer};
+use crate::{db, Result, Store};
 use sqlx::Connection as _;
 
 /// Advisory-lock key of the sealer ("sealer" in ASCII).
@@ -45,20 +45,13 @@ impl SealerLease {
 impl Store {
     /// Takes the sealer lease if no other replica holds it.
     pub async fn try_sealer_lease(&self) -> Result<Option<SealerLease>> {
-        match &self.writer {
-            Writer::Sqlite { .. } => Ok(Some(SealerLease { session: None })),
-            Writer::Postgres(pool) => {
-                // Detached: the lock belongs to this session, which must never go back
-                // to the pool (another task would inherit the lock).
-                let mut session = pool.acquire().await?.detach();
-                let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                    .bind(SEALER_LOCK)
-                    .fetch_one(&mut session)
-                    .await?;
-                Ok(got.then_some(SealerLease {
+        match self.pg_pool() {
+            None => Ok(Some(SealerLease { session: None })),
+            Some(pool) => Ok(db::try_session_lock(pool, SEALER_LOCK)
+                .await?
+                .map(|session| SealerLease {
                     session: Some(session),
-                }))
-            }
+                })),
         }
     }
 }

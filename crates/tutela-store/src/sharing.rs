@@ -1,8 +1,9 @@
 //! Storage locations, recipients and the transfer register (issue 5). List columns
 //! (categories, purposes) are stored comma-separated: they are closed vocabulary.
 
-use crate::vault::{audit_and_commit, AuditEntry};
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use crate::audit::{insert_audit, AuditEntry};
+use crate::db::Value;
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::policy::RecipientKind;
 use tutela_core::{Category, Country, Purpose, Region, SubjectId, TenantId};
@@ -245,76 +246,90 @@ fn decode_transfer(r: TransferRow) -> Result<Transfer> {
 }
 
 impl Store {
+    /// Runs one insert and its audit entry in one transaction.
+    async fn insert_sharing_row_audited(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let audit = audit.clone();
+        self.write(move |db| {
+            Box::pin(async move {
+                db.execute(&sql, &params).await?;
+                insert_audit(db, &audit).await
+            })
+        })
+        .await
+    }
+
     pub async fn insert_storage_location(
         &self,
         l: &StorageLocation,
         audit: &AuditEntry,
     ) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO storage_locations (id, name, region, country, categories, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&l.id)
-            .bind(&l.name)
-            .bind(l.region.as_str())
-            .bind(l.country.as_str())
-            .bind(join(l.categories.iter().map(|c| c.as_str())))
-            .bind(to_micros(l.created_at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let params: Vec<Value> = vec![
+            (&l.id).into(),
+            (&l.name).into(),
+            l.region.as_str().into(),
+            l.country.as_str().into(),
+            join(l.categories.iter().map(|c| c.as_str())).into(),
+            to_micros(l.created_at).into(),
+        ];
+        self.insert_sharing_row_audited(
+            "INSERT INTO storage_locations (id, name, region, country, categories, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+                .to_owned(),
+            params,
+            audit,
+        )
+        .await
     }
 
     pub async fn storage_locations(&self) -> Result<Vec<StorageLocation>> {
-        let rows: Vec<LocationRow> = on_pool!(self, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {LOCATION_COLUMNS} FROM storage_locations ORDER BY created_at, id"
-            ))
-            .fetch_all(p)
-            .await
-        })?;
+        let sql =
+            format!("SELECT {LOCATION_COLUMNS} FROM storage_locations ORDER BY created_at, id");
+        let rows: Vec<LocationRow> = self
+            .scan(move |db| Box::pin(async move { db.fetch_all(&sql, &[]).await }))
+            .await?;
         rows.into_iter().map(decode_location).collect()
     }
 
     pub async fn storage_location(&self, id: &str) -> Result<Option<StorageLocation>> {
-        let row: Option<LocationRow> = on_pool!(self, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {LOCATION_COLUMNS} FROM storage_locations WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(p)
-            .await
-        })?;
+        let sql = format!("SELECT {LOCATION_COLUMNS} FROM storage_locations WHERE id = $1");
+        let row: Option<LocationRow> = self
+            .read(|db| Box::pin(async move { db.fetch_optional(&sql, &[id.into()]).await }))
+            .await?;
         row.map(decode_location).transpose()
     }
 
     pub async fn insert_recipient(&self, r: &Recipient, audit: &AuditEntry) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                &format!("INSERT INTO recipients ({RECIPIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
-            )
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(r.kind.as_str())
-            .bind(r.country.as_str())
-            .bind(join(r.purposes.iter().map(|p| p.as_str())))
-            .bind(join(r.categories.iter().map(|c| c.as_str())))
-            .bind(r.commitment_ref.as_deref())
-            .bind(r.policy_ref.as_deref())
-            .bind(r.webhook_url.as_deref())
-            .bind(r.webhook_secret.as_ref().map(|s| s.sealed.as_slice()))
-            .bind(r.webhook_secret.as_ref().map(|s| s.key_id))
-            .bind(to_micros(r.created_at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let params: Vec<Value> = vec![
+            (&r.id).into(),
+            (&r.name).into(),
+            r.kind.as_str().into(),
+            r.country.as_str().into(),
+            join(r.purposes.iter().map(|p| p.as_str())).into(),
+            join(r.categories.iter().map(|c| c.as_str())).into(),
+            r.commitment_ref.as_deref().into(),
+            r.policy_ref.as_deref().into(),
+            r.webhook_url.as_deref().into(),
+            r.webhook_secret
+                .as_ref()
+                .map(|s| s.sealed.as_slice())
+                .into(),
+            r.webhook_secret.as_ref().map(|s| s.key_id).into(),
+            to_micros(r.created_at).into(),
+        ];
+        self.insert_sharing_row_audited(
+            format!(
+                "INSERT INTO recipients ({RECIPIENT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            params,
+            audit,
+        )
+        .await
     }
 
     /// Replaces a recipient's webhook secret, with the audit entry. Returns whether the
@@ -325,77 +340,77 @@ impl Store {
         secret: &SealedSecret,
         audit: &AuditEntry,
     ) -> Result<bool> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "UPDATE recipients SET webhook_secret = $1, webhook_key_id = $2 WHERE id = $3 AND webhook_url IS NOT NULL",
-            )
-            .bind(secret.sealed.as_slice())
-            .bind(secret.key_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            audit_and_commit!(tx, audit)?;
-            Ok(true)
+        let params: Vec<Value> = vec![
+            secret.sealed.as_slice().into(),
+            secret.key_id.into(),
+            id.into(),
+        ];
+        let audit = audit.clone();
+        self.write(move |db| {
+            Box::pin(async move {
+                let n = db
+                    .execute(
+                        "UPDATE recipients SET webhook_secret = $1, webhook_key_id = $2 \
+                         WHERE id = $3 AND webhook_url IS NOT NULL",
+                        &params,
+                    )
+                    .await?;
+                if n == 0 {
+                    // No such recipient, or no webhook: nothing was written (the
+                    // transaction commits empty) and nothing is audited.
+                    return Ok(false);
+                }
+                insert_audit(db, &audit).await?;
+                Ok(true)
+            })
         })
+        .await
     }
 
     pub async fn recipient(&self, id: &str) -> Result<Option<Recipient>> {
-        let row: Option<RecipientRow> = on_pool!(self, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(p)
-            .await
-        })?;
+        let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE id = $1");
+        let row: Option<RecipientRow> = self
+            .read(|db| Box::pin(async move { db.fetch_optional(&sql, &[id.into()]).await }))
+            .await?;
         row.map(decode_recipient).transpose()
     }
 
     pub async fn recipients(&self) -> Result<Vec<Recipient>> {
-        let rows: Vec<RecipientRow> = on_pool!(self, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {RECIPIENT_COLUMNS} FROM recipients ORDER BY created_at, id"
-            ))
-            .fetch_all(p)
-            .await
-        })?;
+        let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients ORDER BY created_at, id");
+        let rows: Vec<RecipientRow> = self
+            .scan(move |db| Box::pin(async move { db.fetch_all(&sql, &[]).await }))
+            .await?;
         rows.into_iter().map(decode_recipient).collect()
     }
 
     /// Records a transfer that went ahead, with its audit entry.
     pub async fn insert_transfer_audited(&self, t: &Transfer, audit: &AuditEntry) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(&format!(
+        let params: Vec<Value> = vec![
+            (&t.id).into(),
+            t.subject.as_str().into(),
+            t.tenant.as_str().into(),
+            (&t.recipient).into(),
+            t.recipient_kind.as_str().into(),
+            t.country.as_str().into(),
+            join(t.categories.iter().map(|c| c.as_str())).into(),
+            t.purpose.as_str().into(),
+            (&t.basis).into(),
+            t.legal_ref.as_deref().into(),
+            t.policy_ref.as_deref().into(),
+            t.notice_id.as_deref().into(),
+            t.prohibition_ref.as_deref().into(),
+            (&t.clause).into(),
+            to_micros(t.at).into(),
+        ];
+        self.insert_sharing_row_audited(
+            format!(
                 "INSERT INTO transfers ({TRANSFER_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ))
-            .bind(&t.id)
-            .bind(t.subject.as_str())
-            .bind(t.tenant.as_str())
-            .bind(&t.recipient)
-            .bind(t.recipient_kind.as_str())
-            .bind(t.country.as_str())
-            .bind(join(t.categories.iter().map(|c| c.as_str())))
-            .bind(t.purpose.as_str())
-            .bind(&t.basis)
-            .bind(t.legal_ref.as_deref())
-            .bind(t.policy_ref.as_deref())
-            .bind(t.notice_id.as_deref())
-            .bind(t.prohibition_ref.as_deref())
-            .bind(&t.clause)
-            .bind(to_micros(t.at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+            ),
+            params,
+            audit,
+        )
+        .await
     }
 
     /// The register, oldest first, filtered. Unset filters match everything.
@@ -406,38 +421,250 @@ impl Store {
                AND ($3 IS NULL OR country = $3) AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
              ORDER BY at, id LIMIT $6"
         );
-        let rows: Vec<TransferRow> = on_pool!(self, |p| {
-            sqlx::query_as(&sql)
-                .bind(f.subject.as_ref().map(|s| s.as_str().to_owned()))
-                .bind(f.recipient.clone())
-                .bind(f.country.map(|c| c.as_str().to_owned()))
-                .bind(f.from.map(to_micros))
-                .bind(f.to.map(to_micros))
-                .bind(f.limit)
-                .fetch_all(p)
-                .await
-        })?;
+        // Unset filters are typed NULLs (text, text, text, integer, integer): PostgreSQL
+        // must know each parameter's type even when it is NULL.
+        let params: Vec<Value> = vec![
+            f.subject.as_ref().map(SubjectId::as_str).into(),
+            f.recipient.as_deref().into(),
+            f.country.as_ref().map(Country::as_str).into(),
+            f.from.map(to_micros).into(),
+            f.to.map(to_micros).into(),
+            f.limit.into(),
+        ];
+        let rows: Vec<TransferRow> = self
+            .scan(move |db| Box::pin(async move { db.fetch_all(&sql, &params).await }))
+            .await?;
         rows.into_iter().map(decode_transfer).collect()
     }
 
     /// Records a third-party complaint's redirection (R23) with its audit entry.
     pub async fn insert_complaint_audited(&self, c: &Complaint, audit: &AuditEntry) -> Result<()> {
-        on_writer!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO third_party_complaints (id, tenant_id, complaint_ref, notices, received_by, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&c.id)
-            .bind(c.tenant.as_str())
-            .bind(&c.complaint_ref)
-            .bind(join(&c.notices))
-            .bind(&c.received_by)
-            .bind(to_micros(c.at))
-            .execute(&mut *tx)
-            .await?;
-            audit_and_commit!(tx, audit)
-        })?;
-        Ok(())
+        let params: Vec<Value> = vec![
+            (&c.id).into(),
+            c.tenant.as_str().into(),
+            (&c.complaint_ref).into(),
+            join(&c.notices).into(),
+            (&c.received_by).into(),
+            to_micros(c.at).into(),
+        ];
+        self.insert_sharing_row_audited(
+            "INSERT INTO third_party_complaints (id, tenant_id, complaint_ref, notices, received_by, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+                .to_owned(),
+            params,
+            audit,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::subjects::Subject;
+    use crate::tenants::testing::{at, audit, audited, fresh, stores, test_tenant};
+    use tutela_core::tenant::SubjectKind;
+
+    fn fresh_id(prefix: &str) -> String {
+        format!("{prefix}_{}", hex::encode(fresh()))
+    }
+
+    fn recipient(webhook: bool) -> Recipient {
+        Recipient {
+            id: fresh_id("rcp"),
+            name: "Payments Ltd".into(),
+            kind: RecipientKind::PaymentProcessor,
+            country: Country::parse("SG").unwrap(),
+            purposes: vec![Purpose::Transaction, Purpose::FraudPrevention],
+            categories: vec![Category::Payment],
+            commitment_ref: Some("DPA-7".into()),
+            policy_ref: None,
+            webhook_url: webhook.then(|| "https://hooks.example/erase".into()),
+            webhook_secret: webhook.then(|| SealedSecret {
+                key_id: 1,
+                sealed: vec![1; 8],
+            }),
+            created_at: at(0),
+        }
+    }
+
+    /// Locations and recipients read back as written; a webhook secret is replaced only
+    /// on a recipient that has a webhook, and only then audited (R21, R34).
+    #[tokio::test]
+    async fn recipients_and_webhook_secrets() {
+        for store in stores().await {
+            let loc = StorageLocation {
+                id: fresh_id("loc"),
+                name: "Shanghai".into(),
+                region: Region::Cn,
+                country: Country::parse("CN").unwrap(),
+                categories: vec![Category::Customer, Category::Support],
+                created_at: at(0),
+            };
+            store
+                .insert_storage_location(&loc, &audit("test", "location.created", 1))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.storage_location(&loc.id).await.unwrap(),
+                Some(loc.clone())
+            );
+            assert!(store.storage_locations().await.unwrap().contains(&loc));
+
+            let with = recipient(true);
+            let without = recipient(false);
+            for r in [&with, &without] {
+                store
+                    .insert_recipient(r, &audit("test", "recipient.created", 1))
+                    .await
+                    .unwrap();
+                assert_eq!(store.recipient(&r.id).await.unwrap().as_ref(), Some(r));
+            }
+            let all = store.recipients().await.unwrap();
+            assert!(all.contains(&with) && all.contains(&without));
+
+            let secret = SealedSecret {
+                key_id: 2,
+                sealed: vec![2; 8],
+            };
+            let reason = format!("webhook:{}", without.id);
+            let set = store
+                .set_webhook_secret_audited(
+                    &without.id,
+                    &secret,
+                    &audit(&reason, "webhook.rotated", 2),
+                )
+                .await
+                .unwrap();
+            assert!(!set);
+            assert!(audited(&store, &reason).await.is_empty());
+            let reason = format!("webhook:{}", with.id);
+            let set = store
+                .set_webhook_secret_audited(
+                    &with.id,
+                    &secret,
+                    &audit(&reason, "webhook.rotated", 2),
+                )
+                .await
+                .unwrap();
+            assert!(set);
+            assert_eq!(audited(&store, &reason).await, ["webhook.rotated"]);
+            let stored = store.recipient(&with.id).await.unwrap().unwrap();
+            assert_eq!(stored.webhook_secret, Some(secret));
+        }
+    }
+
+    /// The transfer register filters on any combination of its criteria; an unset one
+    /// is a typed NULL that matches everything on both engines (R21, R24). A complaint
+    /// is recorded with its audit entry (R23).
+    #[tokio::test]
+    async fn the_transfer_register_filters_with_unset_criteria() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let subject = SubjectId::from_bytes(fresh());
+            store
+                .insert_subject(&Subject {
+                    id: subject.clone(),
+                    tenant: tenant.clone(),
+                    kind: SubjectKind::Contact,
+                    adult_on: None,
+                    created_at: at(0),
+                    erased_at: None,
+                    frozen_until: None,
+                    frozen_ground: None,
+                })
+                .await
+                .unwrap();
+            let r = recipient(false);
+            store
+                .insert_recipient(&r, &audit("test", "recipient.created", 1))
+                .await
+                .unwrap();
+            let transfer = |n: i64| Transfer {
+                id: fresh_id("trf"),
+                subject: subject.clone(),
+                tenant: tenant.clone(),
+                recipient: r.id.clone(),
+                recipient_kind: r.kind,
+                country: r.country,
+                categories: vec![Category::Payment],
+                purpose: Purpose::Transaction,
+                basis: "declared".into(),
+                legal_ref: None,
+                policy_ref: Some("https://payments.example/privacy".into()),
+                notice_id: None,
+                prohibition_ref: None,
+                clause: "R21".into(),
+                at: at(n),
+            };
+            let (early, late) = (transfer(100), transfer(200));
+            let reason = format!("transfer:{subject}", subject = subject.as_str());
+            for t in [&early, &late] {
+                store
+                    .insert_transfer_audited(
+                        t,
+                        &audit(&reason, "transfer.made", t.at.unix_timestamp()),
+                    )
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                audited(&store, &reason).await,
+                ["transfer.made", "transfer.made"]
+            );
+
+            let by_subject = TransferFilter {
+                subject: Some(subject.clone()),
+                limit: 10,
+                ..TransferFilter::default()
+            };
+            assert_eq!(
+                store.transfers(&by_subject).await.unwrap(),
+                [early.clone(), late.clone()]
+            );
+            let window = TransferFilter {
+                recipient: Some(r.id.clone()),
+                country: Some(r.country),
+                from: Some(at(150)),
+                to: Some(at(250)),
+                ..by_subject.clone()
+            };
+            assert_eq!(store.transfers(&window).await.unwrap(), [late]);
+            let elsewhere = TransferFilter {
+                country: Some(Country::parse("US").unwrap()),
+                ..by_subject.clone()
+            };
+            assert!(store.transfers(&elsewhere).await.unwrap().is_empty());
+            let first = TransferFilter {
+                limit: 1,
+                ..by_subject
+            };
+            assert_eq!(store.transfers(&first).await.unwrap(), [early]);
+
+            let complaint = Complaint {
+                id: fresh_id("cmp"),
+                tenant,
+                complaint_ref: "TICKET-9".into(),
+                notices: vec!["ntc_a".into(), "ntc_b".into()],
+                received_by: "tok_officer".into(),
+                at: at(300),
+            };
+            let reason = format!("complaint:{}", complaint.id);
+            store
+                .insert_complaint_audited(&complaint, &audit(&reason, "complaint.redirected", 3))
+                .await
+                .unwrap();
+            assert_eq!(audited(&store, &reason).await, ["complaint.redirected"]);
+            // A complaint id is recorded once; the second attempt audits nothing.
+            let again = store
+                .insert_complaint_audited(&complaint, &audit(&reason, "complaint.redirected", 4))
+                .await;
+            assert!(
+                matches!(again, Err(crate::StoreError::Conflict)),
+                "{again:?}"
+            );
+            assert_eq!(audited(&store, &reason).await, ["complaint.redirected"]);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! API tokens: only the hash of each token's secret is stored.
 
-use crate::{from_micros, on_pool, on_writer, parse_col, to_micros, Result, Store};
+use crate::db::Value;
+use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::actor::DataScope;
 use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId, TokenId};
@@ -99,53 +100,117 @@ fn decode(
 
 impl Store {
     pub async fn insert_token(&self, t: &Token) -> Result<()> {
-        on_writer!(self, |p| {
-            sqlx::query(&format!(
-                "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(t.id.as_str())
-            .bind(&t.secret_hash)
-            .bind(t.role.as_str())
-            .bind(t.tenant.as_ref().map(TenantId::as_str))
-            .bind(t.subject.as_ref().map(SubjectId::as_str))
-            .bind(t.region.as_str())
-            .bind(&t.label)
-            .bind(to_micros(t.created_at))
-            .bind(t.revoked_at.map(to_micros))
-            .bind(ids_text(t.scope.purposes()))
-            .bind(ids_text(t.scope.categories()))
-            .execute(p)
-            .await
-            .map(|_| ())
-        })?;
-        Ok(())
+        let sql = format!(
+            "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        let params: Vec<Value> = vec![
+            t.id.as_str().into(),
+            (&t.secret_hash).into(),
+            t.role.as_str().into(),
+            t.tenant.as_ref().map(TenantId::as_str).into(),
+            t.subject.as_ref().map(SubjectId::as_str).into(),
+            t.region.as_str().into(),
+            (&t.label).into(),
+            to_micros(t.created_at).into(),
+            t.revoked_at.map(to_micros).into(),
+            ids_text(t.scope.purposes()).into(),
+            ids_text(t.scope.categories()).into(),
+        ];
+        self.write(move |db| {
+            Box::pin(async move {
+                db.execute(&sql, &params).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn token(&self, id: &TokenId) -> Result<Option<Token>> {
-        let row: Option<Row> = on_pool!(self, |p| {
-            sqlx::query_as(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
-            ))
-            .bind(id.as_str())
-            .fetch_optional(p)
-            .await
-        })?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
+        let row: Option<Row> = self
+            .read(|db| {
+                Box::pin(async move { db.fetch_optional(&sql, &[id.as_str().into()]).await })
+            })
+            .await?;
         row.map(decode).transpose()
     }
 
     /// Revokes a token; returns whether it existed and was active.
     pub async fn revoke_token(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool> {
-        let done = on_writer!(self, |p| {
-            sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-            )
-            .bind(to_micros(at))
-            .bind(id.as_str())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let params: Vec<Value> = vec![to_micros(at).into(), id.as_str().into()];
+        let done = self
+            .write(move |db| {
+                Box::pin(async move {
+                    db.execute(
+                        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                        &params,
+                    )
+                    .await
+                })
+            })
+            .await?;
         Ok(done > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::tenants::testing::{at, fresh, stores, test_tenant};
+
+    fn token(tenant: Option<TenantId>, role: Role, scope: DataScope) -> Token {
+        Token {
+            id: TokenId::from_bytes(fresh()),
+            secret_hash: vec![0xab; 32],
+            role,
+            tenant,
+            subject: None,
+            region: Region::Cn,
+            label: "test token".into(),
+            created_at: at(0),
+            revoked_at: None,
+            scope,
+        }
+    }
+
+    /// A service token's scope survives the round trip; an empty scope is stored as no
+    /// scope at all (issue 14; R29).
+    #[tokio::test]
+    async fn scope_columns_round_trip() {
+        for store in stores().await {
+            let tenant = test_tenant(&store).await;
+            let scoped = token(
+                Some(tenant),
+                Role::Service,
+                DataScope::new(
+                    vec![Purpose::Support, Purpose::ProvideService],
+                    vec![Category::Support],
+                ),
+            );
+            let plain = token(None, Role::Operator, DataScope::default());
+            store.insert_token(&scoped).await.unwrap();
+            store.insert_token(&plain).await.unwrap();
+            assert_eq!(store.token(&scoped.id).await.unwrap(), Some(scoped.clone()));
+            assert_eq!(store.token(&plain.id).await.unwrap(), Some(plain));
+            assert_eq!(
+                store.token(&TokenId::from_bytes(fresh())).await.unwrap(),
+                None
+            );
+        }
+    }
+
+    /// Revoking is one-way: the second revocation reports that nothing was active.
+    #[tokio::test]
+    async fn a_token_is_revoked_once() {
+        for store in stores().await {
+            let t = token(None, Role::Auditor, DataScope::default());
+            store.insert_token(&t).await.unwrap();
+            assert!(store.revoke_token(&t.id, at(10)).await.unwrap());
+            assert!(!store.revoke_token(&t.id, at(20)).await.unwrap());
+            let stored = store.token(&t.id).await.unwrap().unwrap();
+            assert_eq!(stored.revoked_at, Some(at(10)));
+        }
     }
 }

@@ -130,16 +130,26 @@ impl AccessTable {
         purpose: Purpose,
     ) -> Option<AccessGrant> {
         if action == AccessAction::Delete {
-            return Purpose::ALL
-                .iter()
-                .filter_map(|p| self.cells.get(cell(role, category, action, *p)).copied())
-                .flatten()
-                .min_by_key(|g| g.requires.is_some());
+            return self.lookup_delete(role, category);
         }
         self.cells
             .get(cell(role, category, action, purpose))
             .copied()
             .flatten()
+    }
+
+    /// The rule allowing `role` to delete `category` data: any delete rule for the
+    /// category, the one without a condition first (a deletion declares no purpose, R33).
+    pub fn lookup_delete(&self, role: Role, category: Category) -> Option<AccessGrant> {
+        Purpose::ALL
+            .iter()
+            .filter_map(|p| {
+                self.cells
+                    .get(cell(role, category, AccessAction::Delete, *p))
+                    .copied()
+            })
+            .flatten()
+            .min_by_key(|g| g.requires.is_some())
     }
 
     /// Whether the role may touch personal data at all.

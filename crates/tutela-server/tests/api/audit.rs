@@ -40,19 +40,18 @@ async fn busy_app_on(app: TestApp, n: usize) -> (TestApp, String) {
     (app, subject.to_string())
 }
 
+/// Tampers with the database behind tutela's back, on a connection of its own (the app's
+/// server may be stopped).
 async fn exec_sql(app: &TestApp, sql: &str) {
-    use sqlx::Connection as _;
-    match &app.state.config.database_url {
-        Some(url) => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-        None => {
-            let url = format!("sqlite:{}", app.data_dir.path().join("tutela.db").display());
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-    }
+    let sql = sql.to_owned();
+    let store = tutela_store::Store::connect(&app.state.config.effective_database_url())
+        .await
+        .unwrap();
+    store
+        .write(move |db| Box::pin(async move { db.execute_script(&sql).await }))
+        .await
+        .unwrap();
+    store.close().await;
 }
 
 /// What `tutela audit verify` checks besides the database: the app's witness file and

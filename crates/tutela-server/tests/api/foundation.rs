@@ -251,29 +251,55 @@ async fn data_survives_a_restart() {
     reopened.store.close().await;
 }
 
+/// Issue 15: both migration trees produce the same schema: every column with its
+/// normalized type and nullability, and every index and unique constraint with its columns.
 #[tokio::test]
 async fn both_migration_trees_produce_the_same_schema() {
     // The SQLite tree always runs; under TUTELA_TEST_DB=postgres the PostgreSQL tree is
-    // compared with it column by column.
+    // compared with it.
     let dir = tempfile::tempdir().unwrap();
     let sqlite =
         tutela_store::Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()), T0)
             .await
             .unwrap();
-    let sqlite_cols = sqlite.schema_columns().await.unwrap();
-    for table in ["tenants", "subjects", "api_tokens", "tutela_schema"] {
+    let sqlite_shape = sqlite.schema_shape().await.unwrap();
+    for table in [
+        "tenants",
+        "subjects",
+        "api_tokens",
+        "records",
+        "audit_entries",
+    ] {
         assert!(
-            sqlite_cols.iter().any(|(t, _)| t == table),
+            sqlite_shape.columns.iter().any(|(t, ..)| t == table),
             "{table} missing"
         );
     }
+    // The shape really carries types, nullability and indexes.
+    assert!(sqlite_shape
+        .columns
+        .iter()
+        .any(|(t, c, ty, not_null)| t == "records" && c == "fields" && ty == "blob" && *not_null));
+    assert!(
+        sqlite_shape
+            .indexes
+            .iter()
+            .any(|(t, ..)| t == "audit_entries"),
+        "{:?}",
+        sqlite_shape.indexes
+    );
     if backend_is_postgres() {
         let app = spawn_app().await;
-        let pg_cols = app.state.store.schema_columns().await.unwrap();
         assert_eq!(app.state.store.backend(), tutela_store::Backend::Postgres);
-        assert_eq!(pg_cols, sqlite_cols);
+        let pg_shape = app.state.store.schema_shape().await.unwrap();
+        assert_eq!(
+            sqlite_shape.differences(&pg_shape),
+            Vec::<String>::new(),
+            "first: SQLite, second: PostgreSQL"
+        );
         app.stop().await;
     }
+    sqlite.close().await;
 }
 
 #[tokio::test]
@@ -401,8 +427,10 @@ async fn an_older_installs_master_key_in_the_data_directory_is_still_used() {
         config.master_key_location().unwrap().path(),
         legacy.as_path()
     );
-    use tutela_crypto::keys::KeyProvider as _;
     let (reopened, _) = tutela_crypto::keys::LocalKeyFile::open_or_create(&legacy).unwrap();
-    assert_eq!(created.master().unwrap(), reopened.master().unwrap());
+    assert_eq!(
+        created.read().unwrap().current(),
+        reopened.read().unwrap().current()
+    );
     app.state().store.close().await;
 }

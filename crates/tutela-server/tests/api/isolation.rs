@@ -1027,28 +1027,21 @@ fn record_call(
 
 /// Everything but the audit log (denials are audited by design), as text per table.
 struct Fingerprint {
-    conn: Db,
+    store: tutela_store::Store,
     query: String,
-}
-
-enum Db {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
 }
 
 impl Fingerprint {
     async fn open(app: &TestApp) -> Self {
-        use sqlx::Connection as _;
-        let url = app.state.config.effective_database_url();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (t, c) in app.state.store.schema_columns().await.unwrap() {
+        for (t, c, ..) in app.state.store.schema_shape().await.unwrap().columns {
             tables.entry(t).or_default().push(c);
         }
         tables.retain(|t, _| {
             !t.starts_with('_') && !t.starts_with("sqlite") && !t.starts_with("audit_")
         });
         assert!(tables.contains_key("records"), "{tables:?}");
-        let pg = url.starts_with("postgres");
+        let pg = app.state.store.backend() == tutela_store::Backend::Postgres;
         let parts: Vec<String> = tables
             .iter()
             .map(|(t, cols)| {
@@ -1065,24 +1058,19 @@ impl Fingerprint {
             })
             .collect();
         let query = parts.join(" UNION ALL ");
-        let conn = if pg {
-            Db::Postgres(sqlx::PgConnection::connect(&url).await.unwrap())
-        } else {
-            let path = url.trim_start_matches("sqlite:");
-            Db::Sqlite(
-                sqlx::SqliteConnection::connect(&format!("sqlite:{path}?mode=ro"))
-                    .await
-                    .unwrap(),
-            )
-        };
-        Fingerprint { conn, query }
+        Fingerprint {
+            store: app.state.store.clone(),
+            query,
+        }
     }
 
     async fn take(&mut self) -> BTreeMap<String, String> {
-        let rows: Vec<(String, Option<String>)> = match &mut self.conn {
-            Db::Sqlite(c) => sqlx::query_as(&self.query).fetch_all(c).await.unwrap(),
-            Db::Postgres(c) => sqlx::query_as(&self.query).fetch_all(c).await.unwrap(),
-        };
+        let query = self.query.clone();
+        let rows: Vec<(String, Option<String>)> = self
+            .store
+            .read(|db| Box::pin(async move { db.fetch_all(&query, &[]).await }))
+            .await
+            .unwrap();
         rows.into_iter()
             .map(|(t, v)| (t, v.unwrap_or_default()))
             .collect()
