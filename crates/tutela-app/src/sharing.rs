@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::policy::{ConsentException, RecipientKind};
 use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
-use tutela_core::{Actor, Category, Clause, Purpose};
+use tutela_core::{Actor, Category, Clause, Purpose, TenantId};
 use tutela_store::sharing::Transfer;
 use tutela_store::vault::AuditEntry;
 
@@ -183,6 +183,118 @@ pub async fn transfer(
     };
     state.store.insert_transfer_audited(&record, &entry).await?;
     Ok(record)
+}
+
+/// A third party's complaint redirected to the customer (R23), as answered.
+#[derive(Debug)]
+pub struct Redirected {
+    pub id: String,
+    pub tenant: TenantId,
+    /// The customer's name, opened from its seal (R29).
+    pub tenant_name: String,
+    /// The service notices sent to the customer's administrators.
+    pub notices: Vec<String>,
+    /// The administrators' basic contact data, read through the purpose-checked path.
+    pub contacts: Vec<BasicContact>,
+}
+
+/// An administrator's name and e-mail (nothing else leaves for a complaint).
+#[derive(Debug)]
+pub struct BasicContact {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Redirects a third party's complaint about `tenant`'s data to the customer (R23): its
+/// administrators are told (a service notice) and their basic contact data is read
+/// through the audited, purpose-checked path under the statement's own obligation.
+pub async fn redirect_complaint(
+    state: &AppState,
+    actor: &Actor,
+    tenant: &str,
+    complaint_ref: String,
+) -> Result<Redirected, Error> {
+    let tenant_id = tutela_core::TenantId::parse(tenant).map_err(|_| Error::not_found("tenant"))?;
+    let tenant = state
+        .cache
+        .tenant(&state.store, &tenant_id)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant"))?;
+    let now = state.clock.now();
+    let admins: Vec<_> = state
+        .store
+        .subjects_of(&tenant_id, None, 50)
+        .await?
+        .into_iter()
+        .filter(|s| s.kind == tutela_core::tenant::SubjectKind::Administrator)
+        .collect();
+    let mut notices = Vec::new();
+    let mut contacts = Vec::new();
+    // Redirecting a third party's complaint to the customer is the statement's own
+    // obligation (R23): the reads name it as their basis.
+    let complaint_basis =
+        crate::records::CheckedBasis::legal(&format!("third_party_complaint:{complaint_ref}"));
+    for admin in &admins {
+        // The customer hears of the complaint (a service notice, R9/R23).
+        notices.push(
+            crate::contact::send_service_notice(
+                state,
+                actor,
+                admin,
+                "third-party-complaint-redirect",
+                Clause::r(23),
+            )
+            .await?,
+        );
+        // Basic contact data only, through the purpose-checked, audited read.
+        match crate::records::read_record(
+            state,
+            actor,
+            admin.id.as_str(),
+            Category::Administrator,
+            Purpose::LegalObligation,
+            Some(&complaint_basis),
+        )
+        .await
+        {
+            Ok(view) => contacts.push(BasicContact {
+                name: view.fields.get("name").cloned(),
+                email: view.fields.get("email").cloned(),
+            }),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let complaint = tutela_store::sharing::Complaint {
+        id: format!("cmp_{}", uuid::Uuid::now_v7().simple()),
+        tenant: tenant_id.clone(),
+        complaint_ref,
+        notices: notices.clone(),
+        received_by: actor.token().to_string(),
+        at: now,
+    };
+    let mut a = audit(
+        actor,
+        now,
+        "third_party_complaint",
+        true,
+        "redirected_to_customer",
+        Clause::r(23),
+    );
+    a.tenant = Some(tenant_id.to_string());
+    state.store.insert_complaint_audited(&complaint, &a).await?;
+    Ok(Redirected {
+        id: complaint.id,
+        tenant_name: state
+            .vault
+            .tenant_name(&state.store, &tenant)
+            .await?
+            .as_str()
+            .to_owned(),
+        tenant: tenant_id,
+        notices,
+        contacts,
+    })
 }
 
 /// The audit entry of a sharing action (ids and vocabulary only).
