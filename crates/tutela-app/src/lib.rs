@@ -33,6 +33,7 @@ pub mod sharing;
 pub mod startup;
 pub mod state;
 pub mod subjects;
+pub mod tenants;
 pub mod tokens;
 pub mod witness;
 

@@ -11,13 +11,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tutela_app::subjects;
 use tutela_app::AppState;
-use tutela_core::actor::ScopeAccess;
 use tutela_core::lookup::LookupKind;
-use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
+use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName};
 use tutela_core::{Clause, Role, SubjectId, TenantId};
-use tutela_store::subjects::Subject;
-use tutela_store::tenants::{StoredName, Tenant};
-use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 /// `POST /v1/tenants` body.
@@ -118,27 +114,7 @@ pub async fn create_tenant(
         (true, d) => Some(d.unwrap_or(30)),
         (false, None) => None,
     };
-    let now = state.clock.now();
-    let tenant = Tenant {
-        id: tutela_app::ids::tenant(),
-        // Sealed under the new tenant's key by `Vault::insert_tenant` (R29).
-        name: StoredName::Clear(name),
-        kind,
-        state: if body.trial {
-            TenantState::Trial
-        } else {
-            TenantState::Active
-        },
-        created_at: now,
-        frozen_until: None,
-        trial_ends_at: trial_days.map(|d| now + time::Duration::days(i64::from(d))),
-        closed_at: None,
-    };
-    let tenant = state
-        .vault
-        .insert_tenant(&state.store, tenant, None)
-        .await?;
-    tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
+    let tenant = tutela_app::tenants::create(&state, name, kind, body.trial, trial_days).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(TenantCreated {
@@ -208,49 +184,7 @@ pub async fn create_subject(
             message: e.to_string(),
             clause: Some(Clause::r(43)),
         })?;
-    let tenant = state
-        .store
-        .tenant(&tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
-    match tenant.state {
-        TenantState::Trial | TenantState::Active => {}
-        TenantState::Closed => {
-            return Err(ApiError::Locked {
-                code: "frozen",
-                message:
-                    "the account is closed; its data is frozen until the retention period ends"
-                        .to_owned(),
-                clause: Some(Clause::r(19)),
-            })
-        }
-        TenantState::Expired | TenantState::Erased => {
-            return Err(ApiError::Conflict {
-                code: "tenant_not_active",
-                message: format!(
-                    "the tenant is {}; no new subjects can be registered",
-                    tenant.state
-                ),
-                clause: Some(Clause::r(if tenant.state == TenantState::Expired {
-                    41
-                } else {
-                    19
-                })),
-            })
-        }
-    }
-    let subject = Subject {
-        id: tutela_app::ids::subject(),
-        tenant: tenant_id,
-        kind,
-        adult_on,
-        created_at: now,
-        erased_at: None,
-        frozen_until: None,
-        frozen_ground: None,
-    };
-    state.store.insert_subject(&subject).await?;
-    tracing::info!(tenant = %subject.tenant, subject = %subject.id, kind = %subject.kind, "subject registered");
+    let subject = subjects::register(&state, tenant_id, kind, adult_on).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(SubjectCreated {
@@ -379,53 +313,7 @@ pub async fn lookup_subjects(
             ))
         }
     };
-    let access = actor.may_view_tenant(&tenant_id);
-    if access == ScopeAccess::Hidden
-        || state
-            .cache
-            .tenant(&state.store, &tenant_id)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let allowed = access == ScopeAccess::Allowed;
-    let entry = AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: state.clock.now(),
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(tenant_id.to_string()),
-        subject: None,
-        category: None,
-        purpose: None,
-        action: format!("lookup_{}", kind.as_str()),
-        decision: if allowed { "allow" } else { "deny" }.to_owned(),
-        reason: if allowed {
-            "blind_index_lookup"
-        } else {
-            "role_denied"
-        }
-        .to_owned(),
-        clause: Some(Clause::r(29).to_string()),
-        seq: None,
-    };
-    state.audit_writer.append(entry).await?;
-    subjects::enforce(access, "tenant", "look up subjects")?;
-    let Some(digest) = state
-        .vault
-        .lookup_key(&state.store, &tenant_id, kind, value)
-        .await?
-    else {
-        return Err(ApiError::invalid(
-            "invalid_lookup",
-            format!("not a valid {}", kind.as_str()),
-        ));
-    };
-    let found = state
-        .store
-        .find_by_lookup(&tenant_id, kind, &digest)
-        .await?;
+    let found = subjects::lookup(&state, &actor, &tenant_id, kind, value).await?;
     Ok(ApiJson(LookupResult {
         subjects: found.into_iter().map(|s| s.to_string()).collect(),
     }))
