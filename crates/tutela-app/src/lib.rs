@@ -18,6 +18,7 @@ pub mod deliveries;
 pub mod demo;
 pub mod erasure;
 pub mod error;
+pub mod exports;
 pub mod grants;
 pub mod identity_codes;
 pub mod ids;
