@@ -7,6 +7,7 @@ use crate::state::AppState;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tutela_core::contact::{ContactChannel, MessageKind};
+use tutela_core::request::{RequestEvent, RequestStatus};
 use tutela_core::{Actor, Clause};
 use tutela_store::requests::StoredRequest;
 
@@ -149,4 +150,42 @@ fn too_many() -> Error {
         message: "too many wrong codes; ask for a new one".into(),
         clause: Some(Clause::r(35)),
     }
+}
+
+/// The requester presents the code it received (R35): a match verifies its identity and
+/// moves the request on; a wrong, expired or exhausted code says which. Returns the
+/// request as stored afterwards.
+pub async fn verify(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    code: &str,
+) -> Result<StoredRequest, Error> {
+    let r = crate::requests::visible(state, actor, id).await?;
+    if !crate::requests::is_requester(actor, &r) {
+        return Err(Error::forbidden_role(
+            "present another person's identity code",
+        ));
+    }
+    if r.status != RequestStatus::Received {
+        return Err(Error::Conflict {
+            code: "request_state",
+            message: format!("a request that is {} cannot be verified", r.status),
+            clause: Some(Clause::r(35)),
+        });
+    }
+    let message = check(state, actor, &r, code).await?;
+    let r = crate::requests::step(
+        state,
+        actor,
+        r,
+        RequestEvent::VerifyIdentity,
+        "request_verify",
+        |u, _| {
+            u.verification_method = Some("one_time_code".to_owned());
+            u.verification_ref = Some(message);
+        },
+    )
+    .await?;
+    Ok(r)
 }

@@ -6,10 +6,11 @@ use crate::state::AppState;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::request::{RequestEvent, RequestLife};
+use tutela_core::request::{RequestEvent, RequestLife, RequestType};
 use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
+use tutela_store::subjects::Subject;
 use tutela_store::vault::AuditEntry;
 use tutela_store::StoreError;
 
@@ -255,4 +256,73 @@ pub async fn deletion_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(
         });
     }
     Ok(())
+}
+
+/// Tells a request's subject of a step it must hear of (a service notice through the send
+/// gate, R35).
+pub async fn notify_subject(
+    state: &AppState,
+    actor: &Actor,
+    r: &StoredRequest,
+    template: &str,
+) -> Result<(), Error> {
+    let subject = state
+        .cache
+        .subject(&state.store, &r.subject)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("request without subject")))?;
+    crate::contact::send_service_notice(state, actor, &subject, template, Clause::r(35)).await?;
+    Ok(())
+}
+
+/// Files a request about `subject` (the caller checked role and scope) with its details
+/// sealed under the subject's key (R32, R35); routed to the tenant only for an end
+/// user's data (R26); audited. Returns it as stored.
+pub async fn file(
+    state: &AppState,
+    actor: &Actor,
+    subject: &Subject,
+    kind: RequestType,
+    details: Option<String>,
+) -> Result<StoredRequest, Error> {
+    let now = state.clock.now();
+    // Routed by whose data it is, not by who files it (R26): only an end user's request
+    // waits for the tenant; an administrator's or contact's is the operator's to answer.
+    let to_tenant =
+        tutela_core::request::routed_to_tenant(subject.kind, actor.role() == Role::TenantAdmin);
+    let l = RequestLife::file(
+        kind,
+        to_tenant,
+        now,
+        state.policy.requests.answer_within_days,
+    );
+    let mut r = StoredRequest {
+        id: format!("req_{}", uuid::Uuid::now_v7().simple()),
+        subject: subject.id.clone(),
+        tenant: subject.tenant.clone(),
+        kind,
+        status: l.status,
+        filed_by: actor.token().to_string(),
+        filed_role: actor.role().to_string(),
+        received_at: l.received_at,
+        due_at: l.due_at,
+        confirmed: false,
+        extended: false,
+        sealed_text: None,
+        verification_method: None,
+        verification_ref: None,
+        refusal_ground: None,
+        updated_at: now,
+    };
+    if let Some(d) = details {
+        let mut notes = BTreeMap::new();
+        notes.insert("details".to_owned(), d);
+        r.sealed_text = seal_notes(state, &r, &notes).await?;
+    }
+    let mut a = audit(actor, &r, &format!("request_file_{kind}"), now);
+    if kind == RequestType::Complaint {
+        a.clause = Some(Clause::r(45).to_string());
+    }
+    state.store.insert_request_audited(&r, &a).await?;
+    Ok(r)
 }

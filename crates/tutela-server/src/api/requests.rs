@@ -13,14 +13,12 @@ use crate::error::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use tutela_app::requests::{audit, is_requester, life, seal_notes, visible};
+use tutela_app::requests::{is_requester, life, visible};
 use tutela_app::AppState;
 use tutela_core::policy::RefusalGround;
-use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
+use tutela_core::request::{RequestEvent, RequestType};
 use tutela_core::{Category, Clause, Role};
-use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
 use utoipa::ToSchema;
 
@@ -77,48 +75,12 @@ pub async fn file_request(
             });
         }
     }
-    let now = state.clock.now();
-    // Routed by whose data it is, not by who files it (R26): only an end user's request
-    // waits for the tenant; an administrator's or contact's is the operator's to answer.
-    let to_tenant =
-        tutela_core::request::routed_to_tenant(subject.kind, actor.role() == Role::TenantAdmin);
-    let l = RequestLife::file(
-        kind,
-        to_tenant,
-        now,
-        state.policy.requests.answer_within_days,
-    );
-    let mut r = StoredRequest {
-        id: format!("req_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        tenant: subject.tenant.clone(),
-        kind,
-        status: l.status,
-        filed_by: actor.token().to_string(),
-        filed_role: actor.role().to_string(),
-        received_at: l.received_at,
-        due_at: l.due_at,
-        confirmed: false,
-        extended: false,
-        sealed_text: None,
-        verification_method: None,
-        verification_ref: None,
-        refusal_ground: None,
-        updated_at: now,
-    };
-    if let Some(d) = &body.details {
-        let mut notes = BTreeMap::new();
-        notes.insert(
-            "details".to_owned(),
-            super::input::bounded_text("details", d, 10_000, false, "invalid_text")?,
-        );
-        r.sealed_text = seal_notes(&state, &r, &notes).await?;
-    }
-    let mut a = audit(&actor, &r, &format!("request_file_{kind}"), now);
-    if kind == RequestType::Complaint {
-        a.clause = Some(Clause::r(45).to_string());
-    }
-    state.store.insert_request_audited(&r, &a).await?;
+    let details = body
+        .details
+        .as_deref()
+        .map(|d| super::input::bounded_text("details", d, 10_000, false, "invalid_text"))
+        .transpose()?;
+    let r = tutela_app::requests::file(&state, &actor, &subject, kind, details).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(request_view(&state, &r).await?),
@@ -232,32 +194,7 @@ pub async fn verify(
         let code = body.code.as_deref().ok_or_else(|| {
             ApiError::invalid("code_required", "one_time_code needs the `code` received")
         })?;
-        let r = visible(&state, &actor, &id).await?;
-        if !is_requester(&actor, &r) {
-            return Err(ApiError::forbidden_role(
-                "present another person's identity code",
-            ));
-        }
-        if r.status != RequestStatus::Received {
-            return Err(ApiError::Conflict {
-                code: "request_state",
-                message: format!("a request that is {} cannot be verified", r.status),
-                clause: Some(Clause::r(35)),
-            });
-        }
-        let message = tutela_app::identity_codes::check(&state, &actor, &r, code).await?;
-        let r = tutela_app::requests::step(
-            &state,
-            &actor,
-            r,
-            RequestEvent::VerifyIdentity,
-            "request_verify",
-            |u, _| {
-                u.verification_method = Some("one_time_code".to_owned());
-                u.verification_ref = Some(message);
-            },
-        )
-        .await?;
+        let r = tutela_app::identity_codes::verify(&state, &actor, &id, code).await?;
         return Ok(ApiJson(request_view(&state, &r).await?));
     }
     tutela_app::requests::require_officer(&actor)?;
@@ -390,20 +327,7 @@ pub async fn extend(
         },
     )
     .await?;
-    // The subject hears of it through the send gate (a service notice).
-    let subject = state
-        .cache
-        .subject(&state.store, &r.subject)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    tutela_app::contact::send_service_notice(
-        &state,
-        &actor,
-        &subject,
-        "request-extended",
-        Clause::r(35),
-    )
-    .await?;
+    tutela_app::requests::notify_subject(&state, &actor, &r, "request-extended").await?;
     Ok(ApiJson(request_view(&state, &r).await?))
 }
 
