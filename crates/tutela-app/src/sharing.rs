@@ -1,6 +1,6 @@
-//! Sharing (issue 5; R6, R17, R18, R21-R25, R28): the audit entries of the sharing
-//! routes, and a disclosure or transfer decided by `tutela_core::transfer` and recorded
-//! in the register when it goes ahead.
+//! Sharing (issue 5; R6, R17, R18, R21-R25, R28): storage locations, recipients and their
+//! webhook secrets, a disclosure or transfer decided by `tutela_core::transfer` and
+//! recorded in the register when it goes ahead, and third-party complaints (R23).
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use tutela_core::consent::{self, ConsentEvent, ConsentScope};
 use tutela_core::policy::{ConsentException, RecipientKind};
 use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferRequest};
-use tutela_core::{Actor, Category, Clause, Purpose, TenantId};
-use tutela_store::sharing::Transfer;
+use tutela_core::{Actor, Category, Clause, Country, Purpose, Region, TenantId};
+use tutela_crypto::webhook::WebhookSecret;
+use tutela_store::sharing::{Recipient, StorageLocation, Transfer};
 use tutela_store::vault::AuditEntry;
 
 /// A disclosure or transfer asked for, its input parsed and within the caller's scope.
@@ -297,8 +298,141 @@ pub async fn redirect_complaint(
     })
 }
 
+/// Registers a storage location (the caller checked the operator's role and the input):
+/// a location abroad for a category that must stay in mainland China is refused and the
+/// refusal audited (R6).
+pub async fn register_location(
+    state: &AppState,
+    actor: &Actor,
+    name: String,
+    region: Region,
+    country: Country,
+    categories: Vec<Category>,
+) -> Result<StorageLocation, Error> {
+    let now = state.clock.now();
+    let outside: Vec<String> = categories
+        .iter()
+        .filter(|c| {
+            state
+                .policy
+                .category(**c)
+                .is_some_and(|cp| cp.residency == Region::Cn)
+        })
+        .map(ToString::to_string)
+        .collect();
+    if region == Region::Overseas && !outside.is_empty() {
+        let mut a = audit(
+            actor,
+            now,
+            "storage_location_register",
+            false,
+            "residency_violation",
+            Clause::r(6),
+        );
+        a.category = outside.first().cloned();
+        state.audit_writer.append(a).await?;
+        return Err(Error::Forbidden {
+            code: "residency_violation",
+            message: format!(
+                "{} must be stored in mainland China; {} is not",
+                outside.join(", "),
+                country.as_str()
+            ),
+            clause: Some(Clause::r(6)),
+        });
+    }
+    let location = StorageLocation {
+        id: format!("loc_{}", uuid::Uuid::now_v7().simple()),
+        name,
+        region,
+        country,
+        categories,
+        created_at: now,
+    };
+    let a = audit(
+        actor,
+        now,
+        "storage_location_register",
+        true,
+        "residency_ok",
+        Clause::r(6),
+    );
+    state.store.insert_storage_location(&location, &a).await?;
+    Ok(location)
+}
+
+/// Registers a recipient `new` (the caller checked it against the statement, R21, R25;
+/// its `id` and `webhook_secret` are assigned here), with a fresh webhook secret, sealed
+/// under the master key, when it has a webhook (R34). Returns it and the secret, shown
+/// once.
+pub async fn register_recipient(
+    state: &AppState,
+    actor: &Actor,
+    new: Recipient,
+    clause: Clause,
+) -> Result<(Recipient, Option<WebhookSecret>), Error> {
+    let now = new.created_at;
+    let id = format!("rcp_{}", uuid::Uuid::now_v7().simple());
+    let secret = match new.webhook_url {
+        Some(_) => Some(WebhookSecret::generate().map_err(|e| Error::Internal(e.into()))?),
+        None => None,
+    };
+    let webhook_secret = secret
+        .as_ref()
+        .map(|s| state.vault.seal_webhook_secret(&id, s))
+        .transpose()?;
+    let recipient = Recipient {
+        id,
+        webhook_secret,
+        ..new
+    };
+    let a = audit(
+        actor,
+        now,
+        "recipient_register",
+        true,
+        &format!("recipient:{}", recipient.id),
+        clause,
+    );
+    state.store.insert_recipient(&recipient, &a).await?;
+    Ok((recipient, secret))
+}
+
+/// Replaces a recipient's webhook secret (R34). Returns the recipient and the new secret,
+/// shown once.
+pub async fn rotate_webhook_secret(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<(Recipient, WebhookSecret), Error> {
+    let secret = WebhookSecret::generate().map_err(|e| Error::Internal(e.into()))?;
+    let sealed = state.vault.seal_webhook_secret(id, &secret)?;
+    let now = state.clock.now();
+    let a = audit(
+        actor,
+        now,
+        "recipient_secret_rotate",
+        true,
+        &format!("recipient:{id}"),
+        Clause::r(34),
+    );
+    if !state
+        .store
+        .set_webhook_secret_audited(id, &sealed, &a)
+        .await?
+    {
+        return Err(Error::not_found("recipient with a webhook"));
+    }
+    let recipient = state
+        .store
+        .recipient(id)
+        .await?
+        .ok_or_else(|| Error::not_found("recipient"))?;
+    Ok((recipient, secret))
+}
+
 /// The audit entry of a sharing action (ids and vocabulary only).
-pub fn audit(
+fn audit(
     actor: &Actor,
     at: OffsetDateTime,
     action: &str,

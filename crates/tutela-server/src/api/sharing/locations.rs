@@ -12,7 +12,7 @@ use tutela_core::{Clause, Region, Role};
 use tutela_store::sharing::StorageLocation;
 use utoipa::ToSchema;
 
-use super::{audit, categories, country, require};
+use super::{categories, country, require};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,55 +68,9 @@ pub async fn register_location(
         });
     }
     let categories = categories(&body.categories)?;
-    let now = state.clock.now();
-    let outside: Vec<String> = categories
-        .iter()
-        .filter(|c| {
-            state
-                .policy
-                .category(**c)
-                .is_some_and(|cp| cp.residency == Region::Cn)
-        })
-        .map(ToString::to_string)
-        .collect();
-    if region == Region::Overseas && !outside.is_empty() {
-        let mut a = audit(
-            &actor,
-            now,
-            "storage_location_register",
-            false,
-            "residency_violation",
-            Clause::r(6),
-        );
-        a.category = outside.first().cloned();
-        state.audit_writer.append(a).await?;
-        return Err(ApiError::Forbidden {
-            code: "residency_violation",
-            message: format!(
-                "{} must be stored in mainland China; {} is not",
-                outside.join(", "),
-                country.as_str()
-            ),
-            clause: Some(Clause::r(6)),
-        });
-    }
-    let location = StorageLocation {
-        id: format!("loc_{}", uuid::Uuid::now_v7().simple()),
-        name,
-        region,
-        country,
-        categories,
-        created_at: now,
-    };
-    let a = audit(
-        &actor,
-        now,
-        "storage_location_register",
-        true,
-        "residency_ok",
-        Clause::r(6),
-    );
-    state.store.insert_storage_location(&location, &a).await?;
+    let location =
+        tutela_app::sharing::register_location(&state, &actor, name, region, country, categories)
+            .await?;
     Ok((StatusCode::CREATED, ApiJson(location_view(&location))))
 }
 

@@ -10,14 +10,13 @@
 //!   customer data disclosures notify the customer first unless a legal prohibition is
 //!   recorded (R23). Every decision, allow or deny, is audited.
 //!
-//! One module per noun; this one holds the parsing and audit helpers they share.
+//! One module per noun; this one holds the input rules they share. What they do is
+//! `tutela_app::sharing`.
 
 pub mod complaints;
 pub mod locations;
 pub mod recipients;
 pub mod transfers;
-
-pub(super) use tutela_app::sharing::audit;
 
 use crate::error::ApiError;
 use tutela_core::{Actor, Category, Country, Role};

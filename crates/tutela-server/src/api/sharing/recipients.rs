@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 use tutela_app::AppState;
 use tutela_core::policy::RecipientKind;
 use tutela_core::{Clause, Purpose, Region, Role};
-use tutela_crypto::webhook::WebhookSecret;
 use tutela_store::sharing::Recipient;
 use utoipa::ToSchema;
 
-use super::{audit, categories, country, require};
+use super::{categories, country, require};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -167,38 +166,25 @@ pub async fn register_recipient(
             ))
         }
     };
-    let now = state.clock.now();
-    let id = format!("rcp_{}", uuid::Uuid::now_v7().simple());
-    let secret = match webhook_url {
-        Some(_) => Some(WebhookSecret::generate().map_err(|e| ApiError::Internal(e.into()))?),
-        None => None,
-    };
-    let webhook_secret = secret
-        .as_ref()
-        .map(|s| state.vault.seal_webhook_secret(&id, s))
-        .transpose()?;
-    let recipient = Recipient {
-        id,
-        name,
-        kind,
-        country,
-        purposes,
-        categories,
-        commitment_ref,
-        policy_ref,
-        webhook_url,
-        webhook_secret,
-        created_at: now,
-    };
-    let a = audit(
+    let (recipient, secret) = tutela_app::sharing::register_recipient(
+        &state,
         &actor,
-        now,
-        "recipient_register",
-        true,
-        &format!("recipient:{}", recipient.id),
+        Recipient {
+            id: String::new(),
+            name,
+            kind,
+            country,
+            purposes,
+            categories,
+            commitment_ref,
+            policy_ref,
+            webhook_url,
+            webhook_secret: None,
+            created_at: state.clock.now(),
+        },
         kind_policy.clause,
-    );
-    state.store.insert_recipient(&recipient, &a).await?;
+    )
+    .await?;
     let mut view = recipient_view(&recipient);
     view.webhook_secret = secret.map(|s| s.to_hex());
     Ok((StatusCode::CREATED, ApiJson(view)))
@@ -217,29 +203,8 @@ pub async fn rotate_webhook_secret(
     crate::api::ApiPath(id): crate::api::ApiPath<String>,
 ) -> Result<ApiJson<RecipientInfo>, ApiError> {
     require(&actor, &[Role::Operator], "rotate webhook secrets")?;
-    let secret = WebhookSecret::generate().map_err(|e| ApiError::Internal(e.into()))?;
-    let sealed = state.vault.seal_webhook_secret(&id, &secret)?;
-    let now = state.clock.now();
-    let a = audit(
-        &actor,
-        now,
-        "recipient_secret_rotate",
-        true,
-        &format!("recipient:{id}"),
-        Clause::r(34),
-    );
-    if !state
-        .store
-        .set_webhook_secret_audited(&id, &sealed, &a)
-        .await?
-    {
-        return Err(ApiError::not_found("recipient with a webhook"));
-    }
-    let recipient = state
-        .store
-        .recipient(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipient"))?;
+    let (recipient, secret) =
+        tutela_app::sharing::rotate_webhook_secret(&state, &actor, &id).await?;
     let mut view = recipient_view(&recipient);
     view.webhook_secret = Some(secret.to_hex());
     Ok(ApiJson(view))
