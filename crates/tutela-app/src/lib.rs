@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 pub mod records;
+pub mod redaction;
 pub mod requests;
 pub mod retention_engine;
 pub mod seed;
