@@ -4,8 +4,8 @@
 use crate::error::Error;
 use crate::state::AppState;
 use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope, Evidence, ProvenanceError};
-use tutela_core::{tenant, Actor, Clause, Role};
-use tutela_store::consents::ConsentEntry;
+use tutela_core::{tenant, Actor, Clause, Purpose, Role};
+use tutela_store::consents::{ConsentEntry, PurposeChange};
 use tutela_store::subjects::Subject;
 use tutela_store::vault::AuditEntry;
 
@@ -156,4 +156,83 @@ fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry
         clause: Some(clause_of(&c.scope).to_string()),
         seq: None,
     }
+}
+
+/// A subject's consent ledger for a caller who may read it: the subject, every entry
+/// oldest first, and the latest entry per scope (ties: the later in ledger order).
+pub async fn ledger(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+) -> Result<(Subject, Vec<ConsentEntry>, Vec<ConsentEntry>), Error> {
+    let subject = crate::subjects::subject_in_scope(
+        state,
+        raw_subject,
+        |s| actor.may_view_consents(&s.tenant, &s.id),
+        "read consents",
+    )
+    .await?;
+    let history = state.store.consents_of(&subject.id).await?;
+    let events: Vec<ConsentEvent> = history
+        .iter()
+        .map(|c| ConsentEvent {
+            scope: c.scope.clone(),
+            granted: c.granted,
+            at: c.at,
+        })
+        .collect();
+    let current_scopes = consent::current_state(&events);
+    // The latest entry per scope (ties: the later in ledger order).
+    let current = current_scopes
+        .keys()
+        .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
+        .cloned()
+        .collect();
+    Ok((subject, history, current))
+}
+
+/// Records that a successor controller changed `purposes` (R27; the caller checked the
+/// role and the input): one row and audit entry per purpose; the decision's cached map
+/// of changed purposes is dropped so reconsent is asked at once.
+pub async fn record_purpose_changes(
+    state: &AppState,
+    actor: &Actor,
+    purposes: Vec<Purpose>,
+    controller: String,
+    reason: String,
+    notice_ref: Option<String>,
+) -> Result<Vec<PurposeChange>, Error> {
+    let now = state.clock.now();
+    let rows: Vec<(PurposeChange, AuditEntry)> = purposes
+        .into_iter()
+        .map(|purpose| {
+            let change = PurposeChange {
+                id: format!("pch_{}", uuid::Uuid::now_v7().simple()),
+                purpose,
+                controller: controller.clone(),
+                reason: reason.clone(),
+                notice_ref: notice_ref.clone(),
+                at: now,
+            };
+            let audit = AuditEntry {
+                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                at: now,
+                token_id: actor.token().to_string(),
+                role: actor.role().to_string(),
+                tenant: None,
+                subject: None,
+                category: None,
+                purpose: Some(purpose.to_string()),
+                action: "purpose_change".to_owned(),
+                decision: "allow".to_owned(),
+                reason: "successor_controller".to_owned(),
+                clause: Some(Clause::r(27).to_string()),
+                seq: None,
+            };
+            (change, audit)
+        })
+        .collect();
+    state.store.insert_purpose_changes_audited(&rows).await?;
+    state.cache.forget_changed_purposes();
+    Ok(rows.into_iter().map(|(c, _)| c).collect())
 }

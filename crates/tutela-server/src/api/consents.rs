@@ -18,10 +18,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tutela_app::consents::NewEntry;
 use tutela_app::AppState;
-use tutela_core::consent::{self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence};
+use tutela_core::consent::{Channel, ConsentMethod, ConsentScope, Evidence};
 use tutela_core::{Clause, Purpose, Role};
 use tutela_store::consents::PurposeChange;
-use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 /// `POST` body.
@@ -184,28 +183,11 @@ pub async fn list_consents(
     Authenticated(actor): Authenticated,
     ApiPath(raw_subject): ApiPath<String>,
 ) -> Result<ApiJson<ConsentLedger>, ApiError> {
-    let subject = tutela_app::subjects::subject_in_scope(
-        &state,
-        &raw_subject,
-        |s| actor.may_view_consents(&s.tenant, &s.id),
-        "read consents",
-    )
-    .await?;
+    let (subject, history, current) =
+        tutela_app::consents::ledger(&state, &actor, &raw_subject).await?;
     let show_token = actor.role() == Role::PrivacyOfficer;
-    let history = state.store.consents_of(&subject.id).await?;
-    let events: Vec<ConsentEvent> = history
+    let current = current
         .iter()
-        .map(|c| ConsentEvent {
-            scope: c.scope.clone(),
-            granted: c.granted,
-            at: c.at,
-        })
-        .collect();
-    let current_scopes = consent::current_state(&events);
-    // The latest entry per scope (ties: the later in ledger order).
-    let current = current_scopes
-        .keys()
-        .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
         .map(|c| consent_view(c, show_token))
         .collect();
     Ok(ApiJson(ConsentLedger {
@@ -295,41 +277,13 @@ pub async fn record_purpose_change(
     let reason =
         super::input::bounded_text("reason", &body.reason, 2000, true, "invalid_purpose_change")?;
     let notice_ref = super::input::reference("notice_ref", body.notice_ref.as_deref(), 128)?;
-    let now = state.clock.now();
-    let rows: Vec<(PurposeChange, AuditEntry)> = purposes
-        .into_iter()
-        .map(|purpose| {
-            let change = PurposeChange {
-                id: format!("pch_{}", uuid::Uuid::now_v7().simple()),
-                purpose,
-                controller: controller.clone(),
-                reason: reason.clone(),
-                notice_ref: notice_ref.clone(),
-                at: now,
-            };
-            let audit = AuditEntry {
-                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                at: now,
-                token_id: actor.token().to_string(),
-                role: actor.role().to_string(),
-                tenant: None,
-                subject: None,
-                category: None,
-                purpose: Some(purpose.to_string()),
-                action: "purpose_change".to_owned(),
-                decision: "allow".to_owned(),
-                reason: "successor_controller".to_owned(),
-                clause: Some(Clause::r(27).to_string()),
-                seq: None,
-            };
-            (change, audit)
-        })
-        .collect();
-    state.store.insert_purpose_changes_audited(&rows).await?;
-    state.cache.forget_changed_purposes();
+    let changes = tutela_app::consents::record_purpose_changes(
+        &state, &actor, purposes, controller, reason, notice_ref,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(rows.iter().map(|(c, _)| change_view(c)).collect()),
+        ApiJson(changes.iter().map(change_view).collect()),
     ))
 }
 
