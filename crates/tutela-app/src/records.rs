@@ -14,6 +14,7 @@ use tutela_core::decide::{
     self, Action, ConditionFacts, Decision, Denial, Effect, NamedBasis, Outcome, Target,
 };
 use tutela_core::policy::PurposeCondition;
+use tutela_core::request::RequestStatus;
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
 use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
@@ -44,6 +45,63 @@ impl CheckedBasis {
         Self {
             basis: NamedBasis::LegalObligation,
             note: format!("legal_ref:{reference}"),
+        }
+    }
+}
+
+/// Checks a request named by the privacy officer as the basis of a read (R29, R35): it
+/// counts only while it is about this subject, filed by the subject or its tenant's
+/// admin, identity verified and not finished. A refused basis is audited like any
+/// denial.
+pub async fn request_basis(
+    state: &AppState,
+    actor: &Actor,
+    raw_subject: &str,
+    id: &str,
+) -> Result<CheckedBasis, Error> {
+    // The request must be the subject's own (or its controller's): one the privacy
+    // office filed itself is no independent basis for reading (R29).
+    let usable = state.store.request(id).await?.filter(|r| {
+        r.subject.as_str() == raw_subject
+            && matches!(r.filed_role.as_str(), "end_user" | "tenant_admin")
+            && matches!(
+                r.status,
+                RequestStatus::IdentityVerified | RequestStatus::InProgress
+            )
+    });
+    match usable {
+        Some(r) => Ok(CheckedBasis {
+            basis: NamedBasis::Request,
+            note: format!("request:{}", r.id),
+        }),
+        None => {
+            // A refused basis is an attempt to read personal data: audited like any
+            // denial (the subject hidden from view answers 404 instead).
+            let (subject, _) = crate::subjects::subject_and_tenant(state, raw_subject).await?;
+            state
+                .audit_writer
+                .append(AuditEntry {
+                    id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
+                    at: state.clock.now(),
+                    token_id: actor.token().to_string(),
+                    role: actor.role().to_string(),
+                    tenant: Some(subject.tenant.to_string()),
+                    subject: Some(subject.id.to_string()),
+                    category: None,
+                    purpose: None,
+                    action: "read".to_owned(),
+                    decision: "deny".to_owned(),
+                    reason: "basis_not_open".to_owned(),
+                    clause: Some(Clause::r(35).to_string()),
+                    seq: None,
+                })
+                .await?;
+            Err(Error::Forbidden {
+                code: "basis_not_open",
+                message: "the request is not an open, identity-verified request filed by or for this subject"
+                    .into(),
+                clause: Some(Clause::r(35)),
+            })
         }
     }
 }

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 use tutela_app::records::{CheckedBasis, RecordInput};
 use tutela_app::AppState;
 use tutela_core::decide::NamedBasis;
-use tutela_core::request::RequestStatus;
 use tutela_core::{Actor, Category, Clause, Purpose, Role};
-use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 /// `PUT` body.
@@ -102,52 +100,9 @@ async fn named_basis(
                 clause: Some(Clause::r(35)),
             });
         }
-        // The request must be the subject's own (or its controller's): one the privacy
-        // office filed itself is no independent basis for reading (R29).
-        let usable = state.store.request(&id).await?.filter(|r| {
-            r.subject.as_str() == raw_subject
-                && matches!(r.filed_role.as_str(), "end_user" | "tenant_admin")
-                && matches!(
-                    r.status,
-                    RequestStatus::IdentityVerified | RequestStatus::InProgress
-                )
-        });
-        return match usable {
-            Some(r) => Ok(Some(CheckedBasis {
-                basis: NamedBasis::Request,
-                note: format!("request:{}", r.id),
-            })),
-            None => {
-                // A refused basis is an attempt to read personal data: audited like any
-                // denial (the subject hidden from view answers 404 instead).
-                let (subject, _) =
-                    tutela_app::subjects::subject_and_tenant(state, raw_subject).await?;
-                state
-                    .audit_writer
-                    .append(AuditEntry {
-                        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                        at: state.clock.now(),
-                        token_id: actor.token().to_string(),
-                        role: actor.role().to_string(),
-                        tenant: Some(subject.tenant.to_string()),
-                        subject: Some(subject.id.to_string()),
-                        category: None,
-                        purpose: None,
-                        action: "read".to_owned(),
-                        decision: "deny".to_owned(),
-                        reason: "basis_not_open".to_owned(),
-                        clause: Some(Clause::r(35).to_string()),
-                        seq: None,
-                    })
-                    .await?;
-                Err(ApiError::Forbidden {
-                    code: "basis_not_open",
-                    message: "the request is not an open, identity-verified request filed by or for this subject"
-                        .into(),
-                    clause: Some(Clause::r(35)),
-                })
-            }
-        };
+        return Ok(Some(
+            tutela_app::records::request_basis(state, actor, raw_subject, &id).await?,
+        ));
     }
     let reference =
         super::input::reference("legal_ref", q.legal_ref.as_deref(), 200)?.unwrap_or_default();
