@@ -124,7 +124,7 @@ pub async fn record(
 }
 
 /// The clause a consent scope answers to.
-pub fn clause_of(scope: &ConsentScope) -> Clause {
+fn clause_of(scope: &ConsentScope) -> Clause {
     match scope {
         ConsentScope::Purpose(_) => Clause::r(4),
         ConsentScope::CrossBorder => Clause::r(18),

@@ -44,7 +44,7 @@ pub async fn send_service_notice(
 /// The send gate itself: decides one message with `contact::may_send`, stores it
 /// (queued or suppressed) and its audit entry together. `notice` = (audit reason,
 /// clause) for notices another workflow owes the subject; `None` records the gate's own.
-pub async fn pass_gate(
+async fn pass_gate(
     state: &AppState,
     actor: &Actor,
     subject: &Subject,

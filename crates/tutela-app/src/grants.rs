@@ -363,6 +363,6 @@ pub async fn visible(state: &AppState, actor: &Actor, id: &str) -> Result<Grant,
 }
 
 /// Whether `actor` is the engineer who asked for `grant`.
-pub fn is_holder(actor: &Actor, grant: &Grant) -> bool {
+fn is_holder(actor: &Actor, grant: &Grant) -> bool {
     grant.requested_by == actor.token().as_str()
 }

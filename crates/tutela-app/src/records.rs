@@ -2,8 +2,8 @@
 //! load the subject, decide (pure), and on a deny audit and refuse; on a read, fetch,
 //! decrypt, redact what must not leave, and make the audit entry durable before the
 //! data is returned. Every in-process reader of personal data goes through
-//! [`read_record`]; writes and deletions go through [`authorize`] and commit its audit
-//! entry with their change.
+//! [`read_record`]; writes and deletions ([`write_record`], [`delete_record`]) go
+//! through the same decision and commit its audit entry with their change.
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -134,7 +134,7 @@ fn audit_entry(
 
 /// The error a denial answers with: hidden subjects look absent (R2), frozen data is
 /// locked (R19), anything else is forbidden with its reason and clause.
-pub fn denial_error(d: &Decision) -> Error {
+fn denial_error(d: &Decision) -> Error {
     let message = format!(
         "denied: {} ({})",
         d.reason.as_str().replace('_', " "),
@@ -155,8 +155,8 @@ pub fn denial_error(d: &Decision) -> Error {
     }
 }
 
-/// What [`authorize`] allowed.
-pub struct Authorized {
+/// What `authorize` allowed.
+struct Authorized {
     pub subject: Subject,
     pub decision: Decision,
     /// The audit entry, not yet written: the caller commits it with its work.
@@ -197,7 +197,7 @@ fn redact_fields(fields: &mut BTreeMap<String, String>) {
 
 /// The shared front of every record route: load the subject, decide, and on a deny
 /// write the audit entry and answer with the clause.
-pub async fn authorize(
+async fn authorize(
     state: &AppState,
     actor: &Actor,
     raw_subject: &str,
@@ -398,7 +398,7 @@ pub async fn read_record(
 
 /// A visitor's latest choice for analytics cookies (R16); `None` when it never chose
 /// (or the record names no visitor).
-pub async fn analytics_choice(
+async fn analytics_choice(
     state: &AppState,
     visitor: Option<&String>,
 ) -> Result<Option<bool>, Error> {
@@ -414,7 +414,7 @@ pub async fn analytics_choice(
 }
 
 /// Masks a card number to its last four digits (R12).
-pub fn mask_card(number: &str) -> String {
+fn mask_card(number: &str) -> String {
     let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
     let last4: String = digits.iter().skip(digits.len().saturating_sub(4)).collect();
     format!("{}{last4}", "*".repeat(digits.len().saturating_sub(4)))

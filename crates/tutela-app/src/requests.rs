@@ -54,7 +54,7 @@ pub async fn open_notes(
 }
 
 /// Seals a request's notes under the subject's key (created if it has none yet).
-pub async fn seal_notes(
+async fn seal_notes(
     state: &AppState,
     r: &StoredRequest,
     notes: &BTreeMap<String, String>,
