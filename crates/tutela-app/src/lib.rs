@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod consents;
 pub mod contact;
+pub mod cookies;
 pub mod deliveries;
 pub mod demo;
 pub mod erasure;
