@@ -326,3 +326,22 @@ pub async fn file(
     state.store.insert_request_audited(&r, &a).await?;
     Ok(r)
 }
+
+/// Open requests, oldest due first: all of them, or (`overdue_only`) those past their
+/// due time. Updates the `tutela_requests_overdue` gauge.
+pub async fn open_list(state: &AppState, overdue_only: bool) -> Result<Vec<StoredRequest>, Error> {
+    let now = state.clock.now();
+    // Open requests due before the end of time, or (overdue) before now.
+    let before = if overdue_only {
+        now
+    } else {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)
+    };
+    let rows = state.store.open_requests_due_before(before).await?;
+    let overdue = rows.iter().filter(|r| life(r).is_overdue(now)).count();
+    state
+        .metrics
+        .requests_overdue
+        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    Ok(rows)
+}

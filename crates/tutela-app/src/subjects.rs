@@ -6,7 +6,7 @@ use crate::state::AppState;
 use tutela_core::actor::ScopeAccess;
 use tutela_core::lookup::LookupKind;
 use tutela_core::tenant::{SubjectKind, TenantState};
-use tutela_core::{Actor, Clause, SubjectId, TenantId};
+use tutela_core::{Actor, Clause, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
 use tutela_store::vault::AuditEntry;
@@ -167,4 +167,40 @@ pub async fn lookup(
     };
     let found = state.store.find_by_lookup(tenant_id, kind, &digest).await?;
     Ok(found)
+}
+
+/// A subject's profile for `actor`: a subject of another tenant answers exactly like a
+/// missing one (R2); roles that read no subjects are refused either way.
+pub async fn get(state: &AppState, actor: &Actor, id: &SubjectId) -> Result<Subject, Error> {
+    // Load first: the scope check needs the subject's tenant. A subject of another
+    // tenant answers exactly like a missing one.
+    let subject = state.store.subject(id).await?;
+    let Some(subject) = subject else {
+        return match actor.role() {
+            Role::Auditor | Role::Service | Role::Support => {
+                Err(Error::forbidden_role("read subjects"))
+            }
+            _ => Err(Error::not_found("subject")),
+        };
+    };
+    enforce(
+        actor.may_view_subject(&subject.tenant, &subject.id),
+        "subject",
+        "read subjects",
+    )?;
+    Ok(subject)
+}
+
+/// A page of a tenant's subjects after `after` (the caller checked its scope); a missing
+/// tenant is not found.
+pub async fn page(
+    state: &AppState,
+    tenant_id: &TenantId,
+    after: Option<&SubjectId>,
+    limit: u32,
+) -> Result<Vec<Subject>, Error> {
+    if state.store.tenant(tenant_id).await?.is_none() {
+        return Err(Error::not_found("tenant"));
+    }
+    Ok(state.store.subjects_of(tenant_id, after, limit).await?)
 }

@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::state::AppState;
 use tutela_core::tenant::{TenantKind, TenantName, TenantState};
+use tutela_core::TenantId;
 use tutela_store::tenants::{StoredName, Tenant};
 
 /// Creates a tenant (the caller checked it is the operator): active, or in trial for
@@ -36,4 +37,13 @@ pub async fn create(
         .await?;
     tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
     Ok(tenant)
+}
+
+/// A tenant by id (the caller checked its scope); a missing one is not found.
+pub async fn get(state: &AppState, id: &TenantId) -> Result<Tenant, Error> {
+    state
+        .store
+        .tenant(id)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant"))
 }

@@ -13,7 +13,6 @@ use crate::error::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use time::OffsetDateTime;
 use tutela_app::requests::{is_requester, life, visible};
 use tutela_app::AppState;
 use tutela_core::policy::RefusalGround;
@@ -122,19 +121,7 @@ pub async fn list_requests(
     if actor.role() != Role::PrivacyOfficer {
         return Err(ApiError::forbidden_role("list requests"));
     }
-    let now = state.clock.now();
-    // Open requests due before the end of time, or (overdue) before now.
-    let before = if q.overdue.unwrap_or(false) {
-        now
-    } else {
-        OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)
-    };
-    let rows = state.store.open_requests_due_before(before).await?;
-    let overdue = rows.iter().filter(|r| life(r).is_overdue(now)).count();
-    state
-        .metrics
-        .requests_overdue
-        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    let rows = tutela_app::requests::open_list(&state, q.overdue.unwrap_or(false)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         out.push(request_view(&state, r).await?);

@@ -137,11 +137,7 @@ pub async fn get_tenant(
 ) -> Result<ApiJson<TenantView>, ApiError> {
     let id = tenant_id(&raw)?;
     subjects::enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
-    let tenant = state
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let tenant = tutela_app::tenants::get(&state, &id).await?;
     Ok(ApiJson(tenant_view(&state, tenant).await?))
 }
 
@@ -224,13 +220,7 @@ pub async fn list_subjects(
         .map(SubjectId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))?;
-    if state.store.tenant(&tenant_id).await?.is_none() {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let rows = state
-        .store
-        .subjects_of(&tenant_id, after.as_ref(), limit)
-        .await?;
+    let rows = subjects::page(&state, &tenant_id, after.as_ref(), limit).await?;
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|s| s.id.to_string()))
         .flatten();
@@ -253,22 +243,7 @@ pub async fn get_subject(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<SubjectView>, ApiError> {
     let id = subjects::subject_id(&raw)?;
-    // Load first: the scope check needs the subject's tenant. A subject of another
-    // tenant answers exactly like a missing one.
-    let subject = state.store.subject(&id).await?;
-    let Some(subject) = subject else {
-        return match actor.role() {
-            Role::Auditor | Role::Service | Role::Support => {
-                Err(ApiError::forbidden_role("read subjects"))
-            }
-            _ => Err(ApiError::not_found("subject")),
-        };
-    };
-    subjects::enforce(
-        actor.may_view_subject(&subject.tenant, &subject.id),
-        "subject",
-        "read subjects",
-    )?;
+    let subject = subjects::get(&state, &actor, &id).await?;
     Ok(ApiJson(subject_view(subject, state.clock.now().date())))
 }
 
