@@ -2,11 +2,15 @@
 # Load test of the purpose-checked read path against the real server (issue 3).
 #
 #   bench/load.sh [DURATION_SECS] [CONNECTIONS]
+#   TUTELA_BENCH_DB=postgres://postgres@127.0.0.1:5432/bench bench/load.sh 20 16
 #
-# Builds the release binary, starts `tutela serve --demo` on SQLite in a fresh temporary
-# data directory on a loopback port, stores one administrator record, then runs `wrk`
+# Builds the release binary, starts `tutela serve --demo` (SQLite in a fresh temporary
+# data directory, or the PostgreSQL database named by TUTELA_BENCH_DB) on a loopback
+# port, stores one administrator record, then runs `wrk` twice with the same duration and
+# connections: first against `GET /healthz` (what the HTTP stack alone serves here), then
 # against `GET /v1/subjects/{s}/records/administrator?purpose=account_admin` with the
-# tenant admin's token. Every response's audit entry is durable before it is sent.
+# tenant admin's token (issue 15 reports the ratio of the two). Every read's audit entry
+# is durable before its response is sent.
 # Needs `wrk` (Debian package `wrk`). Loopback only; bounded duration.
 set -euo pipefail
 duration="${1:-20}"
@@ -20,7 +24,12 @@ work="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$root/target/release/tutela" serve --demo --data-dir "$work/data" \
+db_args=()
+if [ -n "${TUTELA_BENCH_DB:-}" ]; then
+  mkdir -p -m 700 "$work/data"
+  db_args=(--database-url "$TUTELA_BENCH_DB")
+fi
+"$root/target/release/tutela" serve --demo --data-dir "$work/data" "${db_args[@]}" \
   --listen "127.0.0.1:$port" >"$work/out.txt" 2>"$work/err.txt" &
 pid=$!
 for _ in $(seq 1 100); do
@@ -39,6 +48,10 @@ url="$base/v1/subjects/$subject/records/administrator?purpose=account_admin"
 curl -sf "$url" -H "Authorization: Bearer $admin_token" >/dev/null
 
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+if [ -n "${TUTELA_BENCH_DB:-}" ]; then echo "backend: postgres"; else echo "backend: sqlite"; fi
+echo "GET /healthz, $connections connections, ${duration}s"
+wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$base/healthz"
+echo
 echo "GET records/administrator?purpose=account_admin, $connections connections, ${duration}s"
 wrk -t "$threads" -c "$connections" -d "${duration}s" --latency \
   -H "Authorization: Bearer $admin_token" "$url"

@@ -18,6 +18,10 @@ use tutela_store::Store;
 
 /// Entries taken into one transaction at most; more wait for the next commit.
 const MAX_BATCH: usize = 4096;
+/// Batches committing at once. The store's SQLite writer commits the next batch while
+/// the previous one's WAL sync runs (`tutela-store/src/db/sqlite.rs`); with one batch in
+/// flight, each request waited for a whole commit-and-sync of the batch before its own.
+const IN_FLIGHT: usize = 4;
 /// Requests that may wait for the writer before `append` itself waits for room.
 const QUEUE: usize = 16_384;
 
@@ -61,22 +65,40 @@ async fn run(
     mut rx: mpsc::Receiver<(AuditEntry, Reply)>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut batch: Vec<(AuditEntry, Reply)> = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut committing = tokio::task::JoinSet::new();
+    loop {
+        // Wait for a free slot first, so entries keep gathering into the next batch
+        // while every slot is busy.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         let (entries, replies): (Vec<AuditEntry>, Vec<Reply>) = batch.drain(..).unzip();
-        let outcome = store
-            .append_audit_batch(&entries)
-            .await
-            .map_err(|e| -> Arc<str> { format!("{e}").into() });
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, entries = entries.len(), "audit group commit failed");
-        }
-        metrics.observe_audit_batch(entries.len());
-        for reply in replies {
-            // The request may have gone (client hung up); the entry is committed anyway.
-            let _ = reply.send(outcome.clone());
-        }
+        let (store, metrics) = (store.clone(), metrics.clone());
+        committing.spawn(async move {
+            let outcome = store
+                .append_audit_batch(&entries)
+                .await
+                .map_err(|e| -> Arc<str> { format!("{e}").into() });
+            drop(slot);
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, entries = entries.len(), "audit group commit failed");
+            }
+            metrics.observe_audit_batch(entries.len());
+            for reply in replies {
+                // The request may have gone (client hung up); the entry is committed anyway.
+                let _ = reply.send(outcome.clone());
+            }
+        });
+        // Reap finished commits so the set does not grow.
+        while committing.try_join_next().is_some() {}
     }
+    // The last handle is gone: let the commits in flight finish and answer.
+    while committing.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

@@ -133,7 +133,8 @@ fn push_audit_params(out: &mut Vec<Value>, e: &AuditEntry) {
 /// Appends `entries` inside the caller's transaction, so that an action and its audit
 /// entries land together or not at all (`AUDIT_BATCH_ROWS` per statement).
 pub(crate) async fn insert_audit_rows(db: &mut Db<'_>, entries: &[AuditEntry]) -> Result<()> {
-    for chunk in entries.chunks(AUDIT_BATCH_ROWS) {
+    let per = db.dialect().rows_per_statement.min(AUDIT_BATCH_ROWS);
+    for chunk in entries.chunks(per) {
         let sql = format!(
             "{INSERT_AUDIT_HEAD}{}",
             values_placeholders(chunk.len(), AUDIT_BINDS, 1)
@@ -230,7 +231,8 @@ impl Store {
                 // One statement per chunk; `coalesce(seq, -1) = -1` rather than `seq IS
                 // NULL`: the latter made SQLite scan the partial index of unsealed entries
                 // for every row (4 s for 5,000 rows instead of 27 ms).
-                for chunk in batch.chunks(SEAL_UPDATE_ROWS) {
+                let per = db.dialect().rows_per_statement.min(SEAL_UPDATE_ROWS);
+                for chunk in batch.chunks(per) {
                     let sql = format!(
                         "WITH v(id, seq, leaf) AS (VALUES {}) \
                          UPDATE audit_entries SET seq = v.seq, leaf_hash = v.leaf FROM v \

@@ -154,7 +154,8 @@ fn push_params(out: &mut Vec<Value>, d: &Delivery) {
 /// Inserts deliveries inside the caller's transaction (`INSERT_ROWS` per statement), so
 /// that they commit with the erasure or retention batch that causes them.
 pub(crate) async fn insert_deliveries(db: &mut Db<'_>, deliveries: &[Delivery]) -> Result<()> {
-    for chunk in deliveries.chunks(INSERT_ROWS) {
+    let per = db.dialect().rows_per_statement.min(INSERT_ROWS);
+    for chunk in deliveries.chunks(per) {
         let sql = format!(
             "INSERT INTO deliveries ({COLUMNS}) VALUES {}",
             values_placeholders(chunk.len(), BINDS, 1)

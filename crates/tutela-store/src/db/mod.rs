@@ -158,6 +158,10 @@ pub(crate) struct Dialect {
     /// `(table, unique, comma-separated columns)` of every non-primary index.
     pub(crate) schema_indexes: &'static str,
     pub(crate) normalize_type: fn(&str) -> String,
+    /// Rows per multi-row `INSERT`/`UPDATE … FROM (VALUES …)` at most: PostgreSQL saves a
+    /// network round trip per row; SQLite runs in process, where one cached one-row
+    /// statement per row beats parsing a new statement text for every batch size.
+    pub(crate) rows_per_statement: usize,
     /// Refreshes planner statistics after a bulk import (PostgreSQL would otherwise scan
     /// whole tables for key look-ups); SQLite plans without them.
     pub(crate) after_bulk_import: Option<&'static str>,

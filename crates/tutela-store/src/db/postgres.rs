@@ -165,6 +165,7 @@ pub(crate) const DIALECT: super::Dialect = super::Dialect {
            JOIN pg_namespace n ON n.oid = t.relnamespace \
          WHERE n.nspname = current_schema() AND NOT ix.indisprimary",
     normalize_type: super::normalize_type,
+    rows_per_statement: 500,
     after_bulk_import: Some("ANALYZE subjects, subject_keys, records"),
 };
 

@@ -625,6 +625,7 @@ pub(crate) const DIALECT: super::Dialect = super::Dialect {
          FROM sqlite_master m, pragma_index_list(m.name) il \
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND il.origin <> 'pk'",
     normalize_type: super::normalize_type,
+    rows_per_statement: 1,
     after_bulk_import: None,
 };
 
