@@ -109,9 +109,9 @@ pub fn master_key_file(config: &Config) -> anyhow::Result<PathBuf> {
 pub async fn open_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let (policy, source) = load_policy(config.policy.as_deref())?;
     tracing::info!(policy = %source, version = %policy.statement.version, "policy loaded");
-    if config.database_url.is_none() {
-        ensure_data_dir(&config.data_dir)?;
-    }
+    // The data directory holds the audit signing key on both backends (and the SQLite
+    // database on the default one).
+    ensure_data_dir(&config.data_dir)?;
     // The witness outside the data directory (issue 14, R29): a misplaced one stops
     // startup before anything is opened.
     let witness = crate::witness::Witness::from_config(&config)?;

@@ -685,16 +685,6 @@ async fn crash_rounds() {
         data_dir: root.path().join("data"),
         database_url: pg.as_ref().map(PgDatabase::url),
     };
-    if pg.is_some() {
-        // `serve` creates the data directory only for SQLite, yet on PostgreSQL too it
-        // writes the audit signing key there: without the directory it stops at start
-        // ("creating …/audit-signing.key: No such file or directory").
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&data.data_dir)
-            .unwrap();
-    }
     let backend = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
     let http = reqwest::Client::builder()
         .timeout(PATIENCE)

@@ -52,13 +52,14 @@ const STATEMENT_CACHE: usize = 256;
 
 /// Called with the outcome of the sync that covers a committed transaction.
 type Completion = Box<dyn FnOnce(std::result::Result<(), Arc<str>>) + Send>;
-/// A write transaction, as the writer thread runs it: `None` when it already answered
-/// (it failed and rolled back, which needs no sync).
+/// A write transaction, as the writer thread runs it; its answer waits for the next sync.
 type Job = Box<dyn FnOnce(&mut WriterState) -> Option<Completion> + Send>;
 
 struct WriterState {
     conn: Option<Connection>,
     poison: Arc<Poison>,
+    /// To replace a connection left inside a transaction.
+    options: SqliteOptions,
 }
 
 /// Set for good after a failed sync.
@@ -163,19 +164,20 @@ impl SqliteEngine {
         let state = WriterState {
             conn: Some(writer),
             poison: poison.clone(),
+            options: options.clone(),
         };
         let writer_thread = spawn(
             "tutela-sqlite-writer",
             Box::new(move || writer_loop(state, &jobs_rx, &done_tx)),
         )?;
-        let sync = WalSync::new(path, syncs.clone(), poison);
+        let sync = WalSync::new(path, syncs.clone(), poison.clone());
         let sync_thread = spawn(
             "tutela-sqlite-sync",
             Box::new(move || sync_loop(sync, &done_rx, &ckpt_tx)),
         )?;
         let ckpt_thread = spawn(
             "tutela-sqlite-checkpoint",
-            Box::new(move || checkpoint_loop(checkpointer, &ckpt_rx)),
+            Box::new(move || checkpoint_loop(checkpointer, &ckpt_rx, &poison)),
         )?;
         Ok(Self {
             readers: Readers::new(options.clone(), READERS),
@@ -311,7 +313,13 @@ where
         return Err(e.into());
     }
     let mut db = Db::new(Conn::Sqlite(conn));
-    let out = run_ready(f(&mut db));
+    // A panicking closure must not take the writer thread (and every later write) with
+    // it: it is rolled back like a failed one.
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_ready(f(&mut db))))
+        .unwrap_or_else(|_| {
+            tracing::error!("a write transaction panicked; it was rolled back");
+            Err(StoreError::Corrupt("a write transaction panicked".into()))
+        });
     let Conn::Sqlite(conn) = db.into_conn() else {
         return Err(StoreError::Closed);
     };
@@ -327,7 +335,20 @@ where
             tracing::error!(error = %e, "rolling back an SQLite write transaction failed");
         }
     }
-    state.conn = Some(conn);
+    if conn.is_autocommit() {
+        state.conn = Some(conn);
+    } else {
+        // Still inside a transaction: every later BEGIN would fail. Start afresh (closing
+        // the connection rolls the transaction back).
+        drop(conn);
+        state.conn = match state.options.open(false) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "reopening the SQLite writer failed; writes are refused");
+                None
+            }
+        };
+    }
     out
 }
 
@@ -376,10 +397,19 @@ fn sync_loop(
     }
 }
 
-fn checkpoint_loop(conn: Connection, wake: &mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: Connection, wake: &mpsc::Receiver<()>, poison: &Poison) {
     while wake.recv().is_ok() {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "background WAL checkpoint failed");
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure) {
+                // The checkpoint syncs the WAL and the database: an I/O error there may
+                // have consumed a write-back error the sync thread would never see.
+                let message: Arc<str> =
+                    format!("a WAL checkpoint failed with an I/O error: {e}").into();
+                tracing::error!(error = %message, "the store refuses further writes until restarted");
+                poison.set(message);
+            } else {
+                tracing::warn!(error = %e, "background WAL checkpoint failed");
+            }
         }
     }
 }
@@ -388,6 +418,10 @@ fn checkpoint_loop(conn: Connection, wake: &mpsc::Receiver<()>) {
 struct WalSync {
     wal: PathBuf,
     dir: PathBuf,
+    /// The WAL file, kept open between syncs: Linux reports a write-back error only to
+    /// descriptors open when it happened, so a descriptor opened afresh for each sync
+    /// could miss one. Reopened when the WAL is a new file.
+    open: Option<(File, u64)>,
     synced_inode: Option<u64>,
     syncs: Arc<AtomicU64>,
     poison: Arc<Poison>,
@@ -404,6 +438,7 @@ impl WalSync {
         Self {
             wal: PathBuf::from(wal),
             dir,
+            open: None,
             synced_inode: None,
             syncs,
             poison,
@@ -426,15 +461,23 @@ impl WalSync {
     }
 
     fn try_sync(&mut self) -> std::io::Result<()> {
-        let wal = match File::open(&self.wal) {
-            Ok(f) => f,
+        let inode = match std::fs::metadata(&self.wal) {
+            Ok(m) => m.ino(),
             // Checkpointed into the (synced) database and removed by the last connection.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.open = None;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
-        wal.sync_data()?;
+        let wal = match self.open.take() {
+            Some((file, open_inode)) if open_inode == inode => file,
+            _ => File::open(&self.wal)?,
+        };
+        let synced = wal.sync_data();
+        self.open = Some((wal, inode));
+        synced?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        let inode = wal.metadata()?.ino();
         if self.synced_inode != Some(inode) {
             File::open(&self.dir)?.sync_all()?;
             self.synced_inode = Some(inode);
@@ -854,6 +897,47 @@ mod tests {
             })
             .await;
         assert!(matches!(dup, Err(crate::StoreError::Conflict)), "{dup:?}");
+    }
+
+    /// A write closure that panics is rolled back and answered with an error; the writer
+    /// thread survives and the next write goes through.
+    #[tokio::test]
+    async fn a_panicking_write_is_rolled_back_and_the_writer_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let out: crate::Result<()> = store
+            .write(|db| {
+                Box::pin(async move {
+                    db.execute("INSERT INTO t (k, v) VALUES ('p', 1)", &[])
+                        .await?;
+                    let empty: Vec<i64> = Vec::new();
+                    #[allow(clippy::indexing_slicing, reason = "the panic under test")]
+                    let _ = empty[0];
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(matches!(out, Err(crate::StoreError::Corrupt(_))), "{out:?}");
+        store
+            .write(|db| {
+                Box::pin(async move {
+                    db.execute("INSERT INTO t (k, v) VALUES ('q', 2)", &[])
+                        .await
+                })
+            })
+            .await
+            .unwrap();
+        let keys: Vec<(String,)> = store
+            .read(|db| {
+                Box::pin(async move { db.fetch_all("SELECT k FROM t ORDER BY k", &[]).await })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            keys,
+            [("q".to_owned(),)],
+            "the panicking write left nothing"
+        );
     }
 
     /// Readers are `query_only`: a read closure cannot write.
