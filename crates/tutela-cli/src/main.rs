@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tutela_app::config::{LogFormat, Overrides};
+use tutela_app::Config;
 use tutela_core::clock::SystemClock;
 use tutela_core::{Clock, Region, Role, SubjectId, TenantId, TokenId};
-use tutela_server::config::{LogFormat, Overrides};
-use tutela_server::{Application, Config};
+use tutela_server::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -392,10 +393,10 @@ async fn retention_run(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal as _;
-    use tutela_server::retention::{self, RunOptions};
+    use tutela_app::retention_engine::{self as retention, RunOptions};
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "info,sqlx=warn");
-    let state = tutela_server::app::open_state(config, clock).await?;
+    let state = tutela_app::startup::open_state(config, clock).await?;
     let opts = RunOptions {
         dry_run,
         batch: state.config.retention.batch,
@@ -481,7 +482,7 @@ async fn serve(args: ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCod
     };
     let app = Application::build(config, clock).await?;
     if args.demo {
-        let report = tutela_server::demo::ensure(app.state())
+        let report = tutela_app::demo::ensure(app.state())
             .await
             .context("setting up the demo")?;
         print_demo(&report, &format!("{scheme}://{}", app.local_addr()));
@@ -490,7 +491,7 @@ async fn serve(args: ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_demo(report: &tutela_server::demo::DemoReport, base: &str) {
+fn print_demo(report: &tutela_app::demo::DemoReport, base: &str) {
     let verb = if report.created { "created" } else { "found" };
     println!("\n== tutela demo ==");
     println!("demo tenant {verb}: {}", report.tenant);
@@ -555,8 +556,8 @@ async fn shutdown_signal() {
 async fn token_create(args: TokenCreateArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.common, None, None)?;
     init_logging(LogFormat::Human, "warn");
-    let state = tutela_server::app::open_state(config, clock.clone()).await?;
-    let mut req = tutela_server::tokens::TokenRequest::new(
+    let state = tutela_app::startup::open_state(config, clock.clone()).await?;
+    let mut req = tutela_app::tokens::TokenRequest::new(
         args.role,
         args.tenant,
         args.subject,
@@ -564,14 +565,14 @@ async fn token_create(args: TokenCreateArgs, clock: Arc<dyn Clock>) -> anyhow::R
         args.label,
     );
     req.scope = tutela_core::actor::DataScope::new(args.purposes, args.categories);
-    let result = tutela_server::tokens::create(&state.store, clock.as_ref(), req).await;
+    let result = tutela_app::tokens::create(&state.store, clock.as_ref(), req).await;
     state.store.close().await;
     match result {
         Ok((_, bearer)) => {
             println!("{bearer}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ tutela_server::tokens::CreateTokenError::Store(_)) => Err(e.into()),
+        Err(e @ tutela_app::tokens::CreateTokenError::Store(_)) => Err(e.into()),
         Err(e) => Err(UsageError(e.to_string()).into()),
     }
 }
@@ -588,8 +589,8 @@ async fn token_revoke(
     .map_err(|_| UsageError("expected a token id (tok_...) or a bearer token".into()))?;
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "warn");
-    let state = tutela_server::app::open_state(config, clock).await?;
-    let revoked = tutela_server::tokens::revoke(&state, &id).await;
+    let state = tutela_app::startup::open_state(config, clock).await?;
+    let revoked = tutela_app::tokens::revoke(&state, &id).await;
     state.store.close().await;
     if revoked? {
         println!("revoked {id}");
@@ -602,7 +603,7 @@ async fn token_revoke(
 async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     let config = load_config(&common, None, None)?;
     init_logging(LogFormat::Human, "warn");
-    let options = tutela_server::audit::VerifyOptions::from_config(&config, clock.now())?;
+    let options = tutela_app::audit_log::VerifyOptions::from_config(&config, clock.now())?;
     let key_path = config.effective_audit_key_file();
     anyhow::ensure!(
         key_path.exists(),
@@ -612,14 +613,14 @@ async fn audit_verify(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resu
     let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;
-    let signer = tutela_server::audit::load_signer(&key_path)?;
+    let signer = tutela_app::audit_log::load_signer(&key_path)?;
     let alg = tutela_audit::HashAlg::parse(&config.audit.hash).with_context(|| {
         format!(
             "audit.hash must be `sha256` or `sm3`, not `{}`",
             config.audit.hash
         )
     })?;
-    let report = tutela_server::audit::verify(&store, alg, signer.public_key(), &options).await;
+    let report = tutela_app::audit_log::verify(&store, alg, signer.public_key(), &options).await;
     store.close().await;
     let report = report?;
     if report.witness_skipped > 0 {
@@ -677,7 +678,7 @@ async fn keys_rotate(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resul
     let store = tutela_store::Store::open(&config.effective_database_url(), clock.now())
         .await
         .context("opening the database")?;
-    let report = tutela_server::vault::rotate_master(&store, &key_file, cipher).await;
+    let report = tutela_app::keys::rotate_master(&store, &key_file, cipher).await;
     store.close().await;
     let report = report?;
     println!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tutela_core::policy::PurposeVerdict;
 
 pub fn run(file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (policy, source) = match tutela_server::app::load_policy(file) {
+    let (policy, source) = match tutela_app::startup::load_policy(file) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("policy invalid: {e:#}");

@@ -695,19 +695,19 @@ fn seed_closed_tenant(data: &Path, n: usize) -> (String, Vec<tutela_core::Subjec
     use tutela_core::Category;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let config = tutela_server::Config {
+        let config = tutela_app::Config {
             data_dir: data.to_owned(),
             policy: Some(POLICY.into()),
-            ..tutela_server::Config::default()
+            ..tutela_app::Config::default()
         };
-        let state = tutela_server::app::open_state(
+        let state = tutela_app::startup::open_state(
             config,
             std::sync::Arc::new(tutela_core::clock::SystemClock),
         )
         .await
         .unwrap();
         let closed = state.clock.now() - time::Duration::days(2000);
-        let spec = tutela_server::seed::SeedSpec {
+        let spec = tutela_app::seed::SeedSpec {
             subjects: n,
             state: TenantState::Closed,
             closed_at: Some(closed),
@@ -725,7 +725,7 @@ fn seed_closed_tenant(data: &Path, n: usize) -> (String, Vec<tutela_core::Subjec
                 ),
             ],
         };
-        let (tenant, ids) = tutela_server::seed::tenant_with_subjects(&state, &spec)
+        let (tenant, ids) = tutela_app::seed::tenant_with_subjects(&state, &spec)
             .await
             .unwrap();
         state.store.close().await;
@@ -896,18 +896,18 @@ fn seed_and_seal(data: &Path, subjects: usize) {
     use tutela_core::Category;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let config = tutela_server::Config {
+        let config = tutela_app::Config {
             data_dir: data.to_owned(),
             policy: Some(POLICY.into()),
-            ..tutela_server::Config::default()
+            ..tutela_app::Config::default()
         };
-        let state = tutela_server::app::open_state(
+        let state = tutela_app::startup::open_state(
             config,
             std::sync::Arc::new(tutela_core::clock::SystemClock),
         )
         .await
         .unwrap();
-        let spec = tutela_server::seed::SeedSpec {
+        let spec = tutela_app::seed::SeedSpec {
             subjects,
             state: TenantState::Active,
             closed_at: None,
@@ -918,7 +918,7 @@ fn seed_and_seal(data: &Path, subjects: usize) {
                 [("description".to_owned(), "disk full".to_owned())].into(),
             )],
         };
-        tutela_server::seed::tenant_with_subjects(&state, &spec)
+        tutela_app::seed::tenant_with_subjects(&state, &spec)
             .await
             .unwrap();
         let sealed = state

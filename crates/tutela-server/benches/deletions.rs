@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tutela_app::tokens::{self, TokenRequest};
 use tutela_core::clock::SystemClock;
 use tutela_core::tenant::TenantState;
 use tutela_core::{Category, Region, Role};
-use tutela_server::tokens::{self, TokenRequest};
 use tutela_server::{Application, Config};
 
 /// One request's total time and its phases (to erased, waiting for acks, completing).
@@ -99,7 +99,7 @@ async fn main() {
 
     // --- Seeding (not timed in the figure) ---
     let seeding = Instant::now();
-    let spec = tutela_server::seed::SeedSpec {
+    let spec = tutela_app::seed::SeedSpec {
         subjects,
         state: TenantState::Active,
         closed_at: None,
@@ -110,7 +110,7 @@ async fn main() {
             [("description".to_owned(), "VM will not boot".to_owned())].into(),
         )],
     };
-    let (tenant_id, all) = tutela_server::seed::tenant_with_subjects(&state, &spec)
+    let (tenant_id, all) = tutela_app::seed::tenant_with_subjects(&state, &spec)
         .await
         .unwrap();
     let mint = |role, tenant: Option<&tutela_core::TenantId>| {

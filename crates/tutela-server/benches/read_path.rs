@@ -14,12 +14,12 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tutela_app::AppState;
 use tutela_core::clock::SystemClock;
 use tutela_core::consent::{Channel, ConsentEvent, ConsentMethod, ConsentScope};
 use tutela_core::decide::{self, Action, Outcome, Target};
 use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Actor, Category, Purpose, Region, Role, TokenId};
-use tutela_server::state::AppState;
 use tutela_server::Config;
 use tutela_store::consents::ConsentEntry;
 use tutela_store::subjects::Subject;
@@ -40,12 +40,12 @@ async fn fixture() -> Fixture {
         policy: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml").into()),
         ..Config::default()
     };
-    let state = tutela_server::app::open_state(config, Arc::new(SystemClock))
+    let state = tutela_app::startup::open_state(config, Arc::new(SystemClock))
         .await
         .unwrap();
     let now = state.clock.now();
     let tenant = Tenant {
-        id: tutela_server::ids::tenant(),
+        id: tutela_app::ids::tenant(),
         name: StoredName::Clear(TenantName::parse("Bench Co").unwrap()),
         kind: TenantKind::Enterprise,
         state: TenantState::Active,
@@ -60,7 +60,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let subject = Subject {
-        id: tutela_server::ids::subject(),
+        id: tutela_app::ids::subject(),
         tenant: tenant.id.clone(),
         kind: SubjectKind::Administrator,
         adult_on: None,

@@ -18,11 +18,11 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tutela_app::retention_engine::{self as retention, RunOptions};
+use tutela_app::seed::{self, SeedSpec};
 use tutela_core::clock::SystemClock;
 use tutela_core::tenant::TenantState;
 use tutela_core::Category;
-use tutela_server::retention::{self, RunOptions};
-use tutela_server::seed::{self, SeedSpec};
 use tutela_server::Config;
 
 fn status_kib(field: &str) -> u64 {
@@ -51,7 +51,7 @@ async fn main() {
         policy: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/statement.toml").into()),
         ..Config::default()
     };
-    let state = tutela_server::app::open_state(config, Arc::new(SystemClock))
+    let state = tutela_app::startup::open_state(config, Arc::new(SystemClock))
         .await
         .unwrap();
     let now = state.clock.now();

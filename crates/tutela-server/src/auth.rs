@@ -2,10 +2,10 @@
 //! `Authorization: Bearer tutela_...` header into a core [`Actor`].
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use tutela_app::AppState;
 use tutela_core::{Actor, TokenId};
 
 /// The authenticated caller of a request.

@@ -181,8 +181,56 @@ impl From<tutela_store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::audit_writer::AuditWriteFailed> for ApiError {
-    fn from(e: crate::audit_writer::AuditWriteFailed) -> Self {
+/// Each kind of service-layer error is one status; code, message and clause pass through.
+impl From<tutela_app::Error> for ApiError {
+    fn from(e: tutela_app::Error) -> Self {
+        use tutela_app::Error as E;
+        match e {
+            E::Forbidden {
+                code,
+                message,
+                clause,
+            } => ApiError::Forbidden {
+                code,
+                message,
+                clause,
+            },
+            E::NotFound { code, message } => ApiError::NotFound { code, message },
+            E::Conflict {
+                code,
+                message,
+                clause,
+            } => ApiError::Conflict {
+                code,
+                message,
+                clause,
+            },
+            E::Invalid {
+                code,
+                message,
+                clause,
+            } => ApiError::Invalid {
+                code,
+                message,
+                clause,
+            },
+            E::Gone { code, message } => ApiError::Gone { code, message },
+            E::Locked {
+                code,
+                message,
+                clause,
+            } => ApiError::Locked {
+                code,
+                message,
+                clause,
+            },
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<tutela_app::audit_writer::AuditWriteFailed> for ApiError {
+    fn from(e: tutela_app::audit_writer::AuditWriteFailed) -> Self {
         ApiError::Internal(anyhow::Error::new(e))
     }
 }

@@ -4,9 +4,9 @@
 use crate::api::ApiQuery;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use tutela_app::AppState;
 use tutela_core::{Actor, Role};
 use utoipa::ToSchema;
 

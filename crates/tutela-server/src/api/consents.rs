@@ -9,20 +9,18 @@
 //! `consent_evidence_required`) and nothing is stored. A withdrawal only narrows
 //! processing and is accepted without evidence (`unevidenced` when not the subject's).
 
+use super::views::{consent_view, ConsentView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tutela_core::consent::{
-    self, Channel, ConsentEvent, ConsentMethod, ConsentScope, Evidence, ProvenanceError,
-};
-use tutela_core::{tenant, Actor, Clause, Purpose, Role};
-use tutela_store::consents::{ConsentEntry, PurposeChange};
-use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
+use tutela_app::consents::NewEntry;
+use tutela_app::AppState;
+use tutela_core::consent::{Channel, ConsentMethod, ConsentScope, Evidence};
+use tutela_core::{Clause, Purpose, Role};
+use tutela_store::consents::PurposeChange;
 use utoipa::ToSchema;
 
 /// `POST` body.
@@ -72,65 +70,12 @@ pub struct ConsentCreated {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentView {
-    pub id: String,
-    pub purpose: String,
-    pub granted: bool,
-    pub statement_version: String,
-    pub channel: String,
-    /// Role of who recorded it.
-    pub recorded_by: String,
-    /// The recording token's id: shown to the privacy officer only (tenant admins,
-    /// subjects and exports see the role, not operator token ids).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recorded_by_token: Option<String>,
-    /// How it was recorded (issue 14): `subject_self`, a cited evidence method
-    /// (`signed_form`, `portal_session`, `email_confirmation`, `recorded_call`,
-    /// `written_instruction`), `reference_only` (a bare `evidence_ref`), `unevidenced`
-    /// (a withdrawal recorded on the subject's behalf without evidence) or
-    /// `legacy_unrecorded` (recorded before provenance was kept).
-    pub method: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guardian_ref: Option<String>,
-    /// The reference to the evidence of the act (see `method`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub evidence_ref: Option<String>,
-    pub at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentLedger {
     pub subject: String,
     /// The latest entry per purpose or scope.
     pub current: Vec<ConsentView>,
     /// Every entry, oldest first.
     pub history: Vec<ConsentView>,
-}
-
-/// An entry as shown; `show_token` only for the privacy officer.
-pub(crate) fn view(c: &ConsentEntry, show_token: bool) -> ConsentView {
-    ConsentView {
-        id: c.id.clone(),
-        purpose: c.scope.to_string(),
-        granted: c.granted,
-        statement_version: c.statement_version.clone(),
-        channel: c.channel.to_string(),
-        recorded_by: c.role.clone(),
-        recorded_by_token: show_token.then(|| c.token_id.clone()),
-        method: c.method.to_string(),
-        guardian_ref: c.guardian_ref.clone(),
-        evidence_ref: c.evidence_ref.clone(),
-        at: super::input::rfc3339(c.at),
-    }
-}
-
-fn clause_of(scope: &ConsentScope) -> Clause {
-    match scope {
-        ConsentScope::Purpose(_) => Clause::r(4),
-        ConsentScope::CrossBorder => Clause::r(18),
-        ConsentScope::ThirdPartyOffering(_) => Clause::r(25),
-        ConsentScope::Guardian => Clause::r(43),
-    }
 }
 
 /// Records a consent or its withdrawal.
@@ -158,7 +103,7 @@ pub async fn record_consent(
     ApiPath(raw_subject): ApiPath<String>,
     ApiJson(body): ApiJson<NewConsent>,
 ) -> Result<(StatusCode, ApiJson<ConsentCreated>), ApiError> {
-    let subject = super::tenants::subject_in_scope(
+    let subject = tutela_app::subjects::subject_in_scope(
         &state,
         &raw_subject,
         |s| actor.may_record_consent(&s.tenant, &s.id),
@@ -184,70 +129,22 @@ pub async fn record_consent(
     }
     let guardian_ref = super::input::reference("guardian_ref", body.guardian_ref.as_deref(), 128)?;
     let evidence = evidence_of(&body)?;
-    let by_guardian = body.guardian || scope == ConsentScope::Guardian;
-    let now = state.clock.now();
-    if by_guardian {
-        if !tenant::is_minor(subject.adult_on, now.date()) {
-            return Err(ApiError::Invalid {
-                code: "not_a_minor",
-                message: "guardian consent applies to subjects under 18 only".into(),
-                clause: Some(Clause::r(43)),
-            });
-        }
-        if guardian_ref.is_none() {
-            return Err(ApiError::Invalid {
-                code: "guardian_ref_required",
-                message: "a guardian consent names the guardian's verified identity reference"
-                    .into(),
-                clause: Some(Clause::r(43)),
-            });
-        }
-    } else if guardian_ref.is_some() {
-        return Err(ApiError::invalid(
-            "unexpected_guardian_ref",
-            "`guardian_ref` belongs to a guardian consent (`guardian: true`)",
-        ));
-    }
-    let by_subject = actor.role() == Role::EndUser && actor.subject() == Some(&subject.id);
-    let method = consent::provenance(by_subject, by_guardian, body.granted, evidence.as_ref())
-        .map_err(|e| match e {
-            ProvenanceError::NotCitable(_) => ApiError::Invalid {
-                code: "invalid_evidence",
-                message: e.to_string(),
-                clause: None,
-            },
-            ProvenanceError::EvidenceRequired | ProvenanceError::GuardianEvidenceRequired => {
-                ApiError::Invalid {
-                    code: "consent_evidence_required",
-                    message: e.to_string(),
-                    clause: Some(if by_guardian {
-                        Clause::r(43)
-                    } else {
-                        clause_of(&scope)
-                    }),
-                }
-            }
-        })?;
-    let entry = ConsentEntry {
-        id: format!("con_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        scope: scope.clone(),
-        granted: body.granted,
-        statement_version: body.statement_version,
-        channel,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        method,
-        guardian_ref,
-        evidence_ref: evidence.map(|e| e.reference),
-        at: now,
-    };
-    let audit = audit_entry(&actor, &subject, &entry);
-    state.store.append_consent_audited(&entry, &audit).await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(ConsentCreated { id: entry.id }),
-    ))
+    let id = tutela_app::consents::record(
+        &state,
+        &actor,
+        &subject,
+        NewEntry {
+            scope,
+            granted: body.granted,
+            statement_version: body.statement_version,
+            channel,
+            guardian: body.guardian,
+            guardian_ref,
+            evidence,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(ConsentCreated { id })))
 }
 
 /// The evidence a body cites: `evidence` and/or a bare `evidence_ref` (which must agree).
@@ -275,31 +172,6 @@ fn evidence_of(body: &NewConsent) -> Result<Option<Evidence>, ApiError> {
     }))
 }
 
-fn audit_entry(actor: &Actor, subject: &Subject, c: &ConsentEntry) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: c.at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(c.scope.to_string()),
-        action: if c.granted {
-            "consent_grant"
-        } else {
-            "consent_withdraw"
-        }
-        .to_owned(),
-        decision: "allow".to_owned(),
-        // The channel and the provenance method: vocabulary values only, never the
-        // evidence reference.
-        reason: format!("consent_via_{}:{}", c.channel, c.method),
-        clause: Some(clause_of(&c.scope).to_string()),
-        seq: None,
-    }
-}
-
 /// A subject's consents: the current state per purpose and the full history.
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/consents", tag = "consents", security(("bearer" = [])),
@@ -311,53 +183,21 @@ pub async fn list_consents(
     Authenticated(actor): Authenticated,
     ApiPath(raw_subject): ApiPath<String>,
 ) -> Result<ApiJson<ConsentLedger>, ApiError> {
-    let subject = super::tenants::subject_in_scope(
-        &state,
-        &raw_subject,
-        |s| actor.may_view_consents(&s.tenant, &s.id),
-        "read consents",
-    )
-    .await?;
+    let (subject, history, current) =
+        tutela_app::consents::ledger(&state, &actor, &raw_subject).await?;
     let show_token = actor.role() == Role::PrivacyOfficer;
-    let history = state.store.consents_of(&subject.id).await?;
-    let events: Vec<ConsentEvent> = history
+    let current = current
         .iter()
-        .map(|c| ConsentEvent {
-            scope: c.scope.clone(),
-            granted: c.granted,
-            at: c.at,
-        })
-        .collect();
-    let current_scopes = consent::current_state(&events);
-    // The latest entry per scope (ties: the later in ledger order).
-    let current = current_scopes
-        .keys()
-        .filter_map(|scope| history.iter().rev().find(|c| &c.scope == scope))
-        .map(|c| view(c, show_token))
+        .map(|c| consent_view(c, show_token))
         .collect();
     Ok(ApiJson(ConsentLedger {
         subject: subject.id.to_string(),
         current,
-        history: history.iter().map(|c| view(c, show_token)).collect(),
+        history: history
+            .iter()
+            .map(|c| consent_view(c, show_token))
+            .collect(),
     }))
-}
-
-/// A subject's ledger as the decision needs it.
-pub(crate) async fn consent_events(
-    state: &AppState,
-    subject: &Subject,
-) -> Result<Vec<ConsentEvent>, ApiError> {
-    Ok(state
-        .store
-        .consents_of(&subject.id)
-        .await?
-        .into_iter()
-        .map(|c| ConsentEvent {
-            scope: c.scope,
-            granted: c.granted,
-            at: c.at,
-        })
-        .collect())
 }
 
 /// `POST /v1/purpose-changes` body (R27).
@@ -437,41 +277,13 @@ pub async fn record_purpose_change(
     let reason =
         super::input::bounded_text("reason", &body.reason, 2000, true, "invalid_purpose_change")?;
     let notice_ref = super::input::reference("notice_ref", body.notice_ref.as_deref(), 128)?;
-    let now = state.clock.now();
-    let rows: Vec<(PurposeChange, AuditEntry)> = purposes
-        .into_iter()
-        .map(|purpose| {
-            let change = PurposeChange {
-                id: format!("pch_{}", uuid::Uuid::now_v7().simple()),
-                purpose,
-                controller: controller.clone(),
-                reason: reason.clone(),
-                notice_ref: notice_ref.clone(),
-                at: now,
-            };
-            let audit = AuditEntry {
-                id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                at: now,
-                token_id: actor.token().to_string(),
-                role: actor.role().to_string(),
-                tenant: None,
-                subject: None,
-                category: None,
-                purpose: Some(purpose.to_string()),
-                action: "purpose_change".to_owned(),
-                decision: "allow".to_owned(),
-                reason: "successor_controller".to_owned(),
-                clause: Some(Clause::r(27).to_string()),
-                seq: None,
-            };
-            (change, audit)
-        })
-        .collect();
-    state.store.insert_purpose_changes_audited(&rows).await?;
-    state.cache.forget_changed_purposes();
+    let changes = tutela_app::consents::record_purpose_changes(
+        &state, &actor, purposes, controller, reason, notice_ref,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(rows.iter().map(|(c, _)| change_view(c)).collect()),
+        ApiJson(changes.iter().map(change_view).collect()),
     ))
 }
 

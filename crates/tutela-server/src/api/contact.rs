@@ -8,24 +8,21 @@
 //! - `GET/POST /u/{token}`: the link's bilingual confirmation page and the opt-out,
 //!   without login. A forged or expired token changes nothing.
 
+use super::views::{preferences_view, ChannelFlags, PreferencesView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tutela_app::AppState;
 use tutela_core::actor::ScopeAccess;
-use tutela_core::contact::{self, ContactChannel, MessageKind, PreferenceTopic, Preferences};
+use tutela_core::contact::{ContactChannel, MessageKind, PreferenceTopic};
 use tutela_core::{Actor, Clause, Role};
 use tutela_crypto::link::LinkError;
-use tutela_store::contact::Message;
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
-
-const UNSUBSCRIBE: &str = "unsub";
 
 /// `true`/`false` for every channel, or per channel.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,17 +30,6 @@ const UNSUBSCRIBE: &str = "unsub";
 pub enum ChannelChoice {
     All(bool),
     PerChannel(ChannelFlags),
-}
-
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelFlags {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sms: Option<bool>,
 }
 
 /// `PUT` body. Fields left out keep their value.
@@ -55,30 +41,6 @@ pub struct PreferencesUpdate {
     pub surveys: Option<ChannelChoice>,
     /// Always `true` while the service is used; `false` is refused (R9).
     pub service_communications: Option<bool>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PreferencesView {
-    pub marketing: ChannelFlags,
-    pub surveys: ChannelFlags,
-    pub service_communications: bool,
-}
-
-fn flags(prefs: &Preferences, topic: PreferenceTopic) -> ChannelFlags {
-    let get = |c| Some(prefs.get(&(topic, c)).copied().unwrap_or(false));
-    ChannelFlags {
-        email: get(ContactChannel::Email),
-        phone: get(ContactChannel::Phone),
-        sms: get(ContactChannel::Sms),
-    }
-}
-
-pub(crate) fn preferences_view(prefs: &Preferences) -> PreferencesView {
-    PreferencesView {
-        marketing: flags(prefs, PreferenceTopic::Marketing),
-        surveys: flags(prefs, PreferenceTopic::Surveys),
-        service_communications: true,
-    }
 }
 
 fn wanted(
@@ -101,43 +63,6 @@ fn wanted(
     }
 }
 
-fn preference_audit(
-    actor_token: String,
-    actor_role: String,
-    subject: &Subject,
-    topic: PreferenceTopic,
-    channel: ContactChannel,
-    on: bool,
-    at: time::OffsetDateTime,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor_token,
-        role: actor_role,
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(format!("{topic}:{channel}")),
-        action: if on {
-            "preference_on"
-        } else {
-            "preference_off"
-        }
-        .to_owned(),
-        decision: "allow".to_owned(),
-        reason: "contact_preference".to_owned(),
-        clause: Some(
-            match topic {
-                PreferenceTopic::Marketing => Clause::r(9),
-                PreferenceTopic::Surveys => Clause::r(15),
-            }
-            .to_string(),
-        ),
-        seq: None,
-    }
-}
-
 /// The subject, if the caller has one of `roles` and the subject is in its scope.
 async fn subject_for(
     state: &AppState,
@@ -146,7 +71,7 @@ async fn subject_for(
     roles: &[Role],
     what: &str,
 ) -> Result<Subject, ApiError> {
-    super::tenants::subject_in_scope(
+    tutela_app::subjects::subject_in_scope(
         state,
         raw,
         |s| {
@@ -159,6 +84,7 @@ async fn subject_for(
         what,
     )
     .await
+    .map_err(ApiError::from)
 }
 
 /// Sets marketing and survey preferences by channel.
@@ -196,35 +122,7 @@ pub async fn put_preferences(
     if let Some(c) = &body.surveys {
         changes.extend(wanted(PreferenceTopic::Surveys, c));
     }
-    let now = state.clock.now();
-    let mut current = state.store.preferences_of(&subject.id).await?;
-    // Only real changes are written (and audited).
-    let rows: Vec<_> = changes
-        .into_iter()
-        .filter(|(t, c, on)| current.get(&(*t, *c)).copied().unwrap_or(false) != *on)
-        .map(|(t, c, on)| {
-            let audit = preference_audit(
-                actor.token().to_string(),
-                actor.role().to_string(),
-                &subject,
-                t,
-                c,
-                on,
-                now,
-            );
-            (t, c, on, audit)
-        })
-        .collect();
-    if !rows.is_empty() {
-        state
-            .store
-            .set_preferences_audited(&subject.id, &rows, "api", now)
-            .await?;
-    }
-    // The stored state now is the old one with these changes applied.
-    for (t, c, on, _) in rows {
-        current.insert((t, c), on);
-    }
+    let current = tutela_app::contact::set_preferences(&state, &actor, &subject, changes).await?;
     Ok(ApiJson(preferences_view(&current)))
 }
 
@@ -306,31 +204,9 @@ pub async fn send_gate(
             "template must be an id: 1 to 64 letters, digits, `_` or `-`",
         ));
     }
-    let (subject, tenant) = super::tenants::subject_and_tenant(&state, &body.subject).await?;
-    let message = pass_gate(
-        &state,
-        &actor,
-        &subject,
-        tenant.state,
-        (kind, channel),
-        &body.template,
-        None,
-    )
-    .await?;
-    let now = message.created_at;
-    let unsubscribe_url = match (message.status == "queued", kind.topic(), channel) {
-        (true, Some(topic), ContactChannel::Email) => {
-            let days = i64::from(state.config.links.unsubscribe_valid_days);
-            let expires = (now + time::Duration::days(days)).unix_timestamp();
-            let token = state.vault.sign_link(
-                UNSUBSCRIBE,
-                &[subject.id.as_str(), topic.as_str(), channel.as_str()],
-                expires,
-            )?;
-            Some(format!("{}/u/{token}", state.config.links_base_url()))
-        }
-        _ => None,
-    };
+    let (message, unsubscribe_url) =
+        tutela_app::contact::send(&state, &actor, &body.subject, kind, channel, &body.template)
+            .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(MessageDecision {
@@ -384,51 +260,7 @@ pub async fn get_message(
             clause: Some(Clause::r(29)),
         });
     }
-    let (message, sealed) = state
-        .store
-        .message_with_params(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    let subject = state
-        .cache
-        .subject(&state.store, &message.subject)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
-    let mut params = std::collections::BTreeMap::new();
-    if let Some(sealed) = sealed {
-        // A shredded key leaves nothing to open (the message died with the data).
-        if let Some(key) = state
-            .vault
-            .subject_key(&state.store, &subject.tenant, &subject.id, false)
-            .await?
-        {
-            params = state.vault.open_notes(
-                &key,
-                &subject.id,
-                &format!("message:{}", message.id),
-                &sealed,
-            )?;
-            let now = state.clock.now();
-            state
-                .audit_writer
-                .append(AuditEntry {
-                    id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-                    at: now,
-                    token_id: actor.token().to_string(),
-                    role: actor.role().to_string(),
-                    tenant: Some(subject.tenant.to_string()),
-                    subject: Some(subject.id.to_string()),
-                    category: None,
-                    purpose: Some(format!("{}:{}", message.kind, message.channel)),
-                    action: "message_params_read".to_owned(),
-                    decision: "allow".to_owned(),
-                    reason: format!("message:{}", message.id),
-                    clause: Some(message.clause.clone()),
-                    seq: None,
-                })
-                .await?;
-        }
-    }
+    let (message, params) = tutela_app::contact::message_for_delivery(&state, &actor, &id).await?;
     Ok(ApiJson(QueuedMessage {
         id: message.id,
         subject: message.subject.to_string(),
@@ -438,43 +270,6 @@ pub async fn get_message(
         status: message.status,
         params,
     }))
-}
-
-/// What a valid unsubscribe token names.
-struct Unsubscribe {
-    subject: Subject,
-    topic: PreferenceTopic,
-    channel: ContactChannel,
-}
-
-async fn read_link(
-    state: &AppState,
-    token: &str,
-) -> Result<Result<Unsubscribe, LinkError>, ApiError> {
-    let now = state.clock.now().unix_timestamp();
-    let fields = match state.vault.verify_link(UNSUBSCRIBE, token, now)? {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(e)),
-    };
-    let [subject, topic, channel] = fields.as_slice() else {
-        return Ok(Err(LinkError::Invalid));
-    };
-    let parsed = (
-        tutela_core::SubjectId::parse(subject),
-        PreferenceTopic::parse(topic),
-        ContactChannel::parse(channel),
-    );
-    let (Ok(id), Ok(topic), Ok(channel)) = parsed else {
-        return Ok(Err(LinkError::Invalid));
-    };
-    match state.store.subject(&id).await? {
-        Some(subject) => Ok(Ok(Unsubscribe {
-            subject,
-            topic,
-            channel,
-        })),
-        None => Ok(Err(LinkError::Invalid)),
-    }
 }
 
 fn topic_names(topic: PreferenceTopic) -> (&'static str, &'static str) {
@@ -529,7 +324,7 @@ pub async fn unsubscribe_page(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let link = match read_link(&state, &token).await? {
+    let link = match tutela_app::contact::read_link(&state, &token).await? {
         Ok(l) => l,
         Err(e) => return Ok(bad_link(e)),
     };
@@ -553,29 +348,11 @@ pub async fn unsubscribe(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let link = match read_link(&state, &token).await? {
+    let link = match tutela_app::contact::read_link(&state, &token).await? {
         Ok(l) => l,
         Err(e) => return Ok(bad_link(e)),
     };
-    let now = state.clock.now();
-    let audit = preference_audit(
-        "link".to_owned(),
-        "subject_link".to_owned(),
-        &link.subject,
-        link.topic,
-        link.channel,
-        false,
-        now,
-    );
-    state
-        .store
-        .set_preferences_audited(
-            &link.subject.id,
-            &[(link.topic, link.channel, false, audit)],
-            "unsubscribe_link",
-            now,
-        )
-        .await?;
+    tutela_app::contact::opt_out(&state, &link).await?;
     let (zh, en) = topic_names(link.topic);
     let channel = link.channel;
     Ok(page(
@@ -586,103 +363,4 @@ pub async fn unsubscribe(
             "<p>已停止通过 {channel} 发送{zh}。</p><p lang=\"en\">We will no longer send you {en} by {channel}.</p>"
         ),
     ))
-}
-
-/// Sends a service notice (R9: never turned off while the service is used) to a subject
-/// through the send gate, and records and audits it. Returns the message id. Used for
-/// the notices other workflows owe the subject: disclosures (R23), complaints, request
-/// extensions (R35).
-pub(crate) async fn send_service_notice(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    template: &str,
-    clause: Clause,
-) -> Result<String, ApiError> {
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    let message = pass_gate(
-        state,
-        actor,
-        subject,
-        tenant.state,
-        (MessageKind::Service, ContactChannel::Email),
-        template,
-        Some((template, clause)),
-    )
-    .await?;
-    Ok(message.id)
-}
-
-/// The send gate itself: decides one message with `contact::may_send`, stores it
-/// (queued or suppressed) and its audit entry together. `notice` = (audit reason,
-/// clause) for notices another workflow owes the subject; `None` records the gate's own.
-async fn pass_gate(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    tenant_state: tutela_core::tenant::TenantState,
-    kind_channel: (MessageKind, ContactChannel),
-    template: &str,
-    notice: Option<(&str, Clause)>,
-) -> Result<Message, ApiError> {
-    let (message, audit) = gate(
-        state,
-        actor,
-        subject,
-        tenant_state,
-        kind_channel,
-        template,
-        notice,
-    )
-    .await?;
-    state.store.insert_message_audited(&message, &audit).await?;
-    Ok(message)
-}
-
-/// The gate's decision on one message, as the message row and its audit entry, for a
-/// caller that stores them with something else (a one-time code's challenge).
-pub(crate) async fn gate(
-    state: &AppState,
-    actor: &Actor,
-    subject: &Subject,
-    tenant_state: tutela_core::tenant::TenantState,
-    (kind, channel): (MessageKind, ContactChannel),
-    template: &str,
-    notice: Option<(&str, Clause)>,
-) -> Result<(Message, AuditEntry), ApiError> {
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    let d = contact::may_send(kind, channel, &prefs, tenant_state);
-    let (reason, clause) = notice.unwrap_or((d.reason, d.clause));
-    let now = state.clock.now();
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        kind,
-        channel,
-        template: template.to_owned(),
-        status: if d.send { "queued" } else { "suppressed" }.to_owned(),
-        reason: d.reason.to_owned(),
-        clause: clause.to_string(),
-        created_at: now,
-    };
-    let audit = AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: now,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(subject.tenant.to_string()),
-        subject: Some(subject.id.to_string()),
-        category: None,
-        purpose: Some(format!("{kind}:{channel}")),
-        action: "send_message".to_owned(),
-        decision: if d.send { "allow" } else { "deny" }.to_owned(),
-        reason: reason.to_owned(),
-        clause: Some(clause.to_string()),
-        seq: None,
-    };
-    Ok((message, audit))
 }

@@ -15,13 +15,14 @@
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tutela_core::{Clause, Role};
+use tutela_app::cookies::Choice;
+use tutela_app::AppState;
+use tutela_core::Role;
 use tutela_store::cookies::CookieConsent;
 use utoipa::ToSchema;
 
@@ -93,7 +94,7 @@ fn visitor_ok(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError> {
+fn parse_choice(body: &[u8]) -> Result<CookieChoice, ApiError> {
     let choice: CookieChoice = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid(
             "invalid_body",
@@ -103,30 +104,6 @@ fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError>
             ),
         )
     })?;
-    if !state.vault.visitor_id_valid(&choice.visitor_id) {
-        return Err(ApiError::Invalid {
-            code: "invalid_visitor_id",
-            message: "visitor_id must be an id issued by POST /v1/cookie-consents/visitors".into(),
-            clause: Some(Clause::r(16)),
-        });
-    }
-    if choice.necessary == Some(false) {
-        return Err(ApiError::Invalid {
-            code: "necessary_cookies_required",
-            message: "strictly necessary cookies are always on; they need no consent".into(),
-            clause: Some(Clause::r(16)),
-        });
-    }
-    if choice.statement_version != state.policy.statement.version {
-        return Err(ApiError::Invalid {
-            code: "statement_version_mismatch",
-            message: format!(
-                "the choice must refer to the statement in force (version {})",
-                state.policy.statement.version
-            ),
-            clause: Some(Clause::r(44)),
-        });
-    }
     Ok(choice)
 }
 
@@ -136,7 +113,7 @@ fn parse_choice(state: &AppState, body: &[u8]) -> Result<CookieChoice, ApiError>
     responses((status = 201, body = VisitorIssued))
 )]
 pub async fn issue_visitor(State(state): State<AppState>) -> Response {
-    cors(match state.vault.issue_visitor_id() {
+    cors(match tutela_app::cookies::issue_visitor(&state) {
         Ok(visitor_id) => {
             (StatusCode::CREATED, ApiJson(VisitorIssued { visitor_id })).into_response()
         }
@@ -152,18 +129,20 @@ pub async fn issue_visitor(State(state): State<AppState>) -> Response {
 )]
 pub async fn record_cookie_consent(State(state): State<AppState>, body: Bytes) -> Response {
     let result = async {
-        let choice = parse_choice(&state, &body)?;
-        let row = CookieConsent {
-            id: format!("ckc_{}", uuid::Uuid::now_v7().simple()),
-            visitor_id: choice.visitor_id,
-            preferences: choice.preferences,
-            analytics: choice.analytics,
-            fraud_prevention: choice.fraud_prevention,
-            statement_version: choice.statement_version,
-            at: state.clock.now(),
-        };
-        state.store.insert_cookie_consent(&row).await?;
-        Ok::<_, ApiError>(row.id)
+        let choice = parse_choice(&body)?;
+        let id = tutela_app::cookies::record(
+            &state,
+            Choice {
+                visitor_id: choice.visitor_id,
+                necessary: choice.necessary,
+                preferences: choice.preferences,
+                analytics: choice.analytics,
+                fraud_prevention: choice.fraud_prevention,
+                statement_version: choice.statement_version,
+            },
+        )
+        .await?;
+        Ok::<_, ApiError>(id)
     }
     .await;
     cors(match result {
@@ -206,10 +185,7 @@ pub async fn cookie_consent_history(
     if !visitor_ok(&visitor) {
         return Err(ApiError::not_found("visitor"));
     }
-    let history = state.store.cookie_consents_of(&visitor).await?;
-    if history.is_empty() {
-        return Err(ApiError::not_found("visitor"));
-    }
+    let history = tutela_app::cookies::history(&state, &visitor).await?;
     Ok(ApiJson(CookieConsentHistory {
         visitor_id: visitor,
         current: history.last().map(view),

@@ -11,28 +11,20 @@
 //! no subject and is only logged.
 //!
 //! Nothing is written to disk: the export is assembled when the link is opened, so no
-//! plaintext copy outlives the response. This is the one reader of personal data besides
-//! `records::read_record`: it serves the subject's own right of access, not a purpose.
+//! plaintext copy outlives the response. Preparing and opening the link are
+//! `tutela_app::exports`; this module maps the result to JSON or the page.
 
 use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::{Authenticated, MaybeAuthenticated};
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use time::Duration;
-use tutela_core::request::{RequestStatus, RequestType};
-use tutela_core::{Actor, Clause, Role};
-use tutela_store::requests::{ExportLink as StoredLink, StoredRequest};
-use tutela_store::sharing::TransferFilter;
-use tutela_store::vault::AuditEntry;
+use tutela_app::AppState;
 use utoipa::ToSchema;
-
-const EXPORT: &str = "export";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportLink {
@@ -65,11 +57,11 @@ struct ExportedAudit {
 struct Export {
     request: String,
     generated_at: String,
-    subject: super::tenants::SubjectView,
+    subject: super::views::SubjectView,
     records: Vec<ExportedRecord>,
-    consents: Vec<super::consents::ConsentView>,
-    preferences: super::contact::PreferencesView,
-    transfers: Vec<super::sharing::TransferView>,
+    consents: Vec<super::views::ConsentView>,
+    preferences: super::views::PreferencesView,
+    transfers: Vec<super::views::TransferView>,
     audit: Vec<ExportedAudit>,
 }
 
@@ -84,54 +76,7 @@ pub async fn prepare_export(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, ApiJson<ExportLink>), ApiError> {
-    if actor.role() != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden_role("prepare access exports"));
-    }
-    let r = state
-        .store
-        .request(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("request"))?;
-    if r.kind != RequestType::Access || r.status != RequestStatus::InProgress {
-        return Err(ApiError::Conflict {
-            code: "request_state",
-            message:
-                "an export is prepared for an access request in progress (identity verified, R35)"
-                    .into(),
-            clause: Some(Clause::r(35)),
-        });
-    }
-    let now = state.clock.now();
-    let expires =
-        now + Duration::minutes(i64::from(state.config.links.export_valid_minutes.max(1)));
-    let link = StoredLink {
-        id: format!("exl_{}", uuid::Uuid::now_v7().simple()),
-        request_id: r.id.clone(),
-        created_by: actor.token().to_string(),
-        created_at: now,
-        expires_at: expires,
-        used_at: None,
-        used_by: None,
-    };
-    let token = state.vault.sign_link(
-        EXPORT,
-        &[r.id.as_str(), link.id.as_str()],
-        expires.unix_timestamp(),
-    )?;
-    state.store.insert_export_link(&link).await?;
-    let subject = state
-        .cache
-        .subject(&state.store, &r.subject)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    super::contact::send_service_notice(
-        &state,
-        &actor,
-        &subject,
-        "access-export-ready",
-        Clause::r(33),
-    )
-    .await?;
+    let (token, expires) = tutela_app::exports::prepare(&state, &actor, &id).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(ExportLink {
@@ -146,58 +91,6 @@ pub async fn prepare_export(
 pub struct FormatQuery {
     /// `json` (default) or `html`.
     pub format: Option<String>,
-}
-
-/// One audit entry about a download (or a refused attempt) of `link`.
-fn link_audit(
-    actor: Option<&Actor>,
-    r: &StoredRequest,
-    link_id: &str,
-    category: Option<String>,
-    decision: &str,
-    why: &str,
-    at: time::OffsetDateTime,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.map_or_else(|| format!("link:{link_id}"), |a| a.token().to_string()),
-        role: actor.map_or_else(|| "subject_link".to_owned(), |a| a.role().to_string()),
-        tenant: Some(r.tenant.to_string()),
-        subject: Some(r.subject.to_string()),
-        category,
-        purpose: None,
-        action: "export".to_owned(),
-        decision: decision.to_owned(),
-        reason: format!("request:{} {why}", r.id),
-        clause: Some(Clause::r(33).to_string()),
-        seq: None,
-    }
-}
-
-/// Audits a refused download attempt (durable before the answer leaves), then returns
-/// the error to answer with.
-async fn refuse(
-    state: &AppState,
-    actor: Option<&Actor>,
-    r: &StoredRequest,
-    link_id: &str,
-    why: &str,
-    error: ApiError,
-) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    state
-        .audit_writer
-        .append(link_audit(actor, r, link_id, None, "deny", why, now))
-        .await?;
-    Err(error)
-}
-
-fn link_used() -> ApiError {
-    ApiError::Gone {
-        code: "export_link_used",
-        message: "this download link was already used; ask for a new one".into(),
-    }
 }
 
 /// Opens a download link, once: the export, assembled now; the link is consumed and the
@@ -218,143 +111,37 @@ pub async fn download(
             ))
         }
     };
-    let now = state.clock.now();
-    // The signature alone (expiry aside) says which request and link this is.
-    let fields = match state.vault.verify_link(EXPORT, &token, i64::MIN)? {
-        Ok(f) => f,
-        Err(_) => {
-            tracing::warn!("a download link that does not verify was presented");
-            return Err(ApiError::not_found("download"));
-        }
-    };
-    let [request_id, link_id] = fields.as_slice() else {
-        return Err(ApiError::not_found("download"));
-    };
-    let r = state
-        .store
-        .request(request_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("download"))?;
-    let actor = actor.as_ref();
-    if let Some(a) = actor {
-        if !super::requests::is_requester(a, &r) {
-            return refuse(
-                &state,
-                actor,
-                &r,
-                link_id,
-                "not_requester",
-                ApiError::Forbidden {
-                    code: "not_requester",
-                    message: "signed in, this link works only for who asked for the export".into(),
-                    clause: Some(Clause::r(29)),
-                },
-            )
-            .await;
-        }
-    }
-    // A genuine link always has its row (stored before the URL was handed out); the row
-    // knows the expiry the token signs, so the token is checked once.
-    let Some(link) = state.store.export_link(link_id).await? else {
-        return Err(ApiError::not_found("download"));
-    };
-    if now.unix_timestamp() > link.expires_at.unix_timestamp() {
-        return refuse(
-            &state,
-            actor,
-            &r,
-            link_id,
-            "link_expired",
-            ApiError::Gone {
-                code: "link_expired",
-                message: "this download link has expired; ask for a new one".into(),
-            },
-        )
-        .await;
-    }
-    if link.used_at.is_some() {
-        return refuse(&state, actor, &r, link_id, "link_used", link_used()).await;
-    }
-    let subject = state
-        .store
-        .subject(&r.subject)
-        .await?
-        .ok_or_else(|| ApiError::not_found("download"))?;
-    let mut records = Vec::new();
-    let sealed = state.store.records_with_keys_of(&subject.id).await?;
-    for (record, chain) in &sealed {
-        let key = state
-            .vault
-            .open_key_chain(&subject.tenant, &subject.id, chain)?;
-        let fields = state.vault.open_fields(
-            &key,
-            &subject.id,
-            record.category,
-            record.version,
-            &record.fields,
-        )?;
-        records.push(ExportedRecord {
+    let tutela_app::exports::Opened {
+        request: r,
+        now,
+        subject,
+        records: opened,
+        consents,
+        preferences: prefs,
+        transfers,
+        audit,
+    } = tutela_app::exports::open(&state, actor.as_ref(), &token).await?;
+    let records = opened
+        .into_iter()
+        .map(|(record, fields)| ExportedRecord {
             category: record.category.to_string(),
-            service: record.service.clone(),
+            service: record.service,
             version: record.version,
             updated_at: rfc3339(record.updated_at),
             fields,
-        });
-    }
-    // The link is spent and each category read is on record, together, before anything
-    // leaves; with no records the download itself is still audited.
-    let mut entries: Vec<AuditEntry> = records
-        .iter()
-        .map(|rec| {
-            link_audit(
-                actor,
-                &r,
-                link_id,
-                Some(rec.category.clone()),
-                "allow",
-                "download",
-                now,
-            )
         })
         .collect();
-    if entries.is_empty() {
-        entries.push(link_audit(
-            actor, &r, link_id, None, "allow", "download", now,
-        ));
-    }
-    let used_by = actor.map_or_else(|| "link".to_owned(), |a| a.token().to_string());
-    if !state
-        .store
-        .consume_export_link_audited(link_id, now, &used_by, &entries)
-        .await?
-    {
-        return refuse(&state, actor, &r, link_id, "link_used", link_used()).await;
-    }
-    let consents = state.store.consents_of(&subject.id).await?;
-    let prefs = state.store.preferences_of(&subject.id).await?;
-    let transfers = state
-        .store
-        .transfers(&TransferFilter {
-            subject: Some(subject.id.clone()),
-            limit: 100_000,
-            ..TransferFilter::default()
-        })
-        .await?;
-    let audit = state.store.audit_for_subject(subject.id.as_str()).await?;
     let export = Export {
         request: r.id.clone(),
         generated_at: rfc3339(now),
-        subject: super::tenants::subject_view(subject, now.date()),
+        subject: super::views::subject_view(subject, now.date()),
         records,
         consents: consents
             .iter()
-            .map(|c| super::consents::view(c, false))
+            .map(|c| super::views::consent_view(c, false))
             .collect(),
-        preferences: super::contact::preferences_view(&prefs),
-        transfers: transfers
-            .iter()
-            .map(super::sharing::transfer_view)
-            .collect(),
+        preferences: super::views::preferences_view(&prefs),
+        transfers: transfers.iter().map(super::views::transfer_view).collect(),
         audit: audit
             .into_iter()
             .map(|e| ExportedAudit {

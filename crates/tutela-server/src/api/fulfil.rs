@@ -4,7 +4,7 @@
 //! - `POST /v1/requests/{id}/erase`: crypto-shreds the subject's data key, removes what
 //!   the law does not keep, re-seals and freezes what it does (with its ground), and
 //!   queues a signed notice to every recipient that got the subject's data, all in one
-//!   transaction (`tutela_store::erasure`). The sender (`crate::outbox`) delivers them.
+//!   transaction (`tutela_store::erasure`). The sender (`tutela_app::outbox`) delivers them.
 //! - `POST /v1/requests/{id}/acks`: a recipient acknowledges, signing the body with its
 //!   webhook secret (no bearer token: recipients are not tutela users).
 //! - `POST /v1/requests/{id}/deliveries/{recipient}/waive`: the officer records why a
@@ -13,45 +13,23 @@
 //!   sent through the send gate; the delivery system reads it to render the message.
 
 use super::input::{bounded_text, rfc3339};
-use super::requests::{view, visible, RequestView};
+use super::views::{request_view, RequestView};
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::outbox::delivery_audit;
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use time::OffsetDateTime;
-use tutela_core::delivery::{recipients_to_notify, DeliveryStatus, RecipientScope};
-use tutela_core::request::{RequestStatus, RequestType};
-use tutela_core::{erasure, Actor, Category, Clause, Role};
+use tutela_app::requests::visible;
+use tutela_app::AppState;
+use tutela_core::delivery::DeliveryStatus;
+use tutela_core::request::RequestStatus;
+use tutela_core::{Clause, Role};
 use tutela_crypto::webhook::SIGNATURE_HEADER;
-use tutela_store::deliveries::{Delivery, DeliveryUpdate};
-use tutela_store::erasure::Erasure;
-use tutela_store::requests::StoredRequest;
-use tutela_store::vault::AuditEntry;
-use tutela_store::StoreError;
 use utoipa::ToSchema;
 
-fn entry(
-    actor: &Actor,
-    r: &StoredRequest,
-    action: &str,
-    category: Option<Category>,
-    clause: Clause,
-    at: OffsetDateTime,
-) -> AuditEntry {
-    // The request workflow's entry, with this step's category and clause.
-    AuditEntry {
-        category: category.map(|c| c.to_string()),
-        clause: Some(clause.to_string()),
-        ..super::requests::audit(actor, r, action, at)
-    }
-}
-
+// The shape `tutela_app::erasure::DeletionNotice` sends, as the OpenAPI document shows it.
 /// The body of a deletion notice: ids and vocabulary, never a personal data value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeletionNotice {
@@ -81,193 +59,8 @@ pub async fn erase(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    if actor.role() != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden_role("erase a subject's data"));
-    }
-    let r = visible(&state, &actor, &id).await?;
-    if r.kind != RequestType::Delete || r.status != RequestStatus::InProgress {
-        return Err(ApiError::Conflict {
-            code: "request_state",
-            message: "only a delete request in progress (identity verified, consequences confirmed, started) is erased".into(),
-            clause: Some(Clause::r(33)),
-        });
-    }
-    let subject = state
-        .cache
-        .subject(&state.store, &r.subject)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    if subject.erased_at.is_some() {
-        return Err(already_erased());
-    }
-    let now = state.clock.now();
-    let records = state.store.records_with_keys_of(&subject.id).await?;
-    let present: Vec<Category> = records.iter().map(|(rec, _)| rec.category).collect();
-    let plan = erasure::plan(&state.policy, &present, now);
-
-    // What is kept is re-sealed under a fresh key; the old key is then shredded.
-    let (new_key, wrapped) = state
-        .vault
-        .fresh_subject_key(&state.store, &subject.tenant, &subject.id)
-        .await?;
-    let mut resealed = Vec::new();
-    for (rec, chain) in &records {
-        if plan.keep.iter().any(|h| h.category == rec.category) {
-            let old = state
-                .vault
-                .open_key_chain(&subject.tenant, &subject.id, chain)?;
-            let fields = state.vault.open_fields(
-                &old,
-                &subject.id,
-                rec.category,
-                rec.version,
-                &rec.fields,
-            )?;
-            let sealed = state.vault.seal_fields(
-                &new_key,
-                &subject.id,
-                rec.category,
-                rec.version,
-                &fields,
-            )?;
-            resealed.push((rec.category, rec.version, sealed));
-        }
-    }
-    // The request's own correspondence follows the new key.
-    let notes = super::requests::open_notes(&state, &r).await?;
-    let request_notes = if notes.is_empty() {
-        None
-    } else {
-        Some(state.vault.seal_notes(
-            &new_key,
-            &subject.id,
-            &super::requests::scope_of(&r),
-            &notes,
-        )?)
-    };
-
-    // Who must hear of it: the register, and processors configured for the categories.
-    let transferred = state.store.transfer_recipients_of(&subject.id).await?;
-    let recipients = state.store.recipients().await?;
-    let scopes: Vec<RecipientScope<'_>> = recipients
-        .iter()
-        .map(|x| RecipientScope {
-            id: &x.id,
-            categories: &x.categories,
-        })
-        .collect();
-    let notify = recipients_to_notify(transferred.iter().map(String::as_str), &scopes, &present);
-    let ack_url = format!(
-        "{}/v1/requests/{}/acks",
-        state.config.links_base_url(),
-        r.id
-    );
-    let mut deliveries = Vec::new();
-    for rid in notify {
-        let Some(rcp) = recipients.iter().find(|x| x.id == rid) else {
-            continue;
-        };
-        let delivery_id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
-        let mut categories: Vec<String> = present
-            .iter()
-            .filter(|c| rcp.categories.contains(c))
-            .map(ToString::to_string)
-            .collect();
-        if categories.is_empty() {
-            categories = present.iter().map(ToString::to_string).collect();
-        }
-        let body = serde_json::to_string(&DeletionNotice {
-            kind: "deletion".into(),
-            idempotency_key: delivery_id.clone(),
-            request: r.id.clone(),
-            tenant: subject.tenant.to_string(),
-            subject: subject.id.to_string(),
-            categories,
-            erased_at: rfc3339(now),
-            ack_url: ack_url.clone(),
-            clause: Clause::r(34).to_string(),
-        })
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        let sendable = rcp.webhook_url.is_some() && rcp.webhook_secret.is_some();
-        deliveries.push(Delivery::queued(
-            delivery_id,
-            Some(r.id.clone()),
-            &rcp.id,
-            sendable,
-            Some(subject.id.to_string()),
-            body,
-            now,
-        ));
-    }
-
-    let mut audit = vec![entry(&actor, &r, "erase_subject", None, Clause::r(33), now)];
-    for c in &plan.delete {
-        audit.push(entry(
-            &actor,
-            &r,
-            "erase_category",
-            Some(*c),
-            Clause::r(33),
-            now,
-        ));
-    }
-    for h in &plan.keep {
-        audit.push(entry(
-            &actor,
-            &r,
-            "freeze_category",
-            Some(h.category),
-            Clause::r(19),
-            now,
-        ));
-    }
-    for d in &deliveries {
-        audit.push(delivery_audit(
-            d,
-            &actor.token().to_string(),
-            actor.role().as_str(),
-            "deletion_notice_queued",
-            d.status.as_str(),
-            now,
-        ));
-    }
-    let ground = plan.ground();
-    let result = state
-        .store
-        .erase_subject(&Erasure {
-            subject: &subject.id,
-            delete: &plan.delete,
-            resealed: &resealed,
-            new_key: &wrapped,
-            request_notes: request_notes
-                .as_deref()
-                .map(|sealed| (r.id.as_str(), sealed)),
-            erased_at: now,
-            frozen_until: plan.frozen_until(),
-            frozen_ground: ground.as_deref(),
-            deliveries: &deliveries,
-            audit: &audit,
-        })
-        .await;
-    match result {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(already_erased()),
-        Err(e) => return Err(e.into()),
-    }
-    state.cache.forget_subject(&subject.id);
-    state.outbox_wake.notify_one();
-    tracing::info!(request = %r.id, deleted = plan.delete.len(), kept = plan.keep.len(), recipients = deliveries.len(), "subject erased");
-    // Its notes were re-sealed under the new key: show the row as stored now.
-    let r = visible(&state, &actor, &id).await?;
-    Ok(ApiJson(view(&state, &r).await?))
-}
-
-fn already_erased() -> ApiError {
-    ApiError::Conflict {
-        code: "already_erased",
-        message: "this subject's data was already erased".into(),
-        clause: Some(Clause::r(33)),
-    }
+    let r = tutela_app::erasure::erase(&state, &actor, &id).await?;
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 /// A recipient's acknowledgement of a deletion notice.
@@ -322,80 +115,18 @@ async fn acknowledge_delivery(
         code: "invalid_json",
         message: format!("expected {{recipient, idempotency_key}}: {e}"),
     })?;
-    let bad_signature = || ApiError::Forbidden {
-        code: "invalid_signature",
-        message:
-            "the Tutela-Signature header does not verify under this recipient's webhook secret"
-                .into(),
-        clause: Some(Clause::r(34)),
-    };
-    // One answer for every unknown or mismatched id: nothing to learn by probing. No id
-    // holds a NUL character (and PostgreSQL could not even compare one).
-    if ack.idempotency_key.contains('\0') || ack.recipient.contains('\0') {
-        return Err(ApiError::not_found("delivery"));
-    }
-    let d = state
-        .store
-        .delivery(&ack.idempotency_key)
-        .await?
-        .filter(|d| request.is_none_or(|r| d.request.as_deref() == Some(r)))
-        .filter(|d| d.recipient == ack.recipient)
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let recipient = state
-        .store
-        .recipient(&d.recipient)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let sealed = recipient
-        .webhook_secret
-        .as_ref()
-        .ok_or_else(bad_signature)?;
-    let secret = state.vault.open_webhook_secret(&recipient.id, sealed)?;
-    let header = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(bad_signature)?;
-    secret
-        .verify(
-            header,
-            body,
-            state.clock.now().unix_timestamp(),
-            i64::from(state.config.outbox.ack_tolerance_secs),
-        )
-        .map_err(|_| bad_signature())?;
-    if d.status != DeliveryStatus::Acknowledged {
-        let now = state.clock.now();
-        let update = DeliveryUpdate {
-            status: DeliveryStatus::Acknowledged,
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at,
-            last_error: d.last_error.clone(),
-            acked_at: Some(now),
-            waived_reason_sealed: None,
-            at: now,
-        };
-        let audit = delivery_audit(
-            &d,
-            &format!("recipient:{}", recipient.id),
-            "recipient",
-            "deletion_acknowledged",
-            "acknowledged",
-            now,
-        );
-        let changed = state
-            .store
-            .update_delivery_audited(&d.id, &update, &audit)
-            .await?;
-        if !changed && d.status == DeliveryStatus::Waived {
-            return Err(ApiError::Conflict {
-                code: "delivery_waived",
-                message: "the privacy officer already closed this notice".into(),
-                clause: Some(Clause::r(34)),
-            });
-        }
-    }
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|h| h.to_str().ok());
+    let id = tutela_app::deliveries::acknowledge(
+        state,
+        request,
+        &ack.recipient,
+        &ack.idempotency_key,
+        signature,
+        body,
+    )
+    .await?;
     Ok(ApiJson(AckResult {
-        idempotency_key: d.id,
+        idempotency_key: id,
         status: DeliveryStatus::Acknowledged.to_string(),
     }))
 }
@@ -405,11 +136,6 @@ async fn acknowledge_delivery(
 pub struct Waiver {
     /// Why this recipient cannot acknowledge (e.g. it ceased to exist; confirmed by letter).
     pub reason: String,
-}
-
-/// The sealing scope of a delivery's waiver reason.
-pub(crate) fn waiver_scope(delivery: &str) -> String {
-    format!("waiver:{delivery}")
 }
 
 /// The officer records why a recipient cannot acknowledge (R34); the request may then
@@ -429,59 +155,13 @@ pub async fn waive(
         ));
     }
     let reason = bounded_text("reason", &body.reason, 2_000, false, "invalid_text")?;
-    let r = visible(&state, &actor, &id).await?;
-    let d = state
-        .store
-        .deliveries_of(&r.id)
-        .await?
-        .into_iter()
-        .find(|d| d.recipient == recipient)
-        .ok_or_else(|| ApiError::not_found("delivery for this recipient"))?;
-    let now = state.clock.now();
-    // Free text from the officer may name people: sealed under the tenant key (R29).
-    let sealed = state
-        .vault
-        .seal_tenant_text(&state.store, &r.tenant, &waiver_scope(&d.id), &reason)
-        .await?;
-    let update = DeliveryUpdate {
-        status: DeliveryStatus::Waived,
-        attempts: d.attempts,
-        next_attempt_at: d.next_attempt_at,
-        last_error: d.last_error.clone(),
-        acked_at: None,
-        waived_reason_sealed: Some(sealed),
-        at: now,
-    };
-    let audit = delivery_audit(
-        &d,
-        &actor.token().to_string(),
-        actor.role().as_str(),
-        "deletion_notice_waived",
-        "waived",
-        now,
-    );
-    if !state
-        .store
-        .update_delivery_audited(&d.id, &update, &audit)
-        .await?
-    {
-        return Err(ApiError::Conflict {
-            code: "delivery_settled",
-            message: format!("this recipient's notice is already {}", d.status),
-            clause: Some(Clause::r(34)),
-        });
-    }
-    Ok(ApiJson(view(&state, &r).await?))
+    let r = tutela_app::deliveries::waive(&state, &actor, &id, &recipient, &reason).await?;
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 // ---------------------------------------------------------------------------------------
 // One-time identity codes (R35)
 // ---------------------------------------------------------------------------------------
-
-/// How long a code works.
-const CODE_VALID_MINUTES: i64 = 10;
-/// Wrong codes allowed before the challenge is spent.
-pub(crate) const CODE_MAX_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -509,7 +189,7 @@ pub async fn send_identity_code(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<(StatusCode, ApiJson<CodeSent>), ApiError> {
-    use tutela_core::contact::{ContactChannel, MessageKind};
+    use tutela_core::contact::ContactChannel;
     let r = visible(&state, &actor, &id).await?;
     if r.status != RequestStatus::Received {
         return Err(ApiError::Conflict {
@@ -528,136 +208,14 @@ pub async fn send_identity_code(
             ))
         }
     };
-    let (subject, tenant) = super::tenants::subject_and_tenant(&state, r.subject.as_str()).await?;
-    let code = one_time_code()?;
-    let message = super::contact::gate(
-        &state,
-        &actor,
-        &subject,
-        tenant.state,
-        (MessageKind::Service, channel),
-        "identity-code",
-        Some(("identity_code", Clause::r(35))),
-    )
-    .await?;
-    if message.0.status != "queued" {
-        return Err(ApiError::Conflict {
-            code: "cannot_send",
-            message: format!("the send gate refused the code ({})", message.0.reason),
-            clause: Some(Clause::r(35)),
-        });
-    }
-    let key = state
-        .vault
-        .subject_key(&state.store, &subject.tenant, &subject.id, true)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    let mut params = BTreeMap::new();
-    params.insert("code".to_owned(), code.clone());
-    let sealed = state.vault.seal_notes(
-        &key,
-        &subject.id,
-        &format!("message:{}", message.0.id),
-        &params,
-    )?;
-    let now = state.clock.now();
-    let expires_at = now + time::Duration::minutes(CODE_VALID_MINUTES);
-    let challenge = tutela_store::requests::Challenge {
-        request: r.id.clone(),
-        channel: channel.to_string(),
-        code_digest: state.vault.code_digest(&r.id, &code)?,
-        message: message.0.id.clone(),
-        attempts: 0,
-        expires_at,
-        created_at: now,
-    };
-    let issued = entry(&actor, &r, "identity_code_sent", None, Clause::r(35), now);
-    state
-        .store
-        .insert_challenge_audited(&challenge, &message.0, &sealed, &[message.1, issued])
-        .await?;
+    let (message, expires_at) =
+        tutela_app::identity_codes::issue(&state, &actor, &r, channel).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(CodeSent {
-            message: message.0.id,
+            message,
             channel: channel.to_string(),
             expires_at: rfc3339(expires_at),
         }),
     ))
-}
-
-/// Six random digits, uniformly (rejection sampling over a random u32).
-fn one_time_code() -> Result<String, ApiError> {
-    loop {
-        let bytes: [u8; 4] =
-            tutela_crypto::random_bytes().map_err(|e| ApiError::Internal(e.into()))?;
-        let n = u32::from_be_bytes(bytes);
-        // 4_294_000_000 is the largest multiple of 1_000_000 below 2^32.
-        if n < 4_294_000_000 {
-            return Ok(format!("{:06}", n % 1_000_000));
-        }
-    }
-}
-
-/// Checks a presented code (R35): `Ok(message id)` when it matches; a wrong, expired or
-/// exhausted code is an error that says which, and counts the attempt.
-pub(crate) async fn check_identity_code(
-    state: &AppState,
-    actor: &Actor,
-    r: &StoredRequest,
-    code: &str,
-) -> Result<String, ApiError> {
-    let challenge = state
-        .store
-        .challenge(&r.id)
-        .await?
-        .ok_or_else(|| ApiError::Conflict {
-            code: "no_identity_code",
-            message: "no identity code was sent for this request; ask for one first".into(),
-            clause: Some(Clause::r(35)),
-        })?;
-    let now = state.clock.now();
-    if now >= challenge.expires_at {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(ApiError::Gone {
-            code: "identity_code_expired",
-            message: "the identity code has expired; ask for a new one".into(),
-        });
-    }
-    if challenge.attempts >= CODE_MAX_ATTEMPTS {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(too_many());
-    }
-    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if well_formed
-        && state
-            .vault
-            .code_matches(&r.id, code, &challenge.code_digest)
-    {
-        state.store.delete_challenge(&r.id).await?;
-        return Ok(challenge.message);
-    }
-    let mut a = entry(actor, r, "identity_code_wrong", None, Clause::r(35), now);
-    a.decision = "deny".into();
-    let attempts = state.store.count_challenge_attempt(&r.id, &a).await?;
-    if attempts >= CODE_MAX_ATTEMPTS {
-        state.store.delete_challenge(&r.id).await?;
-        return Err(too_many());
-    }
-    Err(ApiError::Invalid {
-        code: "wrong_identity_code",
-        message: format!(
-            "the identity code does not match; {} attempt(s) left",
-            CODE_MAX_ATTEMPTS - attempts
-        ),
-        clause: Some(Clause::r(35)),
-    })
-}
-
-fn too_many() -> ApiError {
-    ApiError::Conflict {
-        code: "identity_code_exhausted",
-        message: "too many wrong codes; ask for a new one".into(),
-        clause: Some(Clause::r(35)),
-    }
 }

@@ -17,18 +17,16 @@ use super::input::rfc3339;
 use crate::api::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::vault::TenantTexts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
-use tutela_core::actor::ScopeAccess;
-use tutela_core::grant::{GrantEvent, GrantLife, GrantState};
-use tutela_core::{Actor, Category, Clause, Role, TenantId};
+use time::OffsetDateTime;
+use tutela_app::grants::{life, reason_scope, NewGrant};
+use tutela_app::keys::TenantTexts;
+use tutela_app::AppState;
+use tutela_core::grant::GrantEvent;
+use tutela_core::{Category, Clause, Role, TenantId};
 use tutela_store::grants::Grant;
-use tutela_store::vault::AuditEntry;
-use tutela_store::StoreError;
 use utoipa::ToSchema;
 
 /// `POST /v1/grants` body.
@@ -105,46 +103,11 @@ pub struct IncidentResolved {
     pub ended: Vec<String>,
 }
 
-fn life(g: &Grant) -> GrantLife {
-    GrantLife {
-        state: g.state,
-        pending_until: g.pending_until,
-        duration: Duration::minutes(g.duration_minutes),
-        expires_at: g.expires_at,
-    }
-}
-
-/// The scope a grant's reason is sealed under.
-fn reason_scope(id: &str) -> String {
-    format!("grant-reason:{id}")
-}
-
 /// A grant's reason, opened from its sealed form (or the clear form of an older row).
 async fn reason_of(texts: &mut TenantTexts<'_>, g: &Grant) -> Result<String, ApiError> {
     match &g.sealed_reason {
         Some(sealed) => Ok(texts.open(&reason_scope(&g.id), sealed).await?),
         None => Ok(g.reason.clone()),
-    }
-}
-
-/// Seals the clear reasons of grants written before schema 17 (run at start; issue 14).
-pub async fn seal_legacy_reasons(
-    vault: &crate::vault::Vault,
-    store: &tutela_store::Store,
-) -> anyhow::Result<usize> {
-    let mut sealed = 0;
-    loop {
-        let batch = store.grants_with_clear_reason(200).await?;
-        if batch.is_empty() {
-            return Ok(sealed);
-        }
-        for g in batch {
-            let blob = vault
-                .seal_tenant_text(store, &g.tenant, &reason_scope(&g.id), &g.reason)
-                .await?;
-            store.seal_grant_reason(&g.id, &blob).await?;
-            sealed += 1;
-        }
     }
 }
 
@@ -174,24 +137,6 @@ async fn view_with(
         personal_information: g.personal_information,
         requested_by: g.requested_by.clone(),
     })
-}
-
-fn audit(actor: &Actor, g: &Grant, action: &str, at: OffsetDateTime) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(g.tenant.to_string()),
-        subject: None,
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason: format!("grant:{}", g.id),
-        clause: Some(Clause::r(7).to_string()),
-        seq: None,
-    }
 }
 
 /// Ticket-like ids: 1 to 64 letters, digits, `_`, `-` or `.`.
@@ -246,77 +191,23 @@ pub async fn request_grant(
             "reason must be 1 to 2000 characters",
         ));
     }
-    let max = state.config.grants.max_minutes;
-    let minutes = body.minutes.unwrap_or(max);
-    if minutes == 0 || minutes > max {
-        return Err(ApiError::Invalid {
-            code: "invalid_duration",
-            message: format!("minutes must be between 1 and {max}"),
-            clause: Some(Clause::r(7)),
-        });
-    }
-    let tenant = TenantId::parse(&body.tenant).map_err(|_| ApiError::not_found("tenant"))?;
-    if state.cache.tenant(&state.store, &tenant).await?.is_none() {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let now = state.clock.now();
-    let id = format!("grt_{}", uuid::Uuid::now_v7().simple());
-    let sealed_reason = state
-        .vault
-        .seal_tenant_text(&state.store, &tenant, &reason_scope(&id), reason)
-        .await?;
-    let grant = Grant {
-        id,
-        tenant,
-        incident,
-        categories,
-        reason: String::new(),
-        sealed_reason: Some(sealed_reason),
-        duration_minutes: i64::from(minutes),
-        requested_by: actor.token().to_string(),
-        requested_at: now,
-        pending_until: now + Duration::days(i64::from(state.config.grants.pending_days)),
-        state: GrantState::Pending,
-        decided_by: None,
-        decided_at: None,
-        expires_at: None,
-        ended_at: None,
-        personal_information: body.personal_information,
-    };
-    state
-        .store
-        .insert_grant_audited(&grant, &audit(&actor, &grant, "grant_request", now))
-        .await?;
+    let (grant, now) = tutela_app::grants::request(
+        &state,
+        &actor,
+        NewGrant {
+            tenant: &body.tenant,
+            incident,
+            categories,
+            reason,
+            minutes: body.minutes,
+            personal_information: body.personal_information,
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(view(&state, &grant, now).await?),
     ))
-}
-
-/// Loads a grant the caller may see: the engineer who asked it, the tenant's admin, and
-/// the privacy office and auditors (oversight). Anyone else gets 404: another engineer's
-/// grant, or another tenant's, does not exist for them (issue 14; R7, R29).
-async fn visible_grant(state: &AppState, actor: &Actor, id: &str) -> Result<Grant, ApiError> {
-    let grant = state
-        .store
-        .grant(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("grant"))?;
-    let visible = match actor.role() {
-        Role::PrivacyOfficer | Role::Auditor => true,
-        Role::Support => is_holder(actor, &grant),
-        Role::TenantAdmin => actor.may_view_tenant(&grant.tenant) == ScopeAccess::Allowed,
-        Role::Operator | Role::Service | Role::EndUser => false,
-    };
-    if visible {
-        Ok(grant)
-    } else {
-        Err(ApiError::not_found("grant"))
-    }
-}
-
-fn is_holder(actor: &Actor, grant: &Grant) -> bool {
-    grant.requested_by == actor.token().as_str()
 }
 
 /// A grant and every access made under it.
@@ -330,11 +221,8 @@ pub async fn get_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantDetail>, ApiError> {
-    let grant = visible_grant(&state, &actor, &id).await?;
-    let accesses = state
-        .store
-        .audit_by_reason(&format!("grant:{}", grant.id))
-        .await?
+    let (grant, accesses) = tutela_app::grants::with_accesses(&state, &actor, &id).await?;
+    let accesses = accesses
         .into_iter()
         .filter(|e| e.subject.is_some())
         .map(|e| GrantAccess {
@@ -363,70 +251,14 @@ pub async fn tenant_grants(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<Vec<GrantView>>, ApiError> {
-    let tenant = TenantId::parse(&raw).map_err(|_| ApiError::not_found("tenant"))?;
-    // Grant oversight is the customer's and the privacy office's, not the operator's.
-    if actor.role() == Role::Operator {
-        return Err(ApiError::forbidden_role("list grants"));
-    }
-    match actor.may_view_tenant(&tenant) {
-        ScopeAccess::Allowed => {}
-        ScopeAccess::RoleDenied => return Err(ApiError::forbidden_role("list grants")),
-        ScopeAccess::Hidden => return Err(ApiError::not_found("tenant")),
-    }
+    let (tenant, grants) = tutela_app::grants::of_tenant(&state, &actor, &raw).await?;
     let now = state.clock.now();
-    let grants = state.store.grants_of_tenant(&tenant).await?;
     let mut texts = state.vault.tenant_texts(&state.store, &tenant);
     let mut views = Vec::with_capacity(grants.len());
     for g in &grants {
         views.push(view_with(&mut texts, g, now).await?);
     }
     Ok(ApiJson(views))
-}
-
-async fn answer(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    event: GrantEvent,
-) -> Result<ApiJson<GrantView>, ApiError> {
-    let grant = visible_grant(state, actor, id).await?;
-    // Only the customer decides on access to its data.
-    if actor.role() != Role::TenantAdmin {
-        return Err(ApiError::forbidden_role("answer a support access request"));
-    }
-    let now = state.clock.now();
-    let next = life(&grant)
-        .apply(event, now)
-        .map_err(|e| ApiError::Conflict {
-            code: "grant_state",
-            message: e.to_string(),
-            clause: Some(Clause::r(7)),
-        })?;
-    let updated = Grant {
-        state: next.state,
-        expires_at: next.expires_at,
-        decided_by: Some(actor.token().to_string()),
-        decided_at: Some(now),
-        ..grant.clone()
-    };
-    let action = match event {
-        GrantEvent::Approve => "grant_approve",
-        GrantEvent::Deny => "grant_deny",
-        GrantEvent::Resolve => "grant_end",
-    };
-    match state
-        .store
-        .update_grant_audited(&updated, grant.state, &audit(actor, &updated, action, now))
-        .await
-    {
-        Ok(()) => Ok(ApiJson(view(state, &updated, now).await?)),
-        Err(StoreError::Conflict) => Err(ApiError::Conflict {
-            code: "grant_state",
-            message: "the grant changed meanwhile; reload it".into(),
-            clause: Some(Clause::r(7)),
-        }),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The tenant's admin approves: access starts now for the requested time.
@@ -440,7 +272,8 @@ pub async fn approve_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    answer(&state, &actor, &id, GrantEvent::Approve).await
+    let (g, now) = tutela_app::grants::answer(&state, &actor, &id, GrantEvent::Approve).await?;
+    Ok(ApiJson(view(&state, &g, now).await?))
 }
 
 /// The tenant's admin denies the request.
@@ -454,42 +287,8 @@ pub async fn deny_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    answer(&state, &actor, &id, GrantEvent::Deny).await
-}
-
-/// Ends `grants` now, each with its audit entry; returns the ids that ended (a grant
-/// that lapsed by time meanwhile has nothing to end).
-async fn end_grants(
-    state: &AppState,
-    actor: &Actor,
-    grants: Vec<Grant>,
-) -> Result<Vec<String>, ApiError> {
-    let now = state.clock.now();
-    let mut ended = Vec::new();
-    for grant in grants {
-        let Ok(next) = life(&grant).apply(GrantEvent::Resolve, now) else {
-            continue;
-        };
-        let updated = Grant {
-            state: next.state,
-            expires_at: next.expires_at,
-            ended_at: Some(now),
-            ..grant.clone()
-        };
-        match state
-            .store
-            .update_grant_audited(
-                &updated,
-                grant.state,
-                &audit(actor, &updated, "grant_end", now),
-            )
-            .await
-        {
-            Ok(()) | Err(StoreError::Conflict) => ended.push(updated.id),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(ended)
+    let (g, now) = tutela_app::grants::answer(&state, &actor, &id, GrantEvent::Deny).await?;
+    Ok(ApiJson(view(&state, &g, now).await?))
 }
 
 /// The incident is solved: its grants end at once (R7). Incidents are scoped to their
@@ -525,21 +324,7 @@ pub async fn resolve_incident(
             })
         }
     };
-    if actor.role() == Role::TenantAdmin && actor.may_view_tenant(&tenant) != ScopeAccess::Allowed {
-        return Err(ApiError::not_found("incident"));
-    }
-    let mut grants = state
-        .store
-        .open_grants_of_incident(&tenant, &incident)
-        .await?;
-    if actor.role() == Role::Support {
-        grants.retain(|g| is_holder(&actor, g));
-        // Another engineer's incident does not exist for this one.
-        if grants.is_empty() {
-            return Err(ApiError::not_found("incident"));
-        }
-    }
-    let ended = end_grants(&state, &actor, grants).await?;
+    let ended = tutela_app::grants::resolve_incident(&state, &actor, &tenant, &incident).await?;
     Ok(ApiJson(IncidentResolved { incident, ended }))
 }
 
@@ -555,56 +340,6 @@ pub async fn end_grant(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<GrantView>, ApiError> {
-    let grant = visible_grant(&state, &actor, &id).await?;
-    if actor.role() == Role::Auditor {
-        return Err(ApiError::forbidden_role("end support access"));
-    }
-    let now = state.clock.now();
-    if life(&grant).apply(GrantEvent::Resolve, now).is_err() {
-        return Err(ApiError::Conflict {
-            code: "grant_state",
-            message: format!(
-                "a grant that is {} cannot be ended",
-                life(&grant).status(now).as_str()
-            ),
-            clause: Some(Clause::r(7)),
-        });
-    }
-    end_grants(&state, &actor, vec![grant]).await?;
-    let after = state
-        .store
-        .grant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("grant"))?;
+    let (after, now) = tutela_app::grants::end(&state, &actor, &id).await?;
     Ok(ApiJson(view(&state, &after, now).await?))
-}
-
-/// The grants an overseas support engineer may act under for `tenant` right now, as
-/// `decide` needs them, with their ids in the same order.
-/// The active grants of a tenant as `decide` sees them, with each one's (id, whether it
-/// covers personal information), index for index.
-pub(crate) async fn active_grant_views(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Result<(Vec<tutela_core::decide::GrantView>, Vec<(String, bool)>), ApiError> {
-    let now = state.clock.now();
-    let grants = state.store.active_grants(tenant, now).await?;
-    let views = grants
-        .iter()
-        .filter_map(|g| {
-            Some(tutela_core::decide::GrantView {
-                tenant: g.tenant.clone(),
-                holder: tutela_core::TokenId::parse(&g.requested_by).ok()?,
-                categories: g.categories.clone(),
-                expires_at: g.expires_at?,
-                active: life(g).status(now) == tutela_core::grant::GrantStatus::Active,
-            })
-        })
-        .collect();
-    let ids = grants
-        .iter()
-        .filter(|g| g.expires_at.is_some() && tutela_core::TokenId::parse(&g.requested_by).is_ok())
-        .map(|g| (g.id.clone(), g.personal_information))
-        .collect();
-    Ok((views, ids))
 }

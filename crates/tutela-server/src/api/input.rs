@@ -1,8 +1,6 @@
 //! Small input rules shared by the routes: references, bounded free text, times.
 
 use crate::error::ApiError;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// Does this JSON text hold the NUL character in a string? In valid JSON a NUL can only
 /// be written as the escape `\u0000` (a raw control character is a syntax error); the
@@ -53,10 +51,8 @@ pub(crate) fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
             .is_some_and(|sub| sub.ends_with("+json"))
 }
 
-/// Times in responses.
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+/// Times in responses: the service layer's one format.
+pub(crate) use tutela_app::rfc3339;
 
 /// A reference is an identifier (ticket, scan, order number), never content: 1 to `max`
 /// printable ASCII characters, no spaces or quotes. `None` passes through.
@@ -117,6 +113,8 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
     use proptest::prelude::*;
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
 
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![

@@ -3,112 +3,17 @@
 //! announcements, and running the retention engine on demand.
 
 use super::input::rfc3339;
-use super::tenants::{tenant_view, TenantView};
+use super::views::{tenant_view, TenantView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::retention::{self, RunOptions, Summary};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tutela_core::actor::ScopeAccess;
-use tutela_core::lifecycle::{LifecycleError, TenantEvent};
-use tutela_core::{Actor, Clause, Role, TenantId};
-use tutela_store::retention::{Announcement, StoredTermination};
-use tutela_store::tenants::Tenant;
-use tutela_store::vault::AuditEntry;
-use tutela_store::StoreError;
+use tutela_app::retention_engine::{self as retention, RunOptions};
+use tutela_app::AppState;
+use tutela_core::Role;
 use utoipa::ToSchema;
-
-fn audit(
-    actor: &Actor,
-    tenant: Option<&TenantId>,
-    action: &str,
-    reason: String,
-    clause: Clause,
-    at: time::OffsetDateTime,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: tenant.map(ToString::to_string),
-        subject: None,
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason,
-        clause: Some(clause.to_string()),
-        seq: None,
-    }
-}
-
-async fn load_tenant(state: &AppState, actor: &Actor, raw: &str) -> Result<Tenant, ApiError> {
-    let id = TenantId::parse(raw).map_err(|_| ApiError::not_found("tenant"))?;
-    if actor.may_view_tenant(&id) != ScopeAccess::Allowed {
-        return Err(ApiError::not_found("tenant"));
-    }
-    state
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))
-}
-
-/// Applies a lifecycle event to a tenant with its audit entry.
-async fn step(
-    state: &AppState,
-    actor: &Actor,
-    t: &Tenant,
-    event: TenantEvent,
-    action: &str,
-    clause: Clause,
-) -> Result<Tenant, ApiError> {
-    let now = state.clock.now();
-    let next = t
-        .life()
-        .apply(event, now, &state.policy)
-        .map_err(|e: LifecycleError| ApiError::Conflict {
-            code: "tenant_state",
-            message: e.to_string(),
-            clause: Some(clause),
-        })?;
-    let entry = audit(
-        actor,
-        Some(&t.id),
-        action,
-        format!("tenant:{}", t.id),
-        clause,
-        now,
-    );
-    match state
-        .store
-        .update_tenant_life_audited(&t.id, t.state, &next, &entry)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::Conflict {
-                code: "tenant_state",
-                message: "the tenant changed meanwhile; reload it".into(),
-                clause: Some(clause),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // In this process at once; other replicas within `cache.ttl_ms`.
-    state.cache.forget_tenant(&t.id);
-    Ok(Tenant {
-        state: next.state,
-        trial_ends_at: next.trial_ends_at,
-        closed_at: next.closed_at,
-        frozen_until: next.frozen_until,
-        ..t.clone()
-    })
-}
 
 /// Closes a tenant's account (R19): from now on its data is frozen (423 for every
 /// business use) until each category's retention period ends, then deleted or
@@ -121,20 +26,7 @@ pub async fn close_tenant(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<TenantView>, ApiError> {
-    if !matches!(actor.role(), Role::Operator | Role::TenantAdmin) {
-        return Err(ApiError::forbidden_role("close accounts"));
-    }
-    let t = load_tenant(&state, &actor, &raw).await?;
-    let t = step(
-        &state,
-        &actor,
-        &t,
-        TenantEvent::Close,
-        "tenant_closed",
-        Clause::r(19),
-    )
-    .await?;
-    tracing::info!(tenant = %t.id, "tenant closed");
+    let t = tutela_app::lifecycle::close_tenant(&state, &actor, &raw).await?;
     Ok(ApiJson(tenant_view(&state, t).await?))
 }
 
@@ -147,19 +39,7 @@ pub async fn activate_tenant(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<TenantView>, ApiError> {
-    if actor.role() != Role::Operator {
-        return Err(ApiError::forbidden_role("activate accounts"));
-    }
-    let t = load_tenant(&state, &actor, &raw).await?;
-    let t = step(
-        &state,
-        &actor,
-        &t,
-        TenantEvent::Activate,
-        "tenant_activated",
-        Clause::r(41),
-    )
-    .await?;
+    let t = tutela_app::lifecycle::activate_tenant(&state, &actor, &raw).await?;
     Ok(ApiJson(tenant_view(&state, t).await?))
 }
 
@@ -191,100 +71,15 @@ pub async fn terminate_service(
     ApiPath(service): ApiPath<String>,
     ApiJson(body): ApiJson<NewTermination>,
 ) -> Result<(StatusCode, ApiJson<TerminationView>), ApiError> {
-    if actor.role() != Role::Operator {
-        return Err(ApiError::forbidden_role("terminate services"));
-    }
-    if state.policy.service(&service).is_none() {
-        return Err(ApiError::not_found("service in the policy"));
-    }
-    let effective_at = time::OffsetDateTime::parse(
-        &body.effective_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|_| ApiError::invalid("invalid_time", "effective_at must be an RFC 3339 time"))?;
-    let now = state.clock.now();
-    if effective_at < now {
-        return Err(ApiError::Invalid {
-            code: "effective_in_past",
-            message:
-                "customers must be told before a service ends: effective_at cannot be in the past"
-                    .into(),
-            clause: Some(Clause::r(20)),
-        });
-    }
-    let tenants = state.store.tenants_using_service(&service).await?;
-    let mut announcements = Vec::with_capacity(tenants.len());
-    let mut entries = vec![audit(
-        &actor,
-        None,
-        "service_terminated",
-        format!("service:{service}"),
-        Clause::r(20),
-        now,
-    )];
-    for t in &tenants {
-        announcements.push(Announcement {
-            id: format!("ann_{}", uuid::Uuid::now_v7().simple()),
-            tenant: t.clone(),
-            kind: "service_termination".into(),
-            subject: service.clone(),
-            effective_at: Some(effective_at),
-            created_at: now,
-        });
-        entries.push(audit(
-            &actor,
-            Some(t),
-            "announcement",
-            format!("service:{service}"),
-            Clause::r(20),
-            now,
-        ));
-    }
-    let termination = StoredTermination {
-        service: service.clone(),
-        effective_at,
-        announced_at: now,
-        finished_at: None,
-    };
-    match state
-        .store
-        .insert_termination_audited(&termination, &announcements, &entries)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::Conflict {
-                code: "already_terminated",
-                message: "this service's termination is already announced".into(),
-                clause: Some(Clause::r(20)),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // E-mail to each affected tenant's administrators (service notices cannot be refused).
-    let mut notices = 0;
-    for t in &tenants {
-        for admin in state.store.administrators_of(t).await? {
-            if let Some(subject) = state.cache.subject(&state.store, &admin).await? {
-                super::contact::send_service_notice(
-                    &state,
-                    &actor,
-                    &subject,
-                    "service-termination",
-                    Clause::r(20),
-                )
-                .await?;
-                notices += 1;
-            }
-        }
-    }
+    let t = tutela_app::lifecycle::terminate_service(&state, &actor, &service, &body.effective_at)
+        .await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(TerminationView {
             service,
-            effective_at: rfc3339(effective_at),
-            tenants_notified: tenants.len(),
-            notices,
+            effective_at: rfc3339(t.effective_at),
+            tenants_notified: t.tenants_notified,
+            notices: t.notices,
         }),
     ))
 }
@@ -309,8 +104,7 @@ pub async fn announcements(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<Vec<AnnouncementView>>, ApiError> {
-    let t = load_tenant(&state, &actor, &raw).await?;
-    let list = state.store.announcements_of(&t.id).await?;
+    let list = tutela_app::lifecycle::announcements(&state, &actor, &raw).await?;
     Ok(ApiJson(
         list.into_iter()
             .map(|a| AnnouncementView {
@@ -348,5 +142,62 @@ pub async fn run_retention(
         lease_secs: state.config.retention.lease_secs,
     };
     let summary = retention::run(&state, opts, &mut |_| {}).await?;
-    Ok(ApiJson(summary))
+    Ok(ApiJson(summary.into()))
+}
+
+/// One line of a run's plan: what happens (or would) to how many subjects.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanItem {
+    /// `tenant:<id>`, `service:<id>` or `ended_holds`.
+    pub scope: String,
+    /// e.g. `expire_trial`, `erase_subjects`, `remove:support,cookie`, `erase_tenant`.
+    pub action: String,
+    pub subjects: u64,
+    pub clause: String,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub trials_expired: u64,
+    pub tenants_erased: u64,
+    /// Subjects whose data is now entirely gone (key shredded).
+    pub subjects_erased: u64,
+    /// Subjects that lost some categories and keep the rest under a fresh key.
+    pub subjects_rekeyed: u64,
+    pub records_deleted: u64,
+    pub records_anonymized: u64,
+    pub notices_queued: u64,
+    pub services_finished: u64,
+    /// Subjects with due work found (dry runs: would be processed).
+    pub subjects_due: u64,
+    pub plan: Vec<PlanItem>,
+}
+
+impl From<retention::Summary> for Summary {
+    fn from(s: retention::Summary) -> Self {
+        Summary {
+            dry_run: s.dry_run,
+            trials_expired: s.trials_expired,
+            tenants_erased: s.tenants_erased,
+            subjects_erased: s.subjects_erased,
+            subjects_rekeyed: s.subjects_rekeyed,
+            records_deleted: s.records_deleted,
+            records_anonymized: s.records_anonymized,
+            notices_queued: s.notices_queued,
+            services_finished: s.services_finished,
+            subjects_due: s.subjects_due,
+            plan: s
+                .plan
+                .into_iter()
+                .map(|p| PlanItem {
+                    scope: p.scope,
+                    action: p.action,
+                    subjects: p.subjects,
+                    clause: p.clause,
+                })
+                .collect(),
+        }
+    }
 }

@@ -10,7 +10,6 @@ pub mod fulfil;
 pub mod grants;
 pub(crate) mod input;
 pub mod lifecycle;
-pub(crate) use input::rfc3339;
 pub mod policy;
 pub mod records;
 pub mod redact;
@@ -18,9 +17,9 @@ pub mod requests;
 pub mod sharing;
 pub mod system;
 pub mod tenants;
+pub mod views;
 
 use crate::error::{error_response, ApiError};
-use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
@@ -33,6 +32,7 @@ use std::time::{Duration, Instant};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tutela_app::AppState;
 use utoipa::OpenApi;
 
 /// A JSON body whose rejections (syntax, unknown fields, size, content type) become
@@ -156,14 +156,14 @@ impl From<PathRejection> for ApiError {
         contact::send_gate,
         cookies::record_cookie_consent,
         cookies::issue_visitor,
-        sharing::register_location,
-        sharing::list_locations,
-        sharing::register_recipient,
-        sharing::list_recipients,
-        sharing::rotate_webhook_secret,
-        sharing::transfer,
-        sharing::register,
-        sharing::redirect_complaint,
+        sharing::locations::register_location,
+        sharing::locations::list_locations,
+        sharing::recipients::register_recipient,
+        sharing::recipients::list_recipients,
+        sharing::recipients::rotate_webhook_secret,
+        sharing::transfers::transfer,
+        sharing::transfers::register,
+        sharing::complaints::redirect_complaint,
         requests::file_request,
         requests::list_requests,
         requests::get_request,
@@ -213,34 +213,34 @@ impl From<PathRejection> for ApiError {
         system::Health,
         tenants::NewTenant,
         tenants::TenantCreated,
-        tenants::TenantView,
+        views::TenantView,
         tenants::NewSubject,
         tenants::SubjectCreated,
-        tenants::SubjectView,
+        views::SubjectView,
         tenants::SubjectPage,
         tenants::LookupRequest,
         tenants::LookupResult,
-        sharing::NewStorageLocation,
-        sharing::StorageLocationView,
-        sharing::NewRecipient,
-        sharing::RecipientInfo,
-        sharing::LegalBasis,
-        sharing::NewTransfer,
-        sharing::TransferView,
-        sharing::NewComplaint,
-        sharing::BasicContact,
-        sharing::ComplaintRedirected,
+        sharing::locations::NewStorageLocation,
+        sharing::locations::StorageLocationView,
+        sharing::recipients::NewRecipient,
+        sharing::recipients::RecipientInfo,
+        sharing::transfers::LegalBasis,
+        sharing::transfers::NewTransfer,
+        views::TransferView,
+        sharing::complaints::NewComplaint,
+        sharing::complaints::BasicContact,
+        sharing::complaints::ComplaintRedirected,
         requests::NewRequest,
-        requests::Consequence,
-        requests::RequestView,
+        views::Consequence,
+        views::RequestView,
         requests::Verification,
         requests::Instruction,
         requests::Extension,
         requests::Completion,
         requests::Refusal,
         export::ExportLink,
-        requests::DeliveryView,
-        requests::ErasureView,
+        views::DeliveryView,
+        views::ErasureView,
         fulfil::DeletionNotice,
         fulfil::Ack,
         fulfil::AckResult,
@@ -257,8 +257,8 @@ impl From<PathRejection> for ApiError {
         redact::TokenRef,
         redact::DetokenizeRequest,
         redact::Detokenized,
-        crate::retention::Summary,
-        crate::retention::PlanItem,
+        lifecycle::Summary,
+        lifecycle::PlanItem,
         grants::GrantRequest,
         grants::IncidentResolve,
         grants::GrantView,
@@ -271,15 +271,15 @@ impl From<PathRejection> for ApiError {
         cookies::CookieConsentView,
         cookies::CookieConsentHistory,
         contact::ChannelChoice,
-        contact::ChannelFlags,
+        views::ChannelFlags,
         contact::PreferencesUpdate,
-        contact::PreferencesView,
+        views::PreferencesView,
         contact::MessageRequest,
         contact::MessageDecision,
         consents::NewConsent,
         consents::EvidenceBody,
         consents::ConsentCreated,
-        consents::ConsentView,
+        views::ConsentView,
         consents::ConsentLedger,
         consents::NewPurposeChange,
         consents::PurposeChangeView,
@@ -341,23 +341,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(contact::send_gate))
         .route(
             "/v1/storage-locations",
-            post(sharing::register_location).get(sharing::list_locations),
+            post(sharing::locations::register_location).get(sharing::locations::list_locations),
         )
         .route(
             "/v1/recipients",
-            post(sharing::register_recipient).get(sharing::list_recipients),
+            post(sharing::recipients::register_recipient).get(sharing::recipients::list_recipients),
         )
         .route(
             "/v1/recipients/{recipient}/webhook-secret",
-            post(sharing::rotate_webhook_secret),
+            post(sharing::recipients::rotate_webhook_secret),
         )
         .route(
             "/v1/transfers",
-            post(sharing::transfer).get(sharing::register),
+            post(sharing::transfers::transfer).get(sharing::transfers::register),
         )
         .route(
             "/v1/third-party-complaints",
-            post(sharing::redirect_complaint),
+            post(sharing::complaints::redirect_complaint),
         )
         .route(
             "/v1/requests",
@@ -535,7 +535,7 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let labels = crate::metrics::RouteLabels {
+    let labels = tutela_app::metrics::RouteLabels {
         method: method.clone(),
         route: route.clone(),
     };
@@ -547,7 +547,7 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     state
         .metrics
         .http_requests
-        .get_or_create(&crate::metrics::RequestLabels {
+        .get_or_create(&tutela_app::metrics::RequestLabels {
             method,
             route,
             status: resp.status().as_u16(),

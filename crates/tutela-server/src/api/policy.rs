@@ -2,10 +2,10 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
+use tutela_app::AppState;
 use tutela_core::policy::{Ground, Policy};
 
 /// The loaded policy: services, categories (with `sensitive`), purposes per category,

@@ -6,33 +6,20 @@
 //! Fulfilment lives beside it: access exports in `export.rs`, erasure, propagation and
 //! one-time identity codes in `fulfil.rs`.
 
-use super::input::rfc3339;
+use super::views::{request_view, RequestView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use time::OffsetDateTime;
-use tutela_core::actor::ScopeAccess;
+use serde::Deserialize;
+use tutela_app::requests::{is_requester, life, visible};
+use tutela_app::AppState;
 use tutela_core::policy::RefusalGround;
-use tutela_core::request::{RequestEvent, RequestLife, RequestStatus, RequestType};
-use tutela_core::tenant::{SubjectKind, TenantState};
-use tutela_core::{Actor, Category, Clause, Role};
-use tutela_store::requests::StoredRequest;
+use tutela_core::request::{RequestEvent, RequestType};
+use tutela_core::{Category, Clause, Role};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
-use tutela_store::StoreError;
 use utoipa::ToSchema;
-
-/// Where a refused requester can take the dispute (R35).
-const DISPUTE_CHANNELS: &[&str] = &[
-    "the personal information protection officer (complaint, answered within 30 days)",
-    "the competent personal information protection authority",
-    "a people's court with jurisdiction",
-];
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,229 +32,6 @@ pub struct NewRequest {
     pub details: Option<String>,
     /// For `correct`: the categories to correct (real-name data cannot be, R32).
     pub categories: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Consequence {
-    pub zh: String,
-    pub en: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestView {
-    pub id: String,
-    pub subject: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub received_at: String,
-    pub due_at: String,
-    pub overdue: bool,
-    /// What stops working if fulfilled (R33); empty when nothing does.
-    pub consequences: Vec<Consequence>,
-    pub confirmed: bool,
-    pub extended: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification_method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refusal_ground: Option<String>,
-    /// The requester's details and the answers, opened for who may see them.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub notes: BTreeMap<String, String>,
-    /// On refusal: where the requester can turn (R35).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dispute_channels: Vec<String>,
-    /// For a fulfilled deletion: what was erased and what the law keeps (R19, R33).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub erasure: Option<ErasureView>,
-    /// Each recipient's deletion notice (R34).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub deliveries: Vec<DeliveryView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErasureView {
-    pub erased_at: String,
-    /// What the law keeps stays frozen until then (R19).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frozen_until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ground: Option<String>,
-}
-
-/// One recipient's deletion notice (R34).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
-    pub recipient: String,
-    /// pending, delivered, acknowledged, waived or manual.
-    pub status: String,
-    pub idempotency_key: String,
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_attempt_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledged_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waived_reason: Option<String>,
-}
-
-async fn delivery_view(
-    texts: &mut crate::vault::TenantTexts<'_>,
-    d: &tutela_store::deliveries::Delivery,
-) -> Result<DeliveryView, ApiError> {
-    let waived_reason = match &d.waived_reason_sealed {
-        Some(sealed) => Some(
-            texts
-                .open(&super::fulfil::waiver_scope(&d.id), sealed)
-                .await?,
-        ),
-        // Written in clear before schema 19.
-        None => d.waived_reason.clone(),
-    };
-    Ok(DeliveryView {
-        recipient: d.recipient.clone(),
-        status: d.status.to_string(),
-        idempotency_key: d.id.clone(),
-        attempts: d.attempts,
-        next_attempt_at: d.status.is_sendable().then(|| rfc3339(d.next_attempt_at)),
-        last_error: d.last_error.clone(),
-        acknowledged_at: d.acked_at.map(rfc3339),
-        waived_reason,
-    })
-}
-
-fn life(r: &StoredRequest) -> RequestLife {
-    RequestLife {
-        kind: r.kind,
-        status: r.status,
-        received_at: r.received_at,
-        due_at: r.due_at,
-        confirmed: r.confirmed,
-        extended: r.extended,
-    }
-}
-
-pub(crate) fn scope_of(r: &StoredRequest) -> String {
-    format!("request:{}", r.id)
-}
-
-pub(crate) async fn open_notes(
-    state: &AppState,
-    r: &StoredRequest,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    let Some(sealed) = &r.sealed_text else {
-        return Ok(BTreeMap::new());
-    };
-    // A shredded key leaves nothing to open: the notes are gone with the data.
-    let Some(key) = state
-        .vault
-        .subject_key(&state.store, &r.tenant, &r.subject, false)
-        .await?
-    else {
-        return Ok(BTreeMap::new());
-    };
-    Ok(state
-        .vault
-        .open_notes(&key, &r.subject, &scope_of(r), sealed)?)
-}
-
-async fn seal_notes(
-    state: &AppState,
-    r: &StoredRequest,
-    notes: &BTreeMap<String, String>,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    if notes.is_empty() {
-        return Ok(None);
-    }
-    let key = state
-        .vault
-        .subject_key(&state.store, &r.tenant, &r.subject, true)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no data key after create")))?;
-    Ok(Some(state.vault.seal_notes(
-        &key,
-        &r.subject,
-        &scope_of(r),
-        notes,
-    )?))
-}
-
-pub(crate) async fn view(state: &AppState, r: &StoredRequest) -> Result<RequestView, ApiError> {
-    let now = state.clock.now();
-    let (erasure, deliveries) = if r.kind == RequestType::Delete {
-        let subject = state.store.subject(&r.subject).await?;
-        let erasure = subject.and_then(|s| {
-            Some(ErasureView {
-                erased_at: rfc3339(s.erased_at?),
-                frozen_until: s.frozen_until.map(rfc3339),
-                ground: s.frozen_ground,
-            })
-        });
-        // The tenant key is read once, and only if a waiver needs opening.
-        let mut texts = state.vault.tenant_texts(&state.store, &r.tenant);
-        let mut views = Vec::new();
-        for d in &state.store.deliveries_of(&r.id).await? {
-            views.push(delivery_view(&mut texts, d).await?);
-        }
-        (erasure, views)
-    } else {
-        (None, Vec::new())
-    };
-    Ok(RequestView {
-        erasure,
-        deliveries,
-        id: r.id.clone(),
-        subject: r.subject.to_string(),
-        kind: r.kind.to_string(),
-        status: r.status.to_string(),
-        received_at: rfc3339(r.received_at),
-        due_at: rfc3339(r.due_at),
-        overdue: life(r).is_overdue(now),
-        consequences: r
-            .kind
-            .consequences()
-            .iter()
-            .map(|(zh, en)| Consequence {
-                zh: (*zh).to_owned(),
-                en: (*en).to_owned(),
-            })
-            .collect(),
-        confirmed: r.confirmed,
-        extended: r.extended,
-        verification_method: r.verification_method.clone(),
-        refusal_ground: r.refusal_ground.clone(),
-        notes: open_notes(state, r).await?,
-        dispute_channels: if r.status == RequestStatus::Refused {
-            DISPUTE_CHANNELS.iter().map(|c| (*c).to_owned()).collect()
-        } else {
-            Vec::new()
-        },
-    })
-}
-
-pub(crate) fn audit(
-    actor: &Actor,
-    r: &StoredRequest,
-    action: &str,
-    at: OffsetDateTime,
-) -> AuditEntry {
-    AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at,
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(r.tenant.to_string()),
-        subject: Some(r.subject.to_string()),
-        category: None,
-        purpose: None,
-        action: action.to_owned(),
-        decision: "allow".to_owned(),
-        reason: format!("request:{}", r.id),
-        clause: Some(Clause::r(35).to_string()),
-        seq: None,
-    }
 }
 
 /// Files a request.
@@ -289,7 +53,7 @@ pub async fn file_request(
     }
     let kind = RequestType::parse(&body.kind)
         .map_err(|e| ApiError::invalid("invalid_type", e.to_string()))?;
-    let subject: Subject = super::tenants::subject_in_scope(
+    let subject: Subject = tutela_app::subjects::subject_in_scope(
         &state,
         &body.subject,
         |s| actor.may_view_subject(&s.tenant, &s.id),
@@ -310,76 +74,16 @@ pub async fn file_request(
             });
         }
     }
-    let now = state.clock.now();
-    // Routed by whose data it is, not by who files it (R26): only an end user's request
-    // waits for the tenant; an administrator's or contact's is the operator's to answer.
-    let to_tenant =
-        tutela_core::request::routed_to_tenant(subject.kind, actor.role() == Role::TenantAdmin);
-    let l = RequestLife::file(
-        kind,
-        to_tenant,
-        now,
-        state.policy.requests.answer_within_days,
-    );
-    let mut r = StoredRequest {
-        id: format!("req_{}", uuid::Uuid::now_v7().simple()),
-        subject: subject.id.clone(),
-        tenant: subject.tenant.clone(),
-        kind,
-        status: l.status,
-        filed_by: actor.token().to_string(),
-        filed_role: actor.role().to_string(),
-        received_at: l.received_at,
-        due_at: l.due_at,
-        confirmed: false,
-        extended: false,
-        sealed_text: None,
-        verification_method: None,
-        verification_ref: None,
-        refusal_ground: None,
-        updated_at: now,
-    };
-    if let Some(d) = &body.details {
-        let mut notes = BTreeMap::new();
-        notes.insert(
-            "details".to_owned(),
-            super::input::bounded_text("details", d, 10_000, false, "invalid_text")?,
-        );
-        r.sealed_text = seal_notes(&state, &r, &notes).await?;
-    }
-    let mut a = audit(&actor, &r, &format!("request_file_{kind}"), now);
-    if kind == RequestType::Complaint {
-        a.clause = Some(Clause::r(45).to_string());
-    }
-    state.store.insert_request_audited(&r, &a).await?;
-    Ok((StatusCode::CREATED, ApiJson(view(&state, &r).await?)))
-}
-
-/// Loads a request the caller may see: who filed it, the subject itself, its tenant's
-/// admin, the privacy office. Anyone else: 404.
-pub(crate) async fn visible(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-) -> Result<StoredRequest, ApiError> {
-    let r = state
-        .store
-        .request(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("request"))?;
-    let allowed = r.filed_by == actor.token().to_string()
-        || match actor.role() {
-            Role::PrivacyOfficer => true,
-            Role::TenantAdmin | Role::EndUser => {
-                actor.may_view_subject(&r.tenant, &r.subject) == ScopeAccess::Allowed
-            }
-            _ => false,
-        };
-    if allowed {
-        Ok(r)
-    } else {
-        Err(ApiError::not_found("request"))
-    }
+    let details = body
+        .details
+        .as_deref()
+        .map(|d| super::input::bounded_text("details", d, 10_000, false, "invalid_text"))
+        .transpose()?;
+    let r = tutela_app::requests::file(&state, &actor, &subject, kind, details).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(request_view(&state, &r).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -393,7 +97,7 @@ pub async fn get_request(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     let r = visible(&state, &actor, &id).await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,85 +121,12 @@ pub async fn list_requests(
     if actor.role() != Role::PrivacyOfficer {
         return Err(ApiError::forbidden_role("list requests"));
     }
-    let now = state.clock.now();
-    // Open requests due before the end of time, or (overdue) before now.
-    let before = if q.overdue.unwrap_or(false) {
-        now
-    } else {
-        OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000)
-    };
-    let rows = state.store.open_requests_due_before(before).await?;
-    let overdue = rows.iter().filter(|r| life(r).is_overdue(now)).count();
-    state
-        .metrics
-        .requests_overdue
-        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    let rows = tutela_app::requests::open_list(&state, q.overdue.unwrap_or(false)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        out.push(view(&state, r).await?);
+        out.push(request_view(&state, r).await?);
     }
     Ok(ApiJson(out))
-}
-
-/// Applies one workflow event, with its audit entry; 409 when the workflow forbids it.
-async fn step(
-    state: &AppState,
-    actor: &Actor,
-    r: StoredRequest,
-    event: RequestEvent,
-    action: &str,
-    change: impl FnOnce(&mut StoredRequest, &mut BTreeMap<String, String>) -> Result<(), ApiError>,
-) -> Result<StoredRequest, ApiError> {
-    let now = state.clock.now();
-    let next = life(&r).apply(event, now).map_err(|e| ApiError::Conflict {
-        code: "request_state",
-        message: e.to_string(),
-        clause: Some(Clause::r(match e {
-            tutela_core::request::RequestError::NotConfirmed => 33,
-            _ => 35,
-        })),
-    })?;
-    let mut updated = StoredRequest {
-        status: next.status,
-        due_at: next.due_at,
-        confirmed: next.confirmed,
-        extended: next.extended,
-        updated_at: now,
-        ..r.clone()
-    };
-    let mut notes = open_notes(state, &r).await?;
-    let before = notes.clone();
-    change(&mut updated, &mut notes)?;
-    if notes != before {
-        updated.sealed_text = seal_notes(state, &updated, &notes).await?;
-    }
-    match state
-        .store
-        .update_request_audited(&updated, r.status, &audit(actor, &updated, action, now))
-        .await
-    {
-        Ok(()) => Ok(updated),
-        Err(StoreError::Conflict) => Err(ApiError::Conflict {
-            code: "request_state",
-            message: "the request changed meanwhile; reload it".into(),
-            clause: None,
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Who filed the request, or the subject it is about.
-pub(crate) fn is_requester(actor: &Actor, r: &StoredRequest) -> bool {
-    r.filed_by == actor.token().to_string()
-        || (actor.role() == Role::EndUser && actor.subject() == Some(&r.subject))
-}
-
-fn officer(actor: &Actor) -> Result<(), ApiError> {
-    if actor.role() == Role::PrivacyOfficer {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden_role("act on requests"))
-    }
 }
 
 /// The requester confirms after seeing the consequences (R33).
@@ -511,16 +142,16 @@ pub async fn confirm(
     if !is_requester(&actor, &r) {
         return Err(ApiError::forbidden_role("confirm another person's request"));
     }
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
         RequestEvent::Confirm,
         "request_confirm",
-        |_, _| Ok(()),
+        |_, _| {},
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -550,36 +181,10 @@ pub async fn verify(
         let code = body.code.as_deref().ok_or_else(|| {
             ApiError::invalid("code_required", "one_time_code needs the `code` received")
         })?;
-        let r = visible(&state, &actor, &id).await?;
-        if !is_requester(&actor, &r) {
-            return Err(ApiError::forbidden_role(
-                "present another person's identity code",
-            ));
-        }
-        if r.status != RequestStatus::Received {
-            return Err(ApiError::Conflict {
-                code: "request_state",
-                message: format!("a request that is {} cannot be verified", r.status),
-                clause: Some(Clause::r(35)),
-            });
-        }
-        let message = super::fulfil::check_identity_code(&state, &actor, &r, code).await?;
-        let r = step(
-            &state,
-            &actor,
-            r,
-            RequestEvent::VerifyIdentity,
-            "request_verify",
-            |u, _| {
-                u.verification_method = Some("one_time_code".to_owned());
-                u.verification_ref = Some(message);
-                Ok(())
-            },
-        )
-        .await?;
-        return Ok(ApiJson(view(&state, &r).await?));
+        let r = tutela_app::identity_codes::verify(&state, &actor, &id, code).await?;
+        return Ok(ApiJson(request_view(&state, &r).await?));
     }
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     if !matches!(
         body.method.as_str(),
         "document" | "video_call" | "in_person" | "callback"
@@ -597,7 +202,7 @@ pub async fn verify(
         ));
     }
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -606,11 +211,10 @@ pub async fn verify(
         |u, _| {
             u.verification_method = Some(body.method.clone());
             u.verification_ref = Some(evidence.to_owned());
-            Ok(())
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -641,7 +245,7 @@ pub async fn instruct(
         false,
         "invalid_text",
     )?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -649,11 +253,10 @@ pub async fn instruct(
         "request_instruct",
         |_, notes| {
             notes.insert("instruction".into(), instruction);
-            Ok(())
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 /// Work starts (identity verified; consequences confirmed where they apply).
@@ -665,18 +268,18 @@ pub async fn start(
     Authenticated(actor): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
         RequestEvent::Start,
         "request_start",
-        |_, _| Ok(()),
+        |_, _| {},
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -697,10 +300,10 @@ pub async fn extend(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Extension>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let reason = super::input::bounded_text("reason", &body.reason, 2_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -708,25 +311,11 @@ pub async fn extend(
         "request_extend",
         |_, notes| {
             notes.insert("extension_reason".into(), reason);
-            Ok(())
         },
     )
     .await?;
-    // The subject hears of it through the send gate (a service notice).
-    let subject = state
-        .cache
-        .subject(&state.store, &r.subject)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request without subject")))?;
-    super::contact::send_service_notice(
-        &state,
-        &actor,
-        &subject,
-        "request-extended",
-        Clause::r(35),
-    )
-    .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    tutela_app::requests::notify_subject(&state, &actor, &r, "request-extended").await?;
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -746,7 +335,7 @@ pub async fn complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Completion>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let response =
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
@@ -756,12 +345,14 @@ pub async fn complete(
         .is_ok()
     {
         match r.kind {
-            RequestType::Delete => deletion_fulfilled(&state, &r).await?,
-            RequestType::CloseAccount => closure_fulfilled(&state, &r).await?,
+            RequestType::Delete => tutela_app::requests::deletion_fulfilled(&state, &r).await?,
+            RequestType::CloseAccount => {
+                tutela_app::requests::closure_fulfilled(&state, &r).await?
+            }
             _ => {}
         }
     }
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -769,67 +360,10 @@ pub async fn complete(
         "request_complete",
         |_, notes| {
             notes.insert("response".into(), response);
-            Ok(())
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
-}
-
-/// An account-closure request about a tenant's administrator is the customer closing its
-/// account with the operator: it completes only once the tenant is closed (R19), so the
-/// answer never says "closed" while the data is still in use. About an end user or a
-/// contact, the account lives with the tenant (the controller, R26), which closes it on
-/// its side; the operator's answer relays that.
-async fn closure_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
-    let subject = state.store.subject(&r.subject).await?;
-    if subject.is_none_or(|s| s.kind != SubjectKind::Administrator) {
-        return Ok(());
-    }
-    let tenant = state.store.tenant(&r.tenant).await?;
-    if tenant.is_some_and(|t| matches!(t.state, TenantState::Active | TenantState::Trial)) {
-        return Err(ApiError::Conflict {
-            code: "account_not_closed",
-            message: format!(
-                "close the account first (POST /v1/tenants/{}/close), then complete the request",
-                r.tenant
-            ),
-            clause: Some(Clause::r(19)),
-        });
-    }
-    Ok(())
-}
-
-/// A deletion completes only once the data is erased (R33) and every recipient has
-/// acknowledged or been waived by the officer (R34).
-async fn deletion_fulfilled(state: &AppState, r: &StoredRequest) -> Result<(), ApiError> {
-    let subject = state.store.subject(&r.subject).await?;
-    if subject.and_then(|s| s.erased_at).is_none() {
-        return Err(ApiError::Conflict {
-            code: "not_erased",
-            message: "erase the subject's data first (POST /v1/requests/{id}/erase)".into(),
-            clause: Some(Clause::r(33)),
-        });
-    }
-    let waiting: Vec<String> = state
-        .store
-        .deliveries_of(&r.id)
-        .await?
-        .into_iter()
-        .filter(|d| !d.status.is_settled())
-        .map(|d| format!("{} ({})", d.recipient, d.status))
-        .collect();
-    if !waiting.is_empty() {
-        return Err(ApiError::Conflict {
-            code: "awaiting_acknowledgements",
-            message: format!(
-                "recipients have not acknowledged the deletion: {}; wait, or record why one cannot (waive)",
-                waiting.join(", ")
-            ),
-            clause: Some(Clause::r(34)),
-        });
-    }
-    Ok(())
+    Ok(ApiJson(request_view(&state, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -850,7 +384,7 @@ pub async fn refuse(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Refusal>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
-    officer(&actor)?;
+    tutela_app::requests::require_officer(&actor)?;
     let ground = RefusalGround::parse(&body.ground).map_err(|e| ApiError::Invalid {
         code: "invalid_ground",
         message: format!("{e}: a refusal must cite one of the eight legal grounds"),
@@ -859,7 +393,7 @@ pub async fn refuse(
     let response =
         super::input::bounded_text("response", &body.response, 20_000, false, "invalid_text")?;
     let r = visible(&state, &actor, &id).await?;
-    let r = step(
+    let r = tutela_app::requests::step(
         &state,
         &actor,
         r,
@@ -868,9 +402,8 @@ pub async fn refuse(
         |u, notes| {
             u.refusal_ground = Some(ground.to_string());
             notes.insert("response".into(), response);
-            Ok(())
         },
     )
     .await?;
-    Ok(ApiJson(view(&state, &r).await?))
+    Ok(ApiJson(request_view(&state, &r).await?))
 }

@@ -2,12 +2,12 @@
 
 use crate::api::ApiDoc;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
+use tutela_app::AppState;
 use utoipa::OpenApi;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

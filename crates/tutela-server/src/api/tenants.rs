@@ -2,21 +2,18 @@
 //! administrators register subjects. Another tenant's resources answer 404, never 403, so
 //! their existence does not leak.
 
-use super::input::rfc3339;
+use super::views::{subject_view, tenant_view, SubjectView, TenantView};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tutela_core::actor::ScopeAccess;
+use tutela_app::subjects;
+use tutela_app::AppState;
 use tutela_core::lookup::LookupKind;
-use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName, TenantState};
+use tutela_core::tenant::{self, SubjectKind, TenantKind, TenantName};
 use tutela_core::{Clause, Role, SubjectId, TenantId};
-use tutela_store::subjects::Subject;
-use tutela_store::tenants::{StoredName, Tenant};
-use tutela_store::vault::AuditEntry;
 use utoipa::ToSchema;
 
 /// `POST /v1/tenants` body.
@@ -41,21 +38,6 @@ pub struct TenantCreated {
     pub state: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantView {
-    pub id: String,
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frozen_until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trial_ends_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub closed_at: Option<String>,
-}
-
 /// `POST /v1/tenants/{tenant}/subjects` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,16 +52,6 @@ pub struct NewSubject {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubjectCreated {
     pub id: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubjectView {
-    pub id: String,
-    pub tenant: String,
-    pub kind: String,
-    /// Under 18 today (R43).
-    pub minor: bool,
-    pub created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,85 +74,6 @@ fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
         code: "not_found",
         message: format!("no tenant with this id ({e})"),
     })
-}
-
-/// Parses a subject id from a path; a malformed one answers like an unknown one (404).
-pub(crate) fn subject_id(raw: &str) -> Result<SubjectId, ApiError> {
-    SubjectId::parse(raw).map_err(|e| ApiError::NotFound {
-        code: "not_found",
-        message: format!("no subject with this id ({e})"),
-    })
-}
-
-/// Applies a scope decision: hidden resources look absent (R2).
-/// Loads a subject named in a path and checks the caller's access to it: a missing
-/// subject and one out of scope both answer 404 (R2); a role that may not act, 403.
-pub(crate) async fn subject_in_scope(
-    state: &AppState,
-    raw: &str,
-    access: impl Fn(&Subject) -> ScopeAccess,
-    action: &str,
-) -> Result<Subject, ApiError> {
-    let id = subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    enforce(access(&subject), "subject", action)?;
-    Ok(subject)
-}
-
-/// Loads a subject and its tenant (through the read cache). A missing subject is 404.
-pub(crate) async fn subject_and_tenant(
-    state: &AppState,
-    raw: &str,
-) -> Result<(Subject, Tenant), ApiError> {
-    let id = subject_id(raw)?;
-    let subject = state
-        .cache
-        .subject(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject"))?;
-    let tenant = state
-        .cache
-        .tenant(&state.store, &subject.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject without tenant")))?;
-    Ok((subject, tenant))
-}
-
-fn enforce(access: ScopeAccess, what: &str, action: &str) -> Result<(), ApiError> {
-    match access {
-        ScopeAccess::Allowed => Ok(()),
-        ScopeAccess::RoleDenied => Err(ApiError::forbidden_role(action)),
-        ScopeAccess::Hidden => Err(ApiError::not_found(what)),
-    }
-}
-
-/// A tenant as its readers see it, the name opened from its seal (R29).
-pub(crate) async fn tenant_view(state: &AppState, t: Tenant) -> Result<TenantView, ApiError> {
-    let name = state.vault.tenant_name(&state.store, &t).await?;
-    Ok(TenantView {
-        id: t.id.to_string(),
-        name: name.as_str().to_owned(),
-        kind: t.kind.to_string(),
-        state: t.state.to_string(),
-        created_at: rfc3339(t.created_at),
-        frozen_until: t.frozen_until.map(rfc3339),
-        trial_ends_at: t.trial_ends_at.map(rfc3339),
-        closed_at: t.closed_at.map(rfc3339),
-    })
-}
-
-pub(crate) fn subject_view(s: Subject, today: time::Date) -> SubjectView {
-    SubjectView {
-        id: s.id.to_string(),
-        tenant: s.tenant.to_string(),
-        kind: s.kind.to_string(),
-        minor: tenant::is_minor(s.adult_on, today),
-        created_at: rfc3339(s.created_at),
-    }
 }
 
 /// Creates a tenant (operator only).
@@ -221,27 +114,7 @@ pub async fn create_tenant(
         (true, d) => Some(d.unwrap_or(30)),
         (false, None) => None,
     };
-    let now = state.clock.now();
-    let tenant = Tenant {
-        id: crate::ids::tenant(),
-        // Sealed under the new tenant's key by `Vault::insert_tenant` (R29).
-        name: StoredName::Clear(name),
-        kind,
-        state: if body.trial {
-            TenantState::Trial
-        } else {
-            TenantState::Active
-        },
-        created_at: now,
-        frozen_until: None,
-        trial_ends_at: trial_days.map(|d| now + time::Duration::days(i64::from(d))),
-        closed_at: None,
-    };
-    let tenant = state
-        .vault
-        .insert_tenant(&state.store, tenant, None)
-        .await?;
-    tracing::info!(tenant = %tenant.id, state = %tenant.state, "tenant created");
+    let tenant = tutela_app::tenants::create(&state, name, kind, body.trial, trial_days).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(TenantCreated {
@@ -263,12 +136,8 @@ pub async fn get_tenant(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<TenantView>, ApiError> {
     let id = tenant_id(&raw)?;
-    enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
-    let tenant = state
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    subjects::enforce(actor.may_view_tenant(&id), "tenant", "read tenants")?;
+    let tenant = tutela_app::tenants::get(&state, &id).await?;
     Ok(ApiJson(tenant_view(&state, tenant).await?))
 }
 
@@ -293,7 +162,7 @@ pub async fn create_subject(
     ApiJson(body): ApiJson<NewSubject>,
 ) -> Result<(StatusCode, ApiJson<SubjectCreated>), ApiError> {
     let tenant_id = tenant_id(&raw)?;
-    enforce(
+    subjects::enforce(
         actor.may_manage_subjects(&tenant_id),
         "tenant",
         "register subjects",
@@ -311,49 +180,7 @@ pub async fn create_subject(
             message: e.to_string(),
             clause: Some(Clause::r(43)),
         })?;
-    let tenant = state
-        .store
-        .tenant(&tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
-    match tenant.state {
-        TenantState::Trial | TenantState::Active => {}
-        TenantState::Closed => {
-            return Err(ApiError::Locked {
-                code: "frozen",
-                message:
-                    "the account is closed; its data is frozen until the retention period ends"
-                        .to_owned(),
-                clause: Some(Clause::r(19)),
-            })
-        }
-        TenantState::Expired | TenantState::Erased => {
-            return Err(ApiError::Conflict {
-                code: "tenant_not_active",
-                message: format!(
-                    "the tenant is {}; no new subjects can be registered",
-                    tenant.state
-                ),
-                clause: Some(Clause::r(if tenant.state == TenantState::Expired {
-                    41
-                } else {
-                    19
-                })),
-            })
-        }
-    }
-    let subject = Subject {
-        id: crate::ids::subject(),
-        tenant: tenant_id,
-        kind,
-        adult_on,
-        created_at: now,
-        erased_at: None,
-        frozen_until: None,
-        frozen_ground: None,
-    };
-    state.store.insert_subject(&subject).await?;
-    tracing::info!(tenant = %subject.tenant, subject = %subject.id, kind = %subject.kind, "subject registered");
+    let subject = subjects::register(&state, tenant_id, kind, adult_on).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(SubjectCreated {
@@ -379,7 +206,7 @@ pub async fn list_subjects(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<SubjectPage>, ApiError> {
     let tenant_id = tenant_id(&raw)?;
-    enforce(actor.may_view_tenant(&tenant_id), "tenant", "list subjects")?;
+    subjects::enforce(actor.may_view_tenant(&tenant_id), "tenant", "list subjects")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid(
@@ -393,13 +220,7 @@ pub async fn list_subjects(
         .map(SubjectId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))?;
-    if state.store.tenant(&tenant_id).await?.is_none() {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let rows = state
-        .store
-        .subjects_of(&tenant_id, after.as_ref(), limit)
-        .await?;
+    let rows = subjects::page(&state, &tenant_id, after.as_ref(), limit).await?;
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|s| s.id.to_string()))
         .flatten();
@@ -421,23 +242,8 @@ pub async fn get_subject(
     Authenticated(actor): Authenticated,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<SubjectView>, ApiError> {
-    let id = subject_id(&raw)?;
-    // Load first: the scope check needs the subject's tenant. A subject of another
-    // tenant answers exactly like a missing one.
-    let subject = state.store.subject(&id).await?;
-    let Some(subject) = subject else {
-        return match actor.role() {
-            Role::Auditor | Role::Service | Role::Support => {
-                Err(ApiError::forbidden_role("read subjects"))
-            }
-            _ => Err(ApiError::not_found("subject")),
-        };
-    };
-    enforce(
-        actor.may_view_subject(&subject.tenant, &subject.id),
-        "subject",
-        "read subjects",
-    )?;
+    let id = subjects::subject_id(&raw)?;
+    let subject = subjects::get(&state, &actor, &id).await?;
     Ok(ApiJson(subject_view(subject, state.clock.now().date())))
 }
 
@@ -482,53 +288,7 @@ pub async fn lookup_subjects(
             ))
         }
     };
-    let access = actor.may_view_tenant(&tenant_id);
-    if access == ScopeAccess::Hidden
-        || state
-            .cache
-            .tenant(&state.store, &tenant_id)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::not_found("tenant"));
-    }
-    let allowed = access == ScopeAccess::Allowed;
-    let entry = AuditEntry {
-        id: format!("aud_{}", uuid::Uuid::now_v7().simple()),
-        at: state.clock.now(),
-        token_id: actor.token().to_string(),
-        role: actor.role().to_string(),
-        tenant: Some(tenant_id.to_string()),
-        subject: None,
-        category: None,
-        purpose: None,
-        action: format!("lookup_{}", kind.as_str()),
-        decision: if allowed { "allow" } else { "deny" }.to_owned(),
-        reason: if allowed {
-            "blind_index_lookup"
-        } else {
-            "role_denied"
-        }
-        .to_owned(),
-        clause: Some(Clause::r(29).to_string()),
-        seq: None,
-    };
-    state.audit_writer.append(entry).await?;
-    enforce(access, "tenant", "look up subjects")?;
-    let Some(digest) = state
-        .vault
-        .lookup_key(&state.store, &tenant_id, kind, value)
-        .await?
-    else {
-        return Err(ApiError::invalid(
-            "invalid_lookup",
-            format!("not a valid {}", kind.as_str()),
-        ));
-    };
-    let found = state
-        .store
-        .find_by_lookup(&tenant_id, kind, &digest)
-        .await?;
+    let found = subjects::lookup(&state, &actor, &tenant_id, kind, value).await?;
     Ok(ApiJson(LookupResult {
         subjects: found.into_iter().map(|s| s.to_string()).collect(),
     }))

@@ -4,9 +4,9 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tutela_app::audit_log::VerifyOptions;
 use tutela_audit::{verify_consistency, verify_inclusion, HashAlg, SignedTreeHead, TreeHead};
 use tutela_core::{Clock as _, Region, Role};
-use tutela_server::audit::VerifyOptions;
 use tutela_server::Application;
 
 fn h32(s: &str) -> [u8; 32] {
@@ -61,7 +61,7 @@ fn options(app: &TestApp) -> VerifyOptions {
 }
 
 async fn verify(app: &TestApp) -> Option<(u64, String)> {
-    tutela_server::audit::verify(
+    tutela_app::audit_log::verify(
         &app.state.store,
         HashAlg::Sha256,
         app.state.audit.public_key(),
@@ -142,7 +142,7 @@ async fn head_is_signed_and_proofs_verify_with_a_few_lines_of_code() {
         .unwrap();
     assert_eq!(
         p["leaf_hash"],
-        hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&stored[2], 2)))
+        hex::encode(HashAlg::Sha256.leaf(&tutela_app::audit_log::entry_bytes(&stored[2], 2)))
     );
     assert_error(
         app.get("/v1/audit/proof?index=9", &auditor).await,
@@ -266,7 +266,7 @@ async fn a_rewritten_entry_with_a_matching_leaf_hash_is_caught_by_the_signed_hea
     let mut entries = app.state.store.sealed_audit(0, 100).await.unwrap();
     let (mut e, _) = entries.remove(3);
     e.decision = "allow".into();
-    let leaf = hex::encode(HashAlg::Sha256.leaf(&tutela_server::audit::entry_bytes(&e, 3)));
+    let leaf = hex::encode(HashAlg::Sha256.leaf(&tutela_app::audit_log::entry_bytes(&e, 3)));
     let blob = if backend_is_postgres() {
         format!("'\\x{leaf}'::bytea")
     } else {
@@ -296,7 +296,7 @@ async fn an_sm3_log_seals_verifies_and_cannot_be_continued_with_sha256() {
         .unwrap();
     assert_eq!(head["hash"], "sm3");
     assert_eq!(head["size"], 5);
-    let report = tutela_server::audit::verify(
+    let report = tutela_app::audit_log::verify(
         &app.state.store,
         HashAlg::Sm3,
         app.state.audit.public_key(),
@@ -308,9 +308,9 @@ async fn an_sm3_log_seals_verifies_and_cannot_be_continued_with_sha256() {
     // The same entries checked as SHA-256 do not match: the hash really is SM3.
     assert!(verify(&app).await.is_some());
     let key = app.state.config.effective_audit_key_file();
-    let witness = tutela_server::witness::Witness::from_config(&app.state.config).unwrap();
+    let witness = tutela_app::witness::Witness::from_config(&app.state.config).unwrap();
     let err =
-        tutela_server::audit::AuditLog::open(&app.state.store, &key, HashAlg::Sha256, witness)
+        tutela_app::audit_log::AuditLog::open(&app.state.store, &key, HashAlg::Sha256, witness)
             .await
             .unwrap_err();
     assert!(
@@ -351,8 +351,8 @@ fn test_entry(n: u32) -> tutela_store::vault::AuditEntry {
 /// over continues the same tree.
 #[tokio::test]
 async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree() {
-    use tutela_server::audit::AuditLog;
-    use tutela_server::witness::Witness;
+    use tutela_app::audit_log::AuditLog;
+    use tutela_app::witness::Witness;
     use tutela_store::Store;
     let dir = tempfile::tempdir().unwrap();
     let pg = if backend_is_postgres() {
@@ -418,7 +418,7 @@ async fn one_replica_holds_the_sealer_lease_and_a_successor_continues_the_tree()
         now: T0,
     };
     let report =
-        tutela_server::audit::verify(&first, HashAlg::Sha256, log_a.public_key(), &options)
+        tutela_app::audit_log::verify(&first, HashAlg::Sha256, log_a.public_key(), &options)
             .await
             .unwrap();
     assert_eq!(report.problem, None);
@@ -435,21 +435,21 @@ fn witness_path(app: &TestApp) -> std::path::PathBuf {
     app.state.config.audit.witness_file.clone().unwrap()
 }
 
-fn witness_lines(app: &TestApp) -> Vec<tutela_server::witness::WitnessHead> {
+fn witness_lines(app: &TestApp) -> Vec<tutela_app::witness::WitnessHead> {
     std::fs::read_to_string(witness_path(app))
         .unwrap()
         .lines()
-        .map(|l| tutela_server::witness::WitnessHead::parse_line(l).unwrap())
+        .map(|l| tutela_app::witness::WitnessHead::parse_line(l).unwrap())
         .collect()
 }
 
 /// `tutela audit verify` with the server stopped: a fresh connection to its database.
-async fn verify_stopped(app: &TestApp) -> tutela_server::audit::VerifyReport {
+async fn verify_stopped(app: &TestApp) -> tutela_app::audit_log::VerifyReport {
     let store =
         tutela_store::Store::open(&app.state.config.effective_database_url(), app.clock.now())
             .await
             .unwrap();
-    let report = tutela_server::audit::verify(
+    let report = tutela_app::audit_log::verify(
         &store,
         HashAlg::Sha256,
         app.state.audit.public_key(),
@@ -649,7 +649,7 @@ async fn signed_heads_are_posted_to_the_witness_webhook_and_a_refusal_is_retried
                 .cloned()
         })
         .await;
-    let posted: tutela_server::witness::WitnessHead = serde_json::from_value(posted).unwrap();
+    let posted: tutela_app::witness::WitnessHead = serde_json::from_value(posted).unwrap();
     let (sth, key) = posted.decode().unwrap();
     assert_eq!(key, app.state.audit.public_key());
     assert!(sth.verify(&key));

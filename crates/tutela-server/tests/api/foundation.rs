@@ -166,7 +166,7 @@ async fn policy_endpoint_has_the_verifier_shape_r3() {
 async fn invalid_policy_file_refuses_to_start() {
     let msg = startup_error(|c, dir| {
         let bad = dir.join("bad.toml");
-        let text = tutela_server::app::BUILTIN_POLICY.replacen(
+        let text = tutela_app::startup::BUILTIN_POLICY.replacen(
             "{ id = \"transaction\", clause = \"R11\" }",
             "{ id = \"transactions\", clause = \"R11\" }",
             1,
@@ -183,8 +183,8 @@ async fn invalid_policy_file_refuses_to_start() {
 #[tokio::test]
 async fn demo_is_idempotent_and_its_tokens_work() {
     let app = spawn_app().await;
-    let first = tutela_server::demo::ensure(&app.state).await.unwrap();
-    let second = tutela_server::demo::ensure(&app.state).await.unwrap();
+    let first = tutela_app::demo::ensure(&app.state).await.unwrap();
+    let second = tutela_app::demo::ensure(&app.state).await.unwrap();
     assert!(first.created);
     assert!(!second.created);
     assert_eq!(first.tenant, second.tenant);
@@ -231,7 +231,7 @@ async fn data_survives_a_restart() {
     }
     // Close the running store, then open the same database again, as a restart would.
     app.state.store.close().await;
-    let reopened = tutela_server::app::open_state((*app.state.config).clone(), app.clock.clone())
+    let reopened = tutela_app::startup::open_state((*app.state.config).clone(), app.clock.clone())
         .await
         .unwrap();
     let stored = reopened.store.tenant(&tenant).await.unwrap().unwrap();
@@ -377,10 +377,10 @@ async fn a_fresh_start_keeps_the_master_key_outside_the_data_directory_and_the_d
     .unwrap();
     let state = app.state().clone();
     // A write, so the WAL has content.
-    let op = tutela_server::tokens::create(
+    let op = tutela_app::tokens::create(
         &state.store,
         &tutela_core::clock::ManualClock::new(T0),
-        tutela_server::tokens::TokenRequest::new(Role::Operator, None, None, Region::Cn, "t"),
+        tutela_app::tokens::TokenRequest::new(Role::Operator, None, None, Region::Cn, "t"),
     )
     .await
     .unwrap();

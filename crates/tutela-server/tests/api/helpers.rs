@@ -3,11 +3,11 @@
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use std::sync::Arc;
+use tutela_app::config::Config;
+use tutela_app::tokens::{self, TokenRequest};
 use tutela_core::actor::DataScope;
 use tutela_core::clock::ManualClock;
 use tutela_core::{Category, Purpose, Region, Role, SubjectId, TenantId};
-use tutela_server::config::Config;
-use tutela_server::tokens::{self, TokenRequest};
 use tutela_server::{AppState, Application};
 
 /// The start of every test's world: 2026-11-28 09:00 UTC.

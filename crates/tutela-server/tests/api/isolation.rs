@@ -655,9 +655,7 @@ async fn mint(app: &TestApp) -> BTreeMap<&'static str, String> {
     let mut t = BTreeMap::new();
     let revoked = app.operator().await;
     let id = tutela_core::TokenId::parse(&format!("tok_{}", &revoked[7..39])).unwrap();
-    assert!(tutela_server::tokens::revoke(&app.state, &id)
-        .await
-        .unwrap());
+    assert!(tutela_app::tokens::revoke(&app.state, &id).await.unwrap());
     t.insert("revoked", revoked);
     t.insert(
         "auditor",

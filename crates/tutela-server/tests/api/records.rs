@@ -424,7 +424,7 @@ async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
         .unwrap()
         .path()
         .to_owned();
-    let report = tutela_server::vault::rotate_master(
+    let report = tutela_app::keys::rotate_master(
         &w.app.state.store,
         &key_file,
         tutela_crypto::envelope::Cipher::Aes256Gcm,
@@ -440,7 +440,7 @@ async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
     );
     // A restarted process (new key file contents) still reads the old record.
     let restarted =
-        tutela_server::app::open_state((*w.app.state.config).clone(), w.app.clock.clone())
+        tutela_app::startup::open_state((*w.app.state.config).clone(), w.app.clock.clone())
             .await
             .unwrap();
     let subject = restarted.store.subject(&w.subject).await.unwrap().unwrap();
@@ -468,7 +468,7 @@ async fn master_key_rotation_rewraps_and_old_data_stays_readable() {
         .unwrap();
     assert_eq!(fields["phone"], "13912345678");
     // Running it again rotates again and has nothing old left to re-wrap but the one key.
-    let again = tutela_server::vault::rotate_master(
+    let again = tutela_app::keys::rotate_master(
         &w.app.state.store,
         &key_file,
         tutela_crypto::envelope::Cipher::Aes256Gcm,

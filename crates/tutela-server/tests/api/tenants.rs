@@ -290,9 +290,7 @@ async fn revoked_and_forged_tokens_are_refused() {
     )
     .await;
     let id = tutela_core::TokenId::parse(&format!("tok_{}", &op[7..39])).unwrap();
-    assert!(tutela_server::tokens::revoke(&app.state, &id)
-        .await
-        .unwrap());
+    assert!(tutela_app::tokens::revoke(&app.state, &id).await.unwrap());
     let r = app.get("/v1/policy", &op).await;
     assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
     assert_error(r, 401, "unauthorized", None).await;

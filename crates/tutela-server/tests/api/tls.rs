@@ -12,7 +12,7 @@ async fn serves_https_when_a_certificate_is_configured() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let app = spawn_app_with(|c| {
-        c.tls = Some(tutela_server::config::TlsConfig {
+        c.tls = Some(tutela_app::config::TlsConfig {
             cert: cert_path.clone(),
             key: key_path.clone(),
         })
@@ -50,7 +50,7 @@ async fn serves_https_when_a_certificate_is_configured() {
 #[tokio::test]
 async fn a_missing_certificate_stops_startup() {
     let msg = startup_error(|c, _| {
-        c.tls = Some(tutela_server::config::TlsConfig {
+        c.tls = Some(tutela_app::config::TlsConfig {
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
         })

@@ -10,7 +10,7 @@
 //!   JSON POST (best effort: a failure is logged and the newest head is sent again on
 //!   the next head or after [`WEBHOOK_RETRY`]; sealing never waits for it).
 //!
-//! `tutela audit verify` ([`crate::audit::verify`]) then checks the database against the
+//! `tutela audit verify` ([`crate::audit_log::verify`]) then checks the database against the
 //! file: it must hold at least as many entries as the latest witnessed head, the same
 //! root over them, and a signed head at least that large.
 
@@ -316,7 +316,7 @@ impl Witness {
     /// and ends a line a crash left unterminated so the next head starts a line of its own.
     pub fn file(path: PathBuf) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-            crate::app::ensure_data_dir(dir)?;
+            crate::startup::ensure_data_dir(dir)?;
         }
         if let Ok(mut f) = std::fs::File::open(&path) {
             let len = f.metadata()?.len();

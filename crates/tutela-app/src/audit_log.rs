@@ -613,7 +613,7 @@ pub async fn verify(
                 covered,
                 format!(
                     "{unsigned} entries are signed by no head, the oldest written at {}, more than audit.head_grace_s = {} s ago: the heads that signed them were deleted, or the sealer has not run",
-                    crate::api::input::rfc3339(oldest),
+                    crate::rfc3339(oldest),
                     options.head_grace.whole_seconds()
                 ),
             ));
@@ -628,4 +628,53 @@ pub async fn verify(
         witnessed,
         problem,
     })
+}
+
+/// The sealer loop: takes the lease when free, seals every second while holding it, and
+/// on `stop` seals once more and returns.
+pub async fn run_sealer(state: crate::AppState, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut lease: Option<tutela_store::SealerLease> = None;
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stop => true,
+        };
+        if let Some(held) = &mut lease {
+            if !held.is_held().await {
+                tracing::warn!("lost the audit sealer lease; another replica may seal now");
+                lease = None;
+            }
+        }
+        if lease.is_none() {
+            match state.store.try_sealer_lease().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this replica seals the audit log");
+                    lease = Some(l);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot ask for the audit sealer lease"),
+            }
+        }
+        if lease.is_some() {
+            let started = std::time::Instant::now();
+            match state.audit.seal_once(&state.store, state.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    entries = n,
+                    millis = started.elapsed().as_millis(),
+                    "audit entries sealed"
+                ),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "audit sealing failed; will retry")
+                }
+            }
+        }
+        if stopping {
+            if let Some(l) = lease {
+                l.release().await;
+            }
+            return;
+        }
+    }
 }

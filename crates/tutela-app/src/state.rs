@@ -14,8 +14,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    pub vault: Arc<crate::vault::Vault>,
-    pub audit: Arc<crate::audit::AuditLog>,
+    pub vault: Arc<crate::keys::Vault>,
+    pub audit: Arc<crate::audit_log::AuditLog>,
     /// Tokens, subjects and tenants for the read path (never personal data values).
     pub cache: Arc<crate::cache::ReadCache>,
     /// Group commit for the audit entries of reads and denials.

@@ -31,7 +31,6 @@ use tutela_store::retention::{Candidates, SubjectOutcome};
 use tutela_store::tenants::Tenant;
 use tutela_store::vault::AuditEntry;
 use tutela_store::StoreError;
-use utoipa::ToSchema;
 
 /// How a run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +44,7 @@ pub struct RunOptions {
 }
 
 /// One line of a run's plan: what happens (or would) to how many subjects.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     /// `tenant:<id>`, `service:<id>` or `ended_holds`.
     pub scope: String,
@@ -56,7 +55,7 @@ pub struct PlanItem {
 }
 
 /// What a run did (or, dry, would do).
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub dry_run: bool,
     pub trials_expired: u64,
@@ -542,7 +541,7 @@ async fn notices(
             "cause": format!("retention:{label}"),
             "idempotency_key": id,
             "subjects": subjects,
-            "erased_at": crate::api::rfc3339(now),
+            "erased_at": crate::rfc3339(now),
             "ack_url": ack_url,
             "clause": Clause::r(34).to_string(),
         })
