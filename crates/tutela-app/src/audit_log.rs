@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use std::path::Path;
 use tokio::sync::Mutex;
 use tutela_audit::{HashAlg, HeadSigner, MerkleTree, SignedTreeHead, TreeHead};
-use tutela_store::vault::{AuditEntry, HeadRow};
 use tutela_store::Store;
+use tutela_store::{AuditEntry, HeadRow};
 
 /// Most entries sealed in one transaction.
 const SEAL_BATCH: i64 = 2_000;

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 use tutela_store::Store;
 
 /// Entries taken into one transaction at most; more wait for the next commit.

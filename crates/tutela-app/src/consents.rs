@@ -7,7 +7,7 @@ use tutela_core::consent::{self, Channel, ConsentEvent, ConsentScope, Evidence, 
 use tutela_core::{tenant, Actor, Clause, Purpose, Role};
 use tutela_store::consents::{ConsentEntry, PurposeChange};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// A subject's ledger as the decision needs it.
 pub async fn consent_events(

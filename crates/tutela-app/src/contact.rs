@@ -10,7 +10,7 @@ use tutela_core::{Actor, Clause};
 use tutela_crypto::link::LinkError;
 use tutela_store::contact::Message;
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// Sends a service notice (R9: never turned off while the service is used) to a subject
 /// through the send gate, and records and audits it. Returns the message id. Used for

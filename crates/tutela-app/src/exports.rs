@@ -16,7 +16,7 @@ use tutela_store::consents::ConsentEntry;
 use tutela_store::requests::{ExportLink as StoredLink, StoredRequest};
 use tutela_store::sharing::{Transfer, TransferFilter};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::{AuditEntry, SealedRecord};
+use tutela_store::{AuditEntry, SealedRecord};
 
 /// The purpose export links are signed for.
 const EXPORT: &str = "export";

@@ -9,7 +9,7 @@ use tutela_core::actor::ScopeAccess;
 use tutela_core::grant::{GrantEvent, GrantLife, GrantState};
 use tutela_core::{Actor, Category, Clause, Role, TenantId};
 use tutela_store::grants::Grant;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 use tutela_store::{Store, StoreError};
 
 /// The scope a grant's reason is sealed under.

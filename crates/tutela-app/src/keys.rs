@@ -457,7 +457,7 @@ impl Vault {
         &self,
         tenant: &TenantId,
         subject: &SubjectId,
-        chain: &tutela_store::vault::WrappedKeys,
+        chain: &tutela_store::WrappedKeys,
     ) -> anyhow::Result<Key> {
         let master = self
             .keys

@@ -11,7 +11,7 @@ use tutela_core::lifecycle::{LifecycleError, TenantEvent};
 use tutela_core::{Actor, Clause, Role, TenantId};
 use tutela_store::retention::{Announcement, StoredTermination};
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 use tutela_store::StoreError;
 
 /// What announcing a service's termination did.

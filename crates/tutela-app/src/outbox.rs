@@ -15,7 +15,7 @@ use tutela_core::delivery::{self, AttemptOutcome, DeliveryStatus};
 use tutela_core::Clause;
 use tutela_crypto::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use tutela_store::deliveries::{Delivery, DeliveryUpdate};
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// The largest acknowledgement body read from a recipient.
 const MAX_ACK_BODY: usize = 16 * 1024;

@@ -17,7 +17,7 @@ use tutela_core::policy::PurposeCondition;
 use tutela_core::request::RequestStatus;
 use tutela_core::{tenant, Actor, Category, Clause, Purpose, Region, Role};
 use tutela_store::subjects::Subject;
-use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
+use tutela_store::{AuditEntry, RecordExtras, SealedRecord, WrappedKeys};
 
 /// A record as a read returns it: decrypted, redacted and masked as the decision and the
 /// purpose require.

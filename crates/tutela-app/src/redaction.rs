@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::state::AppState;
 use tutela_core::{Actor, Clause, Purpose, Role, TenantId};
 use tutela_pii::{Operator, Redactor};
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// A span of personal information found (offsets and type, never the value).
 #[derive(Debug, Clone)]

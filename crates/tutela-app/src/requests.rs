@@ -11,7 +11,7 @@ use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Category, Clause, Role};
 use tutela_store::requests::StoredRequest;
 use tutela_store::subjects::Subject;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 use tutela_store::StoreError;
 
 /// A stored request's workflow state (`tutela_core::request`, pure).

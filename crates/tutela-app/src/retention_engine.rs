@@ -29,7 +29,7 @@ use tutela_core::{Category, Clause, SubjectId};
 use tutela_store::deliveries::Delivery;
 use tutela_store::retention::{Candidates, SubjectOutcome};
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 use tutela_store::StoreError;
 
 /// How a run behaves.

@@ -9,7 +9,7 @@ use tutela_core::tenant::{SubjectKind, TenantKind, TenantName, TenantState};
 use tutela_core::{Category, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::{StoredName, Tenant};
-use tutela_store::vault::{AuditEntry, SealedRecord};
+use tutela_store::{AuditEntry, SealedRecord};
 
 /// Subjects per import transaction.
 const CHUNK: usize = 5_000;

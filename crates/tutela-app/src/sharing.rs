@@ -11,7 +11,7 @@ use tutela_core::transfer::{self, RecipientView, TransferConsents, TransferReque
 use tutela_core::{Actor, Category, Clause, Country, Purpose, Region, TenantId};
 use tutela_crypto::webhook::WebhookSecret;
 use tutela_store::sharing::{Recipient, StorageLocation, Transfer};
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// A disclosure or transfer asked for, its input parsed and within the caller's scope.
 #[derive(Debug)]

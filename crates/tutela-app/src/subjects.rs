@@ -9,7 +9,7 @@ use tutela_core::tenant::{SubjectKind, TenantState};
 use tutela_core::{Actor, Clause, Role, SubjectId, TenantId};
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::Tenant;
-use tutela_store::vault::AuditEntry;
+use tutela_store::AuditEntry;
 
 /// Parses a subject id from a path; a malformed one answers like an unknown one (404).
 pub fn subject_id(raw: &str) -> Result<SubjectId, Error> {

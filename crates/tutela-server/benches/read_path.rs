@@ -24,7 +24,7 @@ use tutela_server::Config;
 use tutela_store::consents::ConsentEntry;
 use tutela_store::subjects::Subject;
 use tutela_store::tenants::{StoredName, Tenant};
-use tutela_store::vault::{AuditEntry, RecordExtras, SealedRecord};
+use tutela_store::{AuditEntry, RecordExtras, SealedRecord};
 
 struct Fixture {
     state: AppState,

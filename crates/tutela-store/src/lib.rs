@@ -25,9 +25,12 @@ pub mod subjects;
 pub mod tenants;
 pub mod tokens;
 
+pub use audit::{AuditEntry, HeadRow};
 pub use db::{BoxFut, Db, FromRow, FromValue, Row, Value};
+pub use keys::WrappedKeys;
 pub use lease::SealerLease;
 pub use migrate::{MigrationStatus, SCHEMA_VERSION};
+pub use records::{RecordExtras, SealedRecord};
 
 use db::{PgEngine, SqliteEngine};
 use std::path::Path;
@@ -347,11 +350,3 @@ pub(crate) fn parse_col<T, E: std::fmt::Display>(
 #[cfg(test)]
 #[cfg(test)]
 mod tests;
-
-/// Where the vault's row types lived before the store was split by noun (issue 15); kept
-/// until every caller imports them from their modules.
-pub mod vault {
-    pub use crate::audit::{AuditEntry, HeadRow};
-    pub use crate::keys::WrappedKeys;
-    pub use crate::records::{RecordExtras, SealedRecord};
-}

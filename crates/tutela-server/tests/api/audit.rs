@@ -329,8 +329,8 @@ async fn an_unknown_audit_hash_is_a_startup_error() {
     );
 }
 
-fn test_entry(n: u32) -> tutela_store::vault::AuditEntry {
-    tutela_store::vault::AuditEntry {
+fn test_entry(n: u32) -> tutela_store::AuditEntry {
+    tutela_store::AuditEntry {
         id: format!("aud_replica_{n:04}"),
         at: T0,
         token_id: "tok_test".into(),
