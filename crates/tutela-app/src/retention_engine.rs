@@ -325,18 +325,56 @@ async fn work(
         return Ok(());
     }
     let lease = Duration::seconds(i64::from(opts.lease_secs.max(10)));
+    let mut now = now;
+    let mut waits = 0;
     loop {
         let ids = state
             .store
             .claim_candidates(candidates, now, now + lease, owner, opts.batch.max(1))
             .await?;
         if ids.is_empty() {
-            return Ok(());
+            // Subjects still due may be leased by another run: a replica's, or one killed
+            // between claiming a batch and applying it (R19: a killed run must not leave
+            // work behind). Wait for those leases to end, then take over what is left.
+            let Some(until) = state
+                .store
+                .earliest_foreign_lease(candidates, now, owner)
+                .await?
+            else {
+                return Ok(());
+            };
+            waits += 1;
+            if waits > MAX_LEASE_WAITS {
+                tracing::warn!(
+                    scope = label,
+                    "subjects due are still leased by another retention run; leaving them to it"
+                );
+                return Ok(());
+            }
+            let wait = until - state.clock.now();
+            tracing::info!(
+                scope = label,
+                wait_ms = wait.whole_milliseconds(),
+                "subjects due are leased by another retention run; waiting for the lease to end"
+            );
+            if wait.is_positive() {
+                tokio::time::sleep(wait.unsigned_abs()).await;
+            }
+            let later = state.clock.now();
+            if later < until {
+                // A clock that does not move with real time (tests): nothing to take over.
+                return Ok(());
+            }
+            now = later;
+            continue;
         }
         batch(state, owner, now, &ids, scope, (label, clause), sum).await?;
         progress(sum);
     }
 }
+
+/// How often one scope waits for another run's leases before leaving the rest to it.
+const MAX_LEASE_WAITS: u32 = 3;
 
 /// Prepares and applies one batch of claimed subjects.
 async fn batch(

@@ -796,6 +796,9 @@ fn a_killed_retention_run_leaves_no_half_deleted_subject_and_the_next_run_finish
         ])
         .env_remove("TUTELA_DATABASE_URL")
         .env("TUTELA_RETENTION__BATCH", "100")
+        // The shortest lease: the batch the kill may leave claimed but not applied is
+        // taken over by the next run once its lease ends.
+        .env("TUTELA_RETENTION__LEASE_SECS", "10")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -99,6 +99,31 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// When the earliest lease held by *another* owner on a candidate subject ends, if any
+    /// (a concurrent run's, or one killed between claiming and applying a batch).
+    pub async fn earliest_foreign_lease(
+        &self,
+        c: Candidates<'_>,
+        now: OffsetDateTime,
+        owner: &str,
+    ) -> Result<Option<OffsetDateTime>> {
+        let (pred, bind) = predicate(c);
+        // Binds: $1 now, $2 the predicate's value (or a dummy), $3 owner.
+        let sql = format!(
+            "SELECT MIN(s.retention_lease_until) FROM subjects s WHERE {pred} AND ($2 = $2) \
+             AND s.retention_lease_until > $1 AND s.retention_lease_owner <> $3"
+        );
+        let params: Vec<Value> = vec![
+            to_micros(now).into(),
+            bind.unwrap_or_default().into(),
+            owner.into(),
+        ];
+        let (until,): (Option<i64>,) = self
+            .scan(move |db| Box::pin(async move { db.fetch_one(&sql, &params).await }))
+            .await?;
+        until.map(from_micros).transpose()
+    }
+
     /// Leases up to `limit` candidate subjects no live lease holds, for `owner` until
     /// `lease_until`. On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps concurrent claims
     /// apart; SQLite's single writer makes the claim exclusive already.
@@ -687,6 +712,16 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+        // What "b" waits for before taking over (a run killed after its claim, R19).
+        assert_eq!(
+            store.earliest_foreign_lease(whole, at(1), "b").await.unwrap(),
+            Some(at(60))
+        );
+        assert_eq!(
+            store.earliest_foreign_lease(whole, at(1), "a").await.unwrap(),
+            None,
+            "a run never waits for its own leases"
+        );
         assert_eq!(
             store
                 .claim_candidates(whole, at(61), at(121), "b", 10)
