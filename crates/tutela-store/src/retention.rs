@@ -714,11 +714,17 @@ mod tests {
             .is_empty());
         // What "b" waits for before taking over (a run killed after its claim, R19).
         assert_eq!(
-            store.earliest_foreign_lease(whole, at(1), "b").await.unwrap(),
+            store
+                .earliest_foreign_lease(whole, at(1), "b")
+                .await
+                .unwrap(),
             Some(at(60))
         );
         assert_eq!(
-            store.earliest_foreign_lease(whole, at(1), "a").await.unwrap(),
+            store
+                .earliest_foreign_lease(whole, at(1), "a")
+                .await
+                .unwrap(),
             None,
             "a run never waits for its own leases"
         );
