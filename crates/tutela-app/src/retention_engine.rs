@@ -41,6 +41,11 @@ pub struct RunOptions {
     pub batch: u32,
     /// How long a batch's subjects stay leased to this run.
     pub lease_secs: u32,
+    /// Wait out other runs' leases on subjects still due and take over what is left
+    /// (`tutela retention run`: an operator finishing the work after a run was killed
+    /// between claiming and applying a batch, R19). Runs inside the server leave leased
+    /// subjects to their holder, or to the next periodic run once the lease ends.
+    pub wait_for_leases: bool,
 }
 
 /// One line of a run's plan: what happens (or would) to how many subjects.
@@ -336,6 +341,9 @@ async fn work(
             // Subjects still due may be leased by another run: a replica's, or one killed
             // between claiming a batch and applying it (R19: a killed run must not leave
             // work behind). Wait for those leases to end, then take over what is left.
+            if !opts.wait_for_leases {
+                return Ok(());
+            }
             let Some(until) = state
                 .store
                 .earliest_foreign_lease(candidates, now, owner)
@@ -600,6 +608,7 @@ pub async fn run_scheduler(state: AppState, mut stop: tokio::sync::oneshot::Rece
         dry_run: false,
         batch: state.config.retention.batch,
         lease_secs: state.config.retention.lease_secs,
+        wait_for_leases: false,
     };
     loop {
         tokio::select! {

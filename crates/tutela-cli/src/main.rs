@@ -401,6 +401,7 @@ async fn retention_run(
         dry_run,
         batch: state.config.retention.batch,
         lease_secs: state.config.retention.lease_secs,
+        wait_for_leases: true,
     };
     // A progress bar on a terminal (sized by a dry pass), log lines every second otherwise.
     let bar = if !dry_run && std::io::stderr().is_terminal() {

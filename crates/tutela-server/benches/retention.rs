@@ -99,6 +99,7 @@ async fn main() {
             dry_run: false,
             batch: state.config.retention.batch,
             lease_secs: state.config.retention.lease_secs,
+            wait_for_leases: false,
         },
         &mut |_| {},
     )

@@ -140,6 +140,7 @@ pub async fn run_retention(
         dry_run: q.dry_run.unwrap_or(false),
         batch: state.config.retention.batch,
         lease_secs: state.config.retention.lease_secs,
+        wait_for_leases: false,
     };
     let summary = retention::run(&state, opts, &mut |_| {}).await?;
     Ok(ApiJson(summary.into()))
