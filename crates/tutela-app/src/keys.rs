@@ -32,6 +32,12 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
+    /// Reloads the master keys from the provider (on SIGHUP, after `tutela keys rotate`
+    /// made a new one current and re-wrapped the tenant keys under it).
+    pub async fn reload_master_keys(&self) -> Result<(), tutela_crypto::keys::KeyProviderError> {
+        self.keys.refresh().await
+    }
+
     /// Opens the local master-key file (creating it, 0600, on first run). Where it is
     /// comes from `app::master_key_file`, which also prepares its directory.
     pub async fn open_local(key_file: &Path, cipher: Cipher) -> anyhow::Result<Self> {

@@ -686,5 +686,6 @@ async fn keys_rotate(common: CommonArgs, clock: Arc<dyn Clock>) -> anyhow::Resul
         "master key {} is now current; {} tenant keys re-wrapped (no data re-encrypted)",
         report.new_master_key_id, report.rewrapped
     );
+    println!("running servers: send SIGHUP (`kill -HUP <pid>`) to load the new key");
     Ok(ExitCode::SUCCESS)
 }

@@ -85,6 +85,9 @@ impl Application {
             self.state.clone(),
             retention_stopped,
         ));
+        // SIGHUP reloads the master keys: `tutela keys rotate` makes a new key current and
+        // re-wraps every tenant key under it while this process runs.
+        let reload = tokio::spawn(reload_keys_on_hangup(self.state.clone()));
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
@@ -107,6 +110,7 @@ impl Application {
                     .await?;
             }
         }
+        reload.abort();
         let _ = stop_retention.send(());
         if let Err(e) = retention.await {
             tracing::error!(error = %e, "the retention scheduler task failed");
@@ -122,5 +126,25 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Reloads the master keys each time the process receives SIGHUP.
+async fn reload_keys_on_hangup(state: tutela_app::AppState) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; restart to load rotated master keys");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match state.vault.reload_master_keys().await {
+            Ok(()) => tracing::info!("master keys reloaded (SIGHUP)"),
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the master keys failed; the keys in memory stay in use")
+            }
+        }
     }
 }
