@@ -2,7 +2,7 @@
 //! reads and denials), their sealing into the Merkle tree, and the signed heads. An entry
 //! never holds a personal data value.
 
-use crate::db::{values_placeholders, Db, Value};
+use crate::db::{Db, Value};
 use crate::{from_micros, to_micros, Result, Store, StoreError};
 use time::OffsetDateTime;
 
@@ -133,18 +133,13 @@ fn push_audit_params(out: &mut Vec<Value>, e: &AuditEntry) {
 /// Appends `entries` inside the caller's transaction, so that an action and its audit
 /// entries land together or not at all (`AUDIT_BATCH_ROWS` per statement).
 pub(crate) async fn insert_audit_rows(db: &mut Db<'_>, entries: &[AuditEntry]) -> Result<()> {
-    let per = db.dialect().rows_per_statement.min(AUDIT_BATCH_ROWS);
-    for chunk in entries.chunks(per) {
-        let sql = format!(
-            "{INSERT_AUDIT_HEAD}{}",
-            values_placeholders(chunk.len(), AUDIT_BINDS, 1)
-        );
-        let mut params = Vec::with_capacity(chunk.len() * AUDIT_BINDS);
-        for e in chunk {
-            push_audit_params(&mut params, e);
-        }
-        db.execute(&sql, &params).await?;
-    }
+    db.execute_rows(
+        (INSERT_AUDIT_HEAD, ""),
+        entries,
+        (AUDIT_BINDS, AUDIT_BATCH_ROWS),
+        push_audit_params,
+    )
+    .await?;
     Ok(())
 }
 
@@ -231,24 +226,24 @@ impl Store {
                 // One statement per chunk; `coalesce(seq, -1) = -1` rather than `seq IS
                 // NULL`: the latter made SQLite scan the partial index of unsealed entries
                 // for every row (4 s for 5,000 rows instead of 27 ms).
-                let per = db.dialect().rows_per_statement.min(SEAL_UPDATE_ROWS);
-                for chunk in batch.chunks(per) {
-                    let sql = format!(
-                        "WITH v(id, seq, leaf) AS (VALUES {}) \
-                         UPDATE audit_entries SET seq = v.seq, leaf_hash = v.leaf FROM v \
-                         WHERE audit_entries.id = v.id AND coalesce(audit_entries.seq, -1) = -1",
-                        values_placeholders(chunk.len(), 3, 1)
-                    );
-                    let mut params = Vec::with_capacity(chunk.len() * 3);
-                    for (id, seq, leaf) in chunk {
-                        params.extend([Value::from(id), Value::from(*seq), Value::from(leaf)]);
-                    }
-                    let updated = db.execute(&sql, &params).await?;
-                    if usize::try_from(updated).ok() != Some(chunk.len()) {
-                        // Another sealer got there first: keep its indexes, drop this batch
-                        // (the error rolls the transaction back).
-                        return Err(StoreError::ConcurrentSeal);
-                    }
+                let updated = db
+                    .execute_rows(
+                        (
+                            "WITH v(id, seq, leaf) AS (VALUES ",
+                            ") UPDATE audit_entries SET seq = v.seq, leaf_hash = v.leaf FROM v \
+                             WHERE audit_entries.id = v.id AND coalesce(audit_entries.seq, -1) = -1",
+                        ),
+                        &batch,
+                        (3, SEAL_UPDATE_ROWS),
+                        |params, (id, seq, leaf)| {
+                            params.extend([Value::from(id), Value::from(*seq), Value::from(leaf)]);
+                        },
+                    )
+                    .await?;
+                if usize::try_from(updated).ok() != Some(batch.len()) {
+                    // Another sealer got there first: keep its indexes, drop this batch
+                    // (the error rolls the transaction back).
+                    return Err(StoreError::ConcurrentSeal);
                 }
                 db.execute(
                     "INSERT INTO audit_heads (size, root, signature, signed_at) VALUES ($1, $2, $3, $4)",

@@ -4,7 +4,7 @@
 //! two replicas never send the same row at once; a crashed sender's lease just expires.
 
 use crate::audit::{insert_audit_rows, AuditEntry};
-use crate::db::{values_placeholders, Db, Value};
+use crate::db::{Db, Value};
 use crate::{from_micros, parse_col, to_micros, Result, Store};
 use time::OffsetDateTime;
 use tutela_core::delivery::DeliveryStatus;
@@ -154,18 +154,9 @@ fn push_params(out: &mut Vec<Value>, d: &Delivery) {
 /// Inserts deliveries inside the caller's transaction (`INSERT_ROWS` per statement), so
 /// that they commit with the erasure or retention batch that causes them.
 pub(crate) async fn insert_deliveries(db: &mut Db<'_>, deliveries: &[Delivery]) -> Result<()> {
-    let per = db.dialect().rows_per_statement.min(INSERT_ROWS);
-    for chunk in deliveries.chunks(per) {
-        let sql = format!(
-            "INSERT INTO deliveries ({COLUMNS}) VALUES {}",
-            values_placeholders(chunk.len(), BINDS, 1)
-        );
-        let mut params = Vec::with_capacity(chunk.len() * BINDS);
-        for d in chunk {
-            push_params(&mut params, d);
-        }
-        db.execute(&sql, &params).await?;
-    }
+    let head = format!("INSERT INTO deliveries ({COLUMNS}) VALUES ");
+    db.execute_rows((&head, ""), deliveries, (BINDS, INSERT_ROWS), push_params)
+        .await?;
     Ok(())
 }
 

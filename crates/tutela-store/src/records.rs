@@ -3,9 +3,10 @@
 //! transaction.
 
 use crate::audit::{insert_audit, insert_audit_rows, AuditEntry};
-use crate::db::{values_placeholders, Value};
+use crate::db::Value;
 use crate::keys::WrappedKeys;
 use crate::{db, from_micros, parse_col, to_micros, Result, Store};
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 use tutela_core::lookup::LookupKind;
 use tutela_core::{Category, SubjectId, TenantId};
@@ -59,14 +60,42 @@ fn record_and_keys(
     ))
 }
 
-/// A record joined with the keys that open it (the read path's one query).
-const RECORD_WITH_KEYS: &str = "SELECT r.version, r.service, r.fields, r.updated_at, \
-        sk.wrapped, tk.master_key_id, tk.wrapped \
-     FROM records r \
+/// A record joined with the wrapped keys that open it (the read path's one query reads
+/// from it, and so do the export and the consent-joined read).
+const RECORD_AND_KEYS_FROM: &str = "FROM records r \
      JOIN subject_keys sk ON sk.subject_id = r.subject_id \
      JOIN subjects s ON s.id = r.subject_id \
-     JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id \
-     WHERE r.subject_id = $1 AND r.category = $2";
+     JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id";
+
+/// The read path's one query (built once: it runs on every read).
+static RECORD_WITH_KEYS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.version, r.service, r.fields, r.updated_at, sk.wrapped, tk.master_key_id, \
+         tk.wrapped {RECORD_AND_KEYS_FROM} WHERE r.subject_id = $1 AND r.category = $2"
+    )
+});
+
+/// Every record of a subject with its keys, by category.
+static RECORDS_WITH_KEYS_OF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.category, r.version, r.service, r.fields, r.updated_at, sk.wrapped, \
+         tk.master_key_id, tk.wrapped {RECORD_AND_KEYS_FROM} \
+         WHERE r.subject_id = $1 ORDER BY r.category"
+    )
+});
+
+/// [`RECORD_WITH_KEYS`] plus the latest consent entry of scope `$3`.
+static RECORD_WITH_KEYS_AND_CONSENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.version, r.service, r.fields, r.updated_at, sk.wrapped, tk.master_key_id, \
+         tk.wrapped, c.granted, c.at {RECORD_AND_KEYS_FROM} \
+         LEFT JOIN consents c ON c.id = ( \
+             SELECT c2.id FROM consents c2 \
+             WHERE c2.subject_id = r.subject_id AND c2.scope = $3 \
+             ORDER BY c2.at DESC, c2.id DESC LIMIT 1) \
+         WHERE r.subject_id = $1 AND r.category = $2"
+    )
+});
 
 impl Store {
     /// The record's current version (0 when absent), to bind the next version into the AAD.
@@ -212,7 +241,7 @@ impl Store {
             .read(|db| {
                 Box::pin(async move {
                     db.fetch_optional(
-                        RECORD_WITH_KEYS,
+                        &RECORD_WITH_KEYS,
                         &[subject.as_str().into(), category.as_str().into()],
                     )
                     .await
@@ -234,17 +263,8 @@ impl Store {
         let rows: Vec<Row> = self
             .read(|db| {
                 Box::pin(async move {
-                    db.fetch_all(
-                        "SELECT r.category, r.version, r.service, r.fields, r.updated_at, \
-                                sk.wrapped, tk.master_key_id, tk.wrapped \
-                         FROM records r \
-                         JOIN subject_keys sk ON sk.subject_id = r.subject_id \
-                         JOIN subjects s ON s.id = r.subject_id \
-                         JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id \
-                         WHERE r.subject_id = $1 ORDER BY r.category",
-                        &[subject.as_str().into()],
-                    )
-                    .await
+                    db.fetch_all(&RECORDS_WITH_KEYS_OF, &[subject.as_str().into()])
+                        .await
                 })
             })
             .await?;
@@ -284,17 +304,7 @@ impl Store {
             .read(|db| {
                 Box::pin(async move {
                     db.fetch_optional(
-                        "SELECT r.version, r.service, r.fields, r.updated_at, sk.wrapped, \
-                                tk.master_key_id, tk.wrapped, c.granted, c.at \
-                         FROM records r \
-                         JOIN subject_keys sk ON sk.subject_id = r.subject_id \
-                         JOIN subjects s ON s.id = r.subject_id \
-                         JOIN tenant_keys tk ON tk.tenant_id = s.tenant_id \
-                         LEFT JOIN consents c ON c.id = ( \
-                             SELECT c2.id FROM consents c2 \
-                             WHERE c2.subject_id = r.subject_id AND c2.scope = $3 \
-                             ORDER BY c2.at DESC, c2.id DESC LIMIT 1) \
-                         WHERE r.subject_id = $1 AND r.category = $2",
+                        &RECORD_WITH_KEYS_AND_CONSENT,
                         &[
                             subject.as_str().into(),
                             category.as_str().into(),
@@ -330,37 +340,32 @@ impl Store {
         let audit = audit.to_vec();
         self.write(move |db| {
             Box::pin(async move {
-                for chunk in keys.chunks(500) {
-                    let sql = format!(
-                        "INSERT INTO subject_keys (subject_id, wrapped) VALUES {}",
-                        values_placeholders(chunk.len(), 2, 1)
-                    );
-                    let params: Vec<Value> = chunk
-                        .iter()
-                        .flat_map(|(s, w)| [s.as_str().into(), w.into()])
-                        .collect();
-                    db.execute(&sql, &params).await?;
-                }
-                for chunk in records.chunks(500) {
-                    let sql = format!(
-                        "INSERT INTO records (subject_id, category, version, service, fields, updated_at) VALUES {}",
-                        values_placeholders(chunk.len(), 6, 1)
-                    );
-                    let params: Vec<Value> = chunk
-                        .iter()
-                        .flat_map(|r| {
-                            [
-                                r.subject.as_str().into(),
-                                r.category.as_str().into(),
-                                r.version.into(),
-                                (&r.service).into(),
-                                (&r.fields).into(),
-                                to_micros(r.updated_at).into(),
-                            ]
-                        })
-                        .collect();
-                    db.execute(&sql, &params).await?;
-                }
+                db.execute_rows(
+                    ("INSERT INTO subject_keys (subject_id, wrapped) VALUES ", ""),
+                    &keys,
+                    (2, 500),
+                    |params, (s, w)| params.extend([s.as_str().into(), w.into()]),
+                )
+                .await?;
+                db.execute_rows(
+                    (
+                        "INSERT INTO records (subject_id, category, version, service, fields, updated_at) VALUES ",
+                        "",
+                    ),
+                    &records,
+                    (6, 500),
+                    |params, r| {
+                        params.extend([
+                            r.subject.as_str().into(),
+                            r.category.as_str().into(),
+                            r.version.into(),
+                            (&r.service).into(),
+                            (&r.fields).into(),
+                            to_micros(r.updated_at).into(),
+                        ])
+                    },
+                )
+                .await?;
                 insert_audit_rows(db, &audit).await
             })
         })

@@ -2,7 +2,7 @@
 //! tenant (R2). Only non-identifying attributes live here; personal data values live in
 //! the encrypted vault.
 
-use crate::db::{values_placeholders, Value};
+use crate::db::Value;
 use crate::{from_micros, parse_col, to_micros, Result, Store, StoreError};
 use time::{Date, OffsetDateTime};
 use tutela_core::tenant::SubjectKind;
@@ -100,28 +100,20 @@ impl Store {
         .await
     }
 
-    /// Inserts many subjects in one transaction (imports, benchmarks), 500 rows per
-    /// statement.
+    /// Inserts many subjects in one transaction (imports, benchmarks), up to 500 rows
+    /// per statement (`Db::execute_rows`).
     pub async fn insert_subjects(&self, subjects: &[Subject]) -> Result<()> {
-        let statements: Vec<(String, Vec<Value>)> = subjects
-            .chunks(INSERT_BATCH_ROWS)
-            .map(|chunk| {
-                let sql = format!(
-                    "INSERT INTO subjects ({INSERT_COLUMNS}) VALUES {}",
-                    values_placeholders(chunk.len(), INSERT_BINDS, 1)
-                );
-                let mut params = Vec::with_capacity(chunk.len() * INSERT_BINDS);
-                for s in chunk {
-                    push_insert_params(&mut params, s);
-                }
-                (sql, params)
-            })
-            .collect();
+        let subjects = subjects.to_vec();
+        let head = format!("INSERT INTO subjects ({INSERT_COLUMNS}) VALUES ");
         self.write(move |db| {
             Box::pin(async move {
-                for (sql, params) in &statements {
-                    db.execute(sql, params).await?;
-                }
+                db.execute_rows(
+                    (&head, ""),
+                    &subjects,
+                    (INSERT_BINDS, INSERT_BATCH_ROWS),
+                    push_insert_params,
+                )
+                .await?;
                 Ok(())
             })
         })

@@ -133,6 +133,39 @@ impl Db<'_> {
         row.map(T::from_row).transpose()
     }
 
+    /// Runs `head VALUES (…), (…) tail` over `rows`, at most `max_rows` rows per
+    /// statement and never more than the engine's `rows_per_statement`; `push` appends
+    /// one row's `columns` values. The statement text is built once per chunk length
+    /// (every full chunk shares it; on SQLite, one cached one-row statement). Returns the
+    /// rows changed in all.
+    pub async fn execute_rows<T>(
+        &mut self,
+        (head, tail): (&str, &str),
+        rows: &[T],
+        (columns, max_rows): (usize, usize),
+        push: impl Fn(&mut Vec<Value>, &T),
+    ) -> Result<u64> {
+        let per = self.dialect().rows_per_statement.min(max_rows).max(1);
+        let mut sql = String::new();
+        let mut sql_rows = 0;
+        let mut changed = 0;
+        for chunk in rows.chunks(per) {
+            if chunk.len() != sql_rows {
+                sql = format!(
+                    "{head}{}{tail}",
+                    values_placeholders(chunk.len(), columns, 1)
+                );
+                sql_rows = chunk.len();
+            }
+            let mut params = Vec::with_capacity(chunk.len() * columns);
+            for row in chunk {
+                push(&mut params, row);
+            }
+            changed += self.execute(&sql, &params).await?;
+        }
+        Ok(changed)
+    }
+
     /// The first row of a query; a query that returns none is an error.
     pub async fn fetch_one<T: FromRow>(&mut self, sql: &str, params: &[Value]) -> Result<T> {
         self.fetch_optional(sql, params).await?.ok_or_else(|| {
